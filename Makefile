@@ -1,0 +1,143 @@
+# Darknet-style framework with warm-restart LR schedulers.
+#   make                      ./darknet and libdarknet.a (CPU, OpenBLAS)
+#   make GPU=1 CUDNN=1        CUDA backend (CUDA_DIR, CUDNN_DIR)
+#   make OPENCV=1             image lists through OpenCV
+#   make DEBUG=1              -O0 -g
+#   make BLAS=openblas|blis   CPU GEMM library
+#   make test | bench | demo | figure1 | plugins | test-gpu | deps | clean
+
+GPU     ?= 0
+CUDNN   ?= 0
+OPENCV  ?= 1
+DEBUG   ?= 0
+BLAS    ?= openblas
+CUDA_DIR  ?= /usr/local/cuda
+CUDNN_DIR ?= $(CUDA_DIR)
+ARCH    ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+
+BUILD   := build
+CC      ?= cc
+NVCC    ?= $(CUDA_DIR)/bin/nvcc
+CFLAGS  := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp \
+           -Idarknet/include -Idarknet/src -Iplugins -MMD -MP
+LDLIBS  := -lm -lpthread -ldl -lz -fopenmp
+
+ifeq ($(DEBUG),1)
+CFLAGS  += -O0 -g
+else
+CFLAGS  += -O3 -march=x86-64-v3 -g
+endif
+
+ifeq ($(BLAS),openblas)
+CFLAGS  += -DDN_BLAS_OPENBLAS -I/usr/include/x86_64-linux-gnu/openblas-pthread
+LDLIBS  += -lopenblas
+else ifeq ($(BLAS),blis)
+CFLAGS  += -DDN_BLAS_BLIS -I/usr/include/blis
+LDLIBS  += -lblis
+else
+$(error BLAS must be openblas or blis)
+endif
+
+OPENCV_OK := $(shell pkg-config --exists opencv4 2>/dev/null && echo 1)
+ifeq ($(OPENCV)$(OPENCV_OK),11)
+CFLAGS  += -DDN_OPENCV
+CXXFLAGS_CV := $(shell pkg-config --cflags opencv4)
+LDLIBS  += -lopencv_imgcodecs -lopencv_imgproc -lopencv_core -lstdc++
+endif
+
+ifeq ($(GPU),1)
+CFLAGS  += -DDN_GPU -I$(CUDA_DIR)/include
+LDLIBS  += -L$(CUDA_DIR)/lib64 -Wl,-rpath,$(CUDA_DIR)/lib64 -lcudart -lcublas
+NVFLAGS := $(ARCH) -O3 -Xcompiler -fPIC -Idarknet/include -Idarknet/src -Iplugins -I$(CUDA_DIR)/include
+ifeq ($(CUDNN),1)
+CFLAGS  += -DDN_CUDNN -I$(CUDNN_DIR)/include
+NVFLAGS += -DDN_CUDNN -I$(CUDNN_DIR)/include
+LDLIBS  += -L$(CUDNN_DIR)/lib -L$(CUDNN_DIR)/lib64 -lcudnn
+endif
+endif
+
+LIB_SRC   := $(filter-out darknet/src/main.c, $(wildcard darknet/src/*.c)) \
+             $(wildcard plugins/*.c)
+LIB_CXX   := $(wildcard darknet/src/*.cpp)
+CU_SRC    := $(wildcard darknet/src/*.cu)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+ifneq ($(filter -DDN_OPENCV,$(CFLAGS)),)
+LIB_OBJ   += $(LIB_CXX:%.cpp=$(BUILD)/%.o)
+endif
+ifeq ($(GPU),1)
+LIB_OBJ   += $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
+endif
+
+EXT_PLUGINS := $(BUILD)/plugins/libdn_sched_linear.so
+
+all: bin/darknet plugins
+
+bin/darknet: $(BUILD)/darknet/src/main.o $(BUILD)/libdarknet.a
+	@mkdir -p bin
+	$(CC) -o $@ $^ $(LDLIBS) -rdynamic
+
+$(BUILD)/libdarknet.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) -O2 -fPIC -MMD -MP -Idarknet/include -Idarknet/src $(CXXFLAGS_CV) -c $< -o $@
+
+$(BUILD)/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+
+libdarknet.a: $(BUILD)/libdarknet.a
+	cp $< $@
+
+plugins: $(EXT_PLUGINS)
+
+$(BUILD)/plugins/libdn_sched_%.so: plugins/external/%.c darknet/include/dn_scheduler.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Wall -Wextra -O2 -fPIC -shared -Idarknet/include $< -o $@ -lm
+
+# ------------------------------------------------------------------- tests
+# Tests build with AddressSanitizer and UBSan into build/asan.
+TEST_SRC  := $(wildcard tests/test_*.c)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/asan/tests/%)
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ASAN_OBJ  := $(LIB_SRC:%.c=$(BUILD)/asan/%.o) $(BUILD)/asan/tests/testutil.o
+ASAN_CFLAGS := $(filter-out -O3 -DDN_OPENCV,$(CFLAGS)) -O1 -g $(ASAN_FLAGS)
+ASAN_LIBS := $(filter-out -lopencv_imgcodecs -lopencv_imgproc -lopencv_core -lstdc++,$(LDLIBS)) -lcmocka
+
+$(BUILD)/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -c $< -o $@
+
+$(BUILD)/asan/tests/%: $(BUILD)/asan/tests/%.o $(ASAN_OBJ)
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(ASAN_LIBS) -rdynamic
+
+test: deps bin/darknet plugins $(TEST_BIN)
+	@tests/run_all.sh $(TEST_BIN)
+
+test-gpu:
+	@tests/gpu/run.sh
+
+bench: deps bin/darknet
+	@bench/run.sh
+
+demo: deps bin/darknet
+	@scripts/demo.sh
+
+figure1: bin/darknet
+	@scripts/figure1.sh
+
+deps:
+	@scripts/deps.sh
+
+clean:
+	rm -rf $(BUILD) bin libdarknet.a
+
+.PHONY: all plugins test test-gpu bench demo figure1 deps clean libdarknet.a
+.SECONDARY:
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,149 @@
+/*
+ * darknet.h - public API of this Darknet-style framework.
+ *
+ * Conventions
+ *  - Errors are values: a function that can fail returns 0 on success and -1
+ *    on failure, with a message in the caller's dn_error. Library code never
+ *    calls exit().
+ *  - Ownership: every *_load / *_make / *_parse has a matching *_free.
+ *  - Tensors are float, NCHW, batch-major: [batch, c, h, w].
+ *  - Gradients use the PyTorch sign: delta = dL/d(output). Parameter
+ *    gradients are summed over the images of a batch; the optimiser divides
+ *    by the batch (Darknet's lr / batch).
+ */
+#ifndef DARKNET_H
+#define DARKNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dn_scheduler.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+#define DN_ERROR_MAX 1024
+typedef struct dn_error {
+    char msg[DN_ERROR_MAX];
+} dn_error;
+
+/* Format msg into err (err may be NULL); always returns -1. */
+int dn_fail(dn_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------------- cfg */
+
+/*
+ * A Darknet cfg: [section] headers, key=value, '#' and ';' comments, blank
+ * lines, whitespace around '='. Sections are kept in file order.
+ */
+typedef struct dn_kv {
+    char *key;
+    char *value;
+    int line;        /* 1-based line in file; 0 for -set overrides */
+    int used;        /* set by the typed getters */
+    int override;    /* came from -set or -overlay: unused is an error */
+    const char *src; /* file the value came from (points into dn_cfg) */
+} dn_kv;
+
+typedef struct dn_section {
+    char *type; /* "net", "convolutional", ... (without brackets) */
+    int line;
+    const char *path;
+    dn_kv *kvs;
+    int n_kv, cap_kv;
+} dn_section;
+
+typedef struct dn_cfg {
+    char *path;
+    char **paths; /* every file that contributed (main cfg, overlays) */
+    int n_paths;
+    dn_section *sections;
+    int n_sections, cap_sections;
+} dn_cfg;
+
+int dn_cfg_load(const char *path, dn_cfg **out, dn_error *err);
+/* name is used in messages in place of a path */
+int dn_cfg_parse_string(const char *text, const char *name, dn_cfg **out,
+                        dn_error *err);
+/* A flat key=value file (Darknet .data): one section of type "data". */
+int dn_cfg_load_flat(const char *path, dn_cfg **out, dn_error *err);
+void dn_cfg_free(dn_cfg *cfg);
+
+/* First section of this type, or NULL. */
+dn_section *dn_cfg_find(dn_cfg *cfg, const char *type);
+
+/* -set key=value: override (or add) a [net] key. */
+int dn_cfg_set(dn_cfg *cfg, const char *assignment, dn_error *err);
+/* -overlay FILE: every [net] key of FILE overrides the main cfg's. */
+int dn_cfg_overlay(dn_cfg *cfg, const char *overlay_path, dn_error *err);
+
+/*
+ * Typed getters. A missing key yields def. A value that does not parse
+ * fully ("77foo"), or lies outside [lo, hi], is an error of the form
+ *   path:line: [section] key: expected an integer >= 1, got "abc"
+ * All mark the key used.
+ */
+int dn_sec_has(const dn_section *s, const char *key);
+dn_kv *dn_sec_kv(dn_section *s, const char *key); /* last occurrence; marks used */
+int dn_sec_int(dn_section *s, const char *key, long def, long lo, long hi,
+               long *out, dn_error *err);
+int dn_sec_double(dn_section *s, const char *key, double def, double lo,
+                  double hi, double *out, dn_error *err);
+int dn_sec_string(dn_section *s, const char *key, const char *def,
+                  const char **out, dn_error *err);
+/* Comma-separated lists; a missing key gives *n = 0. At most max entries. */
+int dn_sec_ints(dn_section *s, const char *key, long *out, int max, int *n,
+                dn_error *err);
+int dn_sec_doubles(dn_section *s, const char *key, double *out, int max,
+                   int *n, dn_error *err);
+/* One of choices (NULL-terminated); the error lists the valid choices. */
+int dn_sec_choice(dn_section *s, const char *key, const char *def,
+                  const char *const *choices, int *index, dn_error *err);
+/* An error about an existing key, in the standard form. Returns -1. */
+int dn_sec_fail(const dn_section *s, const char *key, dn_error *err,
+                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * Keys no getter read. Each is printed to `report` (may be NULL) as a warning;
+ * returns -1 if strict is set or any unused key came from an override.
+ */
+int dn_cfg_check_unused(const dn_cfg *cfg, int strict, FILE *report,
+                        dn_error *err);
+
+/* ----------------------------------------------------------------- clock */
+
+/* The one place the training clock is computed. */
+dn_clock dn_clock_at(uint64_t seen, long images_per_batch,
+                     long batches_per_epoch, long max_batches);
+
+/* -------------------------------------------------------------- schedule */
+
+/* A parsed schedule: the policy plugin plus Darknet's burn_in warm-up. */
+typedef struct dn_schedule dn_schedule;
+
+/* Reads learning_rate, policy, burn_in, power, plugin=... from [net]. */
+int dn_schedule_parse(dn_section *net, dn_schedule **out, dn_error *err);
+double dn_schedule_rate(const dn_schedule *s, const dn_clock *clock);
+const char *dn_schedule_policy(const dn_schedule *s);
+void dn_schedule_free(dn_schedule *s);
+
+/* Registry of scheduler implementations (built-in and loaded). */
+const dn_scheduler *dn_scheduler_find(const char *name);
+/* Load an external plugin (.so); registers it under its name. */
+int dn_scheduler_load(const char *path, const dn_scheduler **out,
+                      dn_error *err);
+/* Comma-separated names of every registered scheduler (static buffer). */
+const char *dn_scheduler_names(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#include "dn_network.h"
+
+#endif

@@ -1,0 +1,160 @@
+/*
+ * dn_network.h - layers, networks, optimiser, weights, data.
+ * Included by darknet.h; do not include directly.
+ */
+#ifndef DN_NETWORK_H
+#define DN_NETWORK_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- layers */
+
+/*
+ * A trainable tensor of a layer. grad accumulates dL/dw summed over the
+ * images of a batch (all subdivisions); the optimiser reads and clears it.
+ * m and v are optimiser state (SGD momentum buffer / Adam moments), owned by
+ * the network and allocated when it is built.
+ */
+typedef struct dn_param {
+    const char *name; /* "biases", "scales", "weights", ... */
+    float *w;
+    float *grad;
+    float *m;
+    float *v;
+    long n;
+    int decay; /* weight decay applies (Darknet: weights only) */
+} dn_param;
+
+#define DN_MAX_PARAMS 8
+#define DN_MAX_SAVED 8
+
+typedef struct dn_layer dn_layer;
+typedef struct dn_net dn_net;
+
+/*
+ * A layer type. make() reads the section's keys, sets the output shape from
+ * the input shape already stored in l (c, h, w, batch), allocates output,
+ * delta and private state, fills params[] and saved[], and sets flops and
+ * workspace. forward() reads net->input; backward() reads l->delta and ADDS
+ * dL/d(input) into net->delta when it is not NULL (deltas are zeroed by the
+ * network before each backward pass, so several consumers can accumulate).
+ */
+typedef struct dn_layer_type {
+    const char *name; /* section name, e.g. "convolutional" */
+    int (*make)(dn_layer *l, dn_section *s, dn_net *net, dn_error *err);
+    void (*forward)(dn_layer *l, dn_net *net);
+    void (*backward)(dn_layer *l, dn_net *net);
+    void (*free)(dn_layer *l);
+} dn_layer_type;
+
+struct dn_layer {
+    const dn_layer_type *type;
+    int index;
+    int batch;               /* images per forward pass */
+    int c, h, w;             /* input:  [batch, c, h, w] */
+    int out_c, out_h, out_w; /* output: [batch, out_c, out_h, out_w] */
+    long inputs, outputs;    /* per image: c*h*w, out_c*out_h*out_w */
+    float *output;           /* [batch, outputs] */
+    float *delta;            /* [batch, outputs]: dL/d(output) */
+    dn_param params[DN_MAX_PARAMS];
+    int n_params;
+    /* Tensors in .weights order (Darknet's layout), e.g. for a convolution:
+     * biases, [scales, rolling_mean, rolling_variance], weights. */
+    float *saved[DN_MAX_SAVED];
+    long saved_n[DN_MAX_SAVED];
+    int n_saved;
+    double flops;     /* forward FLOPs per image (multiply-add = 2) */
+    size_t workspace; /* floats of shared scratch this layer needs */
+    float cost;       /* loss layers: loss of the last forward, summed over batch */
+    int is_loss;      /* reads net->truth, sets cost and its own delta */
+    char desc[64];    /* summary: e.g. "64 3 x 3/1" */
+    void *priv;       /* layer-private state */
+};
+
+/* The layer registry (darknet/src/layers.c): NULL if unknown. */
+const dn_layer_type *dn_layer_type_find(const char *name);
+const char *dn_layer_type_names(void); /* comma-separated, static buffer */
+
+/* --------------------------------------------------------------- network */
+
+struct dn_net {
+    dn_layer *layers;
+    int n;
+    int batch;           /* images per forward pass = cfg batch / subdivisions */
+    int subdivisions;
+    long images_per_batch; /* cfg batch: images per weight update */
+    int c, h, w;
+    long inputs;  /* c*h*w */
+    long truths;  /* floats of truth per image (classes) */
+    float *input_data; /* [batch, inputs], owned */
+    float *truth;      /* [batch, truths], owned */
+    /* the current layer's context, set by the network before each call */
+    float *input; /* the layer's input */
+    float *delta; /* where the layer adds dL/d(input); NULL for the first */
+    int train;
+    float *workspace; /* shared scratch, max over layers, owned */
+    size_t workspace_size;
+    /* optimisation ([net] keys, Darknet semantics) */
+    double momentum, decay;
+    int adam;
+    double b1, b2, eps;
+    long max_batches;
+    dn_schedule *schedule;
+    uint64_t seen; /* images seen: the clock's source */
+    uint64_t seed;
+    int threads;
+    dn_cfg *cfg; /* owned */
+};
+
+typedef struct dn_net_options {
+    int batch_override;  /* >0: force the forward batch (inference) */
+    int strict;          /* unused keys are errors */
+    FILE *report;        /* warnings (unused keys); NULL for none */
+} dn_net_options;
+
+/* Build a network from a parsed cfg (takes ownership of cfg on success). */
+int dn_net_make(dn_cfg *cfg, const dn_net_options *opt, dn_net **out,
+                dn_error *err);
+void dn_net_free(dn_net *net);
+
+/* Forward over net->input_data; train selects training behaviour. */
+void dn_net_forward(dn_net *net, int train);
+/* Backward from each loss layer's delta; accumulates param grads. */
+void dn_net_backward(dn_net *net);
+/* One optimiser step with rate lr over images_per_batch images. */
+void dn_net_update(dn_net *net, double lr);
+/* Sum of loss-layer costs of the last forward. */
+float dn_net_cost(const dn_net *net);
+dn_layer *dn_net_output_layer(dn_net *net);
+long dn_net_param_count(const dn_net *net);
+double dn_net_flops(const dn_net *net); /* forward FLOPs per image */
+void dn_net_summary(const dn_net *net, FILE *out);
+
+/* --------------------------------------------------------------- weights */
+
+/* Darknet .weights: int32 major, minor, revision; uint64 seen (if
+ * major*10+minor >= 2, else uint32); then each layer's saved[] tensors.
+ * Writes to path.tmp, fsyncs, renames. Load is all-or-nothing. */
+int dn_weights_save(const dn_net *net, const char *path, dn_error *err);
+int dn_weights_load(dn_net *net, const char *path, dn_error *err);
+
+/* ------------------------------------------------------------------ rng */
+
+/* splitmix64-seeded xoshiro256** generator: deterministic, per object */
+typedef struct dn_rng {
+    uint64_t s[4];
+} dn_rng;
+void dn_rng_seed(dn_rng *r, uint64_t seed);
+uint64_t dn_rng_u64(dn_rng *r);
+double dn_rng_uniform(dn_rng *r); /* [0, 1) */
+double dn_rng_normal(dn_rng *r);  /* N(0, 1) */
+/* A stateless hash of (seed, a, b) for per-item determinism. */
+uint64_t dn_hash3(uint64_t seed, uint64_t a, uint64_t b);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

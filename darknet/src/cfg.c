@@ -1,0 +1,577 @@
+/*
+ * cfg.c - Darknet cfg files: [section] headers, key=value lines, '#' and ';'
+ * comment lines, blank lines, whitespace around '='. Sections keep file
+ * order. Unlike Darknet, a line that is neither is an error naming file and
+ * line (Darknet prints and carries on), numbers must parse completely
+ * (Darknet's atoi("77foo") is 77), and keys no layer reads are reported.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "darknet.h"
+
+static char *xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p)
+        memcpy(p, s, n);
+    return p;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+static const char *intern_path(dn_cfg *cfg, const char *path)
+{
+    for (int i = 0; i < cfg->n_paths; i++)
+        if (strcmp(cfg->paths[i], path) == 0)
+            return cfg->paths[i];
+    char **p = realloc(cfg->paths, (cfg->n_paths + 1) * sizeof *p);
+    if (!p)
+        return NULL;
+    cfg->paths = p;
+    p[cfg->n_paths] = xstrdup(path);
+    return p[cfg->n_paths++];
+}
+
+static dn_section *add_section(dn_cfg *cfg, const char *type, int line,
+                               const char *path)
+{
+    if (cfg->n_sections == cfg->cap_sections) {
+        int cap = cfg->cap_sections ? 2 * cfg->cap_sections : 16;
+        dn_section *s = realloc(cfg->sections, cap * sizeof *s);
+        if (!s)
+            return NULL;
+        cfg->sections = s;
+        cfg->cap_sections = cap;
+    }
+    dn_section *s = &cfg->sections[cfg->n_sections++];
+    memset(s, 0, sizeof *s);
+    s->type = xstrdup(type);
+    s->line = line;
+    s->path = path;
+    return s;
+}
+
+static dn_kv *add_kv(dn_section *s, const char *key, const char *value,
+                     int line, const char *src)
+{
+    if (s->n_kv == s->cap_kv) {
+        int cap = s->cap_kv ? 2 * s->cap_kv : 8;
+        dn_kv *k = realloc(s->kvs, cap * sizeof *k);
+        if (!k)
+            return NULL;
+        s->kvs = k;
+        s->cap_kv = cap;
+    }
+    dn_kv *kv = &s->kvs[s->n_kv++];
+    memset(kv, 0, sizeof *kv);
+    kv->key = xstrdup(key);
+    kv->value = xstrdup(value);
+    kv->line = line;
+    kv->src = src;
+    return kv;
+}
+
+/* Parse text into cfg. flat: key=value lines only, in one [data] section. */
+static int parse_text(dn_cfg *cfg, const char *text, const char *name,
+                      int flat, dn_error *err)
+{
+    const char *path = intern_path(cfg, name);
+    dn_section *cur = NULL;
+    if (flat)
+        cur = add_section(cfg, "data", 1, path);
+    int lineno = 0;
+    const char *p = text;
+    while (*p) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        char *buf = malloc(len + 1);
+        memcpy(buf, p, len);
+        buf[len] = '\0';
+        p += len + (eol ? 1 : 0);
+        lineno++;
+        char *line = trim(buf);
+        int rc = 0;
+        if (*line == '\0' || *line == '#' || *line == ';') {
+            /* blank or comment */
+        } else if (*line == '[' && !flat) {
+            char *close = strchr(line, ']');
+            char *type = close ? trim(line + 1) : NULL;
+            if (close)
+                *close = '\0', type = trim(line + 1);
+            if (!close || *type == '\0' || *trim(close + 1) != '\0')
+                rc = dn_fail(err, "%s:%d: error: malformed section header: %s",
+                             name, lineno, line);
+            else
+                cur = add_section(cfg, type, lineno, path);
+        } else {
+            char *eq = strchr(line, '=');
+            if (!eq) {
+                rc = dn_fail(err, "%s:%d: error: expected key=value or [section], "
+                             "got: %s", name, lineno, line);
+            } else if (!cur) {
+                rc = dn_fail(err, "%s:%d: error: key=value before the first "
+                             "[section]: %s", name, lineno, line);
+            } else {
+                *eq = '\0';
+                char *key = trim(line), *value = trim(eq + 1);
+                if (*key == '\0')
+                    rc = dn_fail(err, "%s:%d: [%s] error: empty key in: %s=%s",
+                                 name, lineno, cur->type, key, value);
+                else
+                    add_kv(cur, key, value, lineno, path);
+            }
+        }
+        free(buf);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+static char *read_file(const char *path, dn_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        dn_fail(err, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while ((r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (cap - n - 1 == 0)
+            buf = realloc(buf, cap *= 2);
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        dn_fail(err, "%s: read error", path);
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (strlen(buf) != n) {
+        free(buf);
+        dn_fail(err, "%s: not a text file (contains NUL bytes)", path);
+        return NULL;
+    }
+    return buf;
+}
+
+static int load(const char *path, int flat, dn_cfg **out, dn_error *err)
+{
+    *out = NULL;
+    char *text = read_file(path, err);
+    if (!text)
+        return -1;
+    dn_cfg *cfg = calloc(1, sizeof *cfg);
+    cfg->path = xstrdup(path);
+    int rc = parse_text(cfg, text, path, flat, err);
+    free(text);
+    if (rc) {
+        dn_cfg_free(cfg);
+        return -1;
+    }
+    *out = cfg;
+    return 0;
+}
+
+int dn_cfg_load(const char *path, dn_cfg **out, dn_error *err)
+{
+    return load(path, 0, out, err);
+}
+
+int dn_cfg_load_flat(const char *path, dn_cfg **out, dn_error *err)
+{
+    return load(path, 1, out, err);
+}
+
+int dn_cfg_parse_string(const char *text, const char *name, dn_cfg **out,
+                        dn_error *err)
+{
+    dn_cfg *cfg = calloc(1, sizeof *cfg);
+    cfg->path = xstrdup(name);
+    if (parse_text(cfg, text, name, 0, err)) {
+        dn_cfg_free(cfg);
+        *out = NULL;
+        return -1;
+    }
+    *out = cfg;
+    return 0;
+}
+
+void dn_cfg_free(dn_cfg *cfg)
+{
+    if (!cfg)
+        return;
+    for (int i = 0; i < cfg->n_sections; i++) {
+        dn_section *s = &cfg->sections[i];
+        for (int j = 0; j < s->n_kv; j++) {
+            free(s->kvs[j].key);
+            free(s->kvs[j].value);
+        }
+        free(s->kvs);
+        free(s->type);
+    }
+    free(cfg->sections);
+    for (int i = 0; i < cfg->n_paths; i++)
+        free(cfg->paths[i]);
+    free(cfg->paths);
+    free(cfg->path);
+    free(cfg);
+}
+
+dn_section *dn_cfg_find(dn_cfg *cfg, const char *type)
+{
+    for (int i = 0; i < cfg->n_sections; i++)
+        if (strcmp(cfg->sections[i].type, type) == 0)
+            return &cfg->sections[i];
+    return NULL;
+}
+
+static dn_section *net_section(dn_cfg *cfg)
+{
+    if (cfg->n_sections == 0)
+        return NULL;
+    dn_section *s = &cfg->sections[0];
+    if (strcmp(s->type, "net") && strcmp(s->type, "network"))
+        return NULL;
+    return s;
+}
+
+/* Override key in [net] (every occurrence), or append it. */
+static int set_net_key(dn_cfg *cfg, const char *key, const char *value,
+                       int line, const char *src, dn_error *err)
+{
+    dn_section *net = net_section(cfg);
+    if (!net)
+        return dn_fail(err, "%s: error: no [net] section to override", cfg->path);
+    int found = 0;
+    for (int i = 0; i < net->n_kv; i++) {
+        dn_kv *kv = &net->kvs[i];
+        if (strcmp(kv->key, key) == 0) {
+            free(kv->value);
+            kv->value = xstrdup(value);
+            kv->line = line;
+            kv->src = src;
+            kv->override = 1;
+            found = 1;
+        }
+    }
+    if (!found) {
+        dn_kv *kv = add_kv(net, key, value, line, src);
+        if (!kv)
+            return dn_fail(err, "out of memory");
+        kv->override = 1;
+    }
+    return 0;
+}
+
+int dn_cfg_set(dn_cfg *cfg, const char *assignment, dn_error *err)
+{
+    char *copy = xstrdup(assignment);
+    char *eq = strchr(copy, '=');
+    int rc;
+    if (!eq) {
+        rc = dn_fail(err, "-set %s: expected key=value", assignment);
+    } else {
+        *eq = '\0';
+        char *key = trim(copy), *value = trim(eq + 1);
+        if (*key == '\0' || *value == '\0')
+            rc = dn_fail(err, "-set %s: expected key=value", assignment);
+        else
+            rc = set_net_key(cfg, key, value, 0, intern_path(cfg, "-set"), err);
+    }
+    free(copy);
+    return rc;
+}
+
+int dn_cfg_overlay(dn_cfg *cfg, const char *overlay_path, dn_error *err)
+{
+    dn_cfg *ov;
+    if (dn_cfg_load(overlay_path, &ov, err))
+        return -1;
+    int rc = 0;
+    const char *src = intern_path(cfg, overlay_path);
+    for (int i = 0; i < ov->n_sections && !rc; i++) {
+        dn_section *s = &ov->sections[i];
+        if (strcmp(s->type, "net") && strcmp(s->type, "network")) {
+            rc = dn_fail(err, "%s:%d: error: an overlay may hold only [net] "
+                         "keys, found [%s]", overlay_path, s->line, s->type);
+            break;
+        }
+        for (int j = 0; j < s->n_kv && !rc; j++)
+            rc = set_net_key(cfg, s->kvs[j].key, s->kvs[j].value,
+                             s->kvs[j].line, src, err);
+    }
+    dn_cfg_free(ov);
+    return rc;
+}
+
+/* ------------------------------------------------------------- getters */
+
+/* First occurrence (Darknet's option_find); marks every occurrence used. */
+static dn_kv *find_kv(dn_section *s, const char *key)
+{
+    dn_kv *first = NULL;
+    for (int i = 0; i < s->n_kv; i++)
+        if (strcmp(s->kvs[i].key, key) == 0) {
+            s->kvs[i].used = 1;
+            if (!first)
+                first = &s->kvs[i];
+        }
+    return first;
+}
+
+int dn_sec_has(const dn_section *s, const char *key)
+{
+    for (int i = 0; i < s->n_kv; i++)
+        if (strcmp(s->kvs[i].key, key) == 0)
+            return 1;
+    return 0;
+}
+
+dn_kv *dn_sec_kv(dn_section *s, const char *key) { return find_kv(s, key); }
+
+static int kv_fail(const dn_section *s, const dn_kv *kv, const char *key,
+                   dn_error *err, const char *fmt, va_list ap)
+{
+    char what[DN_ERROR_MAX / 2];
+    vsnprintf(what, sizeof what, fmt, ap);
+    if (kv && kv->line > 0)
+        return dn_fail(err, "%s:%d: [%s] %s: %s", kv->src, kv->line, s->type,
+                       key, what);
+    if (kv)
+        return dn_fail(err, "%s: [%s] %s: %s", kv->src, s->type, key, what);
+    return dn_fail(err, "%s:%d: [%s] %s: %s", s->path, s->line, s->type, key,
+                   what);
+}
+
+int dn_sec_fail(const dn_section *s, const char *key, dn_error *err,
+                const char *fmt, ...)
+{
+    const dn_kv *kv = NULL;
+    for (int i = 0; i < s->n_kv && !kv; i++)
+        if (strcmp(s->kvs[i].key, key) == 0)
+            kv = &s->kvs[i];
+    va_list ap;
+    va_start(ap, fmt);
+    kv_fail(s, kv, key, err, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int fail_at(const dn_section *s, const dn_kv *kv, dn_error *err,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail_at(const dn_section *s, const dn_kv *kv, dn_error *err,
+                   const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    kv_fail(s, kv, kv->key, err, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* "an integer >= 1", "a number in [0, 1]", ... */
+static void describe_range(char *buf, size_t n, const char *what, double lo,
+                           double hi)
+{
+    int has_lo = isfinite(lo) && lo > -1e300 && lo != (double)-__LONG_MAX__ - 1;
+    int has_hi = isfinite(hi) && hi < 1e300 && hi != (double)__LONG_MAX__;
+    if (has_lo && has_hi)
+        snprintf(buf, n, "%s in [%g, %g]", what, lo, hi);
+    else if (has_lo)
+        snprintf(buf, n, "%s >= %g", what, lo);
+    else if (has_hi)
+        snprintf(buf, n, "%s <= %g", what, hi);
+    else
+        snprintf(buf, n, "%s", what);
+}
+
+static int parse_long(const char *v, long *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end != '\0' || errno)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+static int parse_double(const char *v, double *out)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (end == v || *end != '\0' || errno || !isfinite(x))
+        return -1;
+    *out = x;
+    return 0;
+}
+
+int dn_sec_int(dn_section *s, const char *key, long def, long lo, long hi,
+               long *out, dn_error *err)
+{
+    dn_kv *kv = find_kv(s, key);
+    char range[96];
+    describe_range(range, sizeof range, "an integer", (double)lo, (double)hi);
+    if (!kv) {
+        *out = def;
+        return 0;
+    }
+    long x;
+    if (parse_long(kv->value, &x) || x < lo || x > hi)
+        return fail_at(s, kv, err, "expected %s, got \"%s\"", range, kv->value);
+    *out = x;
+    return 0;
+}
+
+int dn_sec_double(dn_section *s, const char *key, double def, double lo,
+                  double hi, double *out, dn_error *err)
+{
+    dn_kv *kv = find_kv(s, key);
+    char range[96];
+    describe_range(range, sizeof range, "a number", lo, hi);
+    if (!kv) {
+        *out = def;
+        return 0;
+    }
+    double x;
+    if (parse_double(kv->value, &x) || x < lo || x > hi)
+        return fail_at(s, kv, err, "expected %s, got \"%s\"", range, kv->value);
+    *out = x;
+    return 0;
+}
+
+int dn_sec_string(dn_section *s, const char *key, const char *def,
+                  const char **out, dn_error *err)
+{
+    dn_kv *kv = find_kv(s, key);
+    *out = kv ? kv->value : def;
+    return 0;
+}
+
+/* Split a comma list in place-free fashion; calls parse on each item. */
+static int split_list(dn_section *s, dn_kv *kv, int max, int *n, dn_error *err,
+                      int (*item)(const char *tok, void *dst, int i), void *dst,
+                      const char *what)
+{
+    char *copy = xstrdup(kv->value);
+    int count = 0, rc = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *t = trim(tok);
+        if (count >= max) {
+            rc = fail_at(s, kv, err, "at most %d values, got \"%s\"", max,
+                         kv->value);
+            break;
+        }
+        if (item(t, dst, count)) {
+            rc = fail_at(s, kv, err, "expected a list of %s, got \"%s\" in \"%s\"",
+                         what, t, kv->value);
+            break;
+        }
+        count++;
+    }
+    free(copy);
+    if (!rc && count == 0)
+        rc = fail_at(s, kv, err, "expected a list of %s, got \"%s\"", what,
+                     kv->value);
+    *n = rc ? 0 : count;
+    return rc;
+}
+
+static int long_item(const char *t, void *dst, int i)
+{
+    return parse_long(t, (long *)dst + i);
+}
+
+static int double_item(const char *t, void *dst, int i)
+{
+    return parse_double(t, (double *)dst + i);
+}
+
+int dn_sec_ints(dn_section *s, const char *key, long *out, int max, int *n,
+                dn_error *err)
+{
+    dn_kv *kv = find_kv(s, key);
+    *n = 0;
+    return kv ? split_list(s, kv, max, n, err, long_item, out, "integers") : 0;
+}
+
+int dn_sec_doubles(dn_section *s, const char *key, double *out, int max,
+                   int *n, dn_error *err)
+{
+    dn_kv *kv = find_kv(s, key);
+    *n = 0;
+    return kv ? split_list(s, kv, max, n, err, double_item, out, "numbers") : 0;
+}
+
+int dn_sec_choice(dn_section *s, const char *key, const char *def,
+                  const char *const *choices, int *index, dn_error *err)
+{
+    dn_kv *kv = find_kv(s, key);
+    const char *v = kv ? kv->value : def;
+    for (int i = 0; choices[i]; i++)
+        if (strcmp(choices[i], v) == 0) {
+            *index = i;
+            return 0;
+        }
+    char list[512] = "";
+    for (int i = 0; choices[i]; i++) {
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
+                 choices[i]);
+    }
+    if (!kv)
+        return dn_fail(err, "%s:%d: [%s] %s: default \"%s\" is not one of: %s",
+                       s->path, s->line, s->type, key, v, list);
+    return fail_at(s, kv, err, "unknown value \"%s\"; valid: %s", v, list);
+}
+
+int dn_cfg_check_unused(const dn_cfg *cfg, int strict, FILE *report,
+                        dn_error *err)
+{
+    int rc = 0;
+    for (int i = 0; i < cfg->n_sections; i++) {
+        const dn_section *s = &cfg->sections[i];
+        for (int j = 0; j < s->n_kv; j++) {
+            const dn_kv *kv = &s->kvs[j];
+            if (kv->used)
+                continue;
+            char where[600];
+            if (kv->line > 0)
+                snprintf(where, sizeof where, "%s:%d: [%s] %s", kv->src,
+                         kv->line, s->type, kv->key);
+            else
+                snprintf(where, sizeof where, "%s: [%s] %s", kv->src, s->type,
+                         kv->key);
+            if (report)
+                fprintf(report, "%s: %s: unused key (no layer reads it)\n",
+                        where, (strict || kv->override) ? "error" : "warning");
+            if ((strict || kv->override) && rc == 0)
+                rc = dn_fail(err, "%s: unknown key: no %s reads it%s", where,
+                             i == 0 ? "[net] option" : "layer of this type",
+                             kv->override ? " (from an override)" : "");
+        }
+    }
+    return rc;
+}

@@ -1,0 +1,96 @@
+/*
+ * cli.c - Darknet-style command-line options: "-name value" pairs and "-flag"
+ * switches anywhere after the command. Consumed arguments are replaced by
+ * NULL so dn_positional() returns what is left, and a command can report any
+ * option it did not understand.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+const char *dn_arg_str(int argc, char **argv, const char *name, const char *def)
+{
+    const char *v = def;
+    for (int i = 1; i < argc - 1; i++)
+        if (argv[i] && strcmp(argv[i], name) == 0 && argv[i + 1]) {
+            v = argv[i + 1];
+            argv[i] = argv[i + 1] = NULL;
+            i++;
+        }
+    return v;
+}
+
+int dn_arg_flag(int argc, char **argv, const char *name)
+{
+    int found = 0;
+    for (int i = 1; i < argc; i++)
+        if (argv[i] && strcmp(argv[i], name) == 0) {
+            argv[i] = NULL;
+            found = 1;
+        }
+    return found;
+}
+
+int dn_arg_long(int argc, char **argv, const char *name, long def, long *out,
+                dn_error *err)
+{
+    const char *v = dn_arg_str(argc, argv, name, NULL);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end || errno)
+        return dn_fail(err, "%s: expected an integer, got \"%s\"", name, v);
+    *out = x;
+    return 0;
+}
+
+int dn_cli_load_cfg(const char *path, int argc, char **argv, dn_cfg **out,
+                    int *strict, dn_error *err)
+{
+    dn_cfg *cfg;
+    if (dn_cfg_load(path, &cfg, err))
+        return -1;
+    /* overlays first, in order, then -set: the command line wins */
+    for (int i = 1; i < argc - 1; i++)
+        if (argv[i] && strcmp(argv[i], "-overlay") == 0) {
+            if (dn_cfg_overlay(cfg, argv[i + 1], err))
+                goto fail;
+        }
+    for (int i = 1; i < argc - 1; i++)
+        if (argv[i] && strcmp(argv[i], "-set") == 0) {
+            if (dn_cfg_set(cfg, argv[i + 1], err))
+                goto fail;
+        }
+    if (strict)
+        *strict = dn_arg_flag(argc, argv, "-strict");
+    *out = cfg;
+    return 0;
+fail:
+    dn_cfg_free(cfg);
+    return -1;
+}
+
+
+int dn_positional(int argc, char **argv, char **pos, int max)
+{
+    int n = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!argv[i])
+            continue;
+        if ((strcmp(argv[i], "-set") == 0 || strcmp(argv[i], "-overlay") == 0)
+            && i + 1 < argc) {
+            i++;
+            continue;
+        }
+        if (n < max)
+            pos[n] = argv[i];
+        n++;
+    }
+    return n;
+}

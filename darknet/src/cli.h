@@ -1,0 +1,32 @@
+/* cli.h - command-line helpers shared by the commands (darknet/src/cmd_*.c). */
+#ifndef DN_CLI_H
+#define DN_CLI_H
+
+#include "darknet.h"
+
+/* Each command: returns the process exit status. argv[0] is the command. */
+int dn_cmd_lr(int argc, char **argv);
+int dn_cmd_classifier(int argc, char **argv);
+int dn_cmd_summary(int argc, char **argv);
+
+/* Value of "-name value", or def. Marks both argv slots consumed. */
+const char *dn_arg_str(int argc, char **argv, const char *name, const char *def);
+/* 1 if the flag "-name" is present (consumes it). */
+int dn_arg_flag(int argc, char **argv, const char *name);
+/* -name N as an integer; a malformed value is an error. */
+int dn_arg_long(int argc, char **argv, const char *name, long def, long *out,
+                dn_error *err);
+
+/*
+ * Load a cfg and apply the command line's overrides in order: every
+ * "-overlay FILE" then every "-set key=value" (both repeatable, [net] only).
+ * *strict is set when "-strict" is given.
+ */
+int dn_cli_load_cfg(const char *path, int argc, char **argv, dn_cfg **out,
+                    int *strict, dn_error *err);
+
+/* Positional arguments left after removing "-x value" pairs and flags that
+ * were consumed; returns count, fills pos (up to max). */
+int dn_positional(int argc, char **argv, char **pos, int max);
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * layer_util.h - what layer implementations share: allocation, activations,
+ * the layer-type registry entries, and small math helpers.
+ */
+#ifndef DN_LAYER_UTIL_H
+#define DN_LAYER_UTIL_H
+
+#include <stddef.h>
+
+#include "darknet.h"
+
+/* Zeroed floats, written once now so that no page fault lands in a batch.
+ * Aborts on out-of-memory (the one allocation failure we do not recover). */
+float *dn_calloc_floats(size_t n);
+
+/* ------------------------------------------------------------ activations */
+typedef enum {
+    DN_LINEAR, DN_RELU, DN_LEAKY, DN_LOGISTIC, DN_TANH, DN_ELU, DN_SELU,
+    DN_MISH, DN_SWISH, DN_GELU, DN_N_ACTIVATIONS
+} dn_activation;
+
+/* Reads activation= (default def) with the list of valid names on error. */
+int dn_parse_activation(dn_section *s, const char *def, dn_activation *out,
+                        dn_error *err);
+const char *dn_activation_name(dn_activation a);
+/*
+ * In place: x[i] = f(x[i]) for i < n. The backward pass needs the
+ * pre-activation for some functions (mish, swish, gelu, elu, selu), so it
+ * takes both: given pre-activation x and output y = f(x), multiply
+ * delta[i] by f'(x[i]).
+ */
+void dn_activate(float *x, long n, dn_activation a);
+void dn_activate_backward(const float *x, const float *y, float *delta, long n,
+                          dn_activation a);
+/* 1 if the backward pass can be computed from y alone (x may be NULL). */
+int dn_activation_needs_input(dn_activation a);
+
+/* ------------------------------------------------------------ registry */
+/* Every layer type, defined in its own file (darknet/src/<name>_layer.c). */
+extern const dn_layer_type dn_layer_convolutional, dn_layer_connected,
+    dn_layer_batchnorm, dn_layer_maxpool, dn_layer_avgpool, dn_layer_dropout,
+    dn_layer_softmax, dn_layer_logistic, dn_layer_shortcut, dn_layer_route;
+
+#endif

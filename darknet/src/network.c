@@ -1,0 +1,311 @@
+/*
+ * network.c - a network is a flat array of layers built from a cfg, as in
+ * Darknet. This file builds it (shapes flow from [net] through each layer's
+ * make()), runs forward and backward passes, and applies the optimiser.
+ *
+ * Memory: every buffer (outputs, deltas, gradients, optimiser state, the
+ * shared workspace) is allocated and touched once here; nothing is allocated
+ * per batch.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "darknet.h"
+#include "layer_util.h"
+
+/* Section names Darknet accepts for each layer type. */
+static const struct {
+    const char *alias, *name;
+} aliases[] = {
+    {"conv", "convolutional"}, {"conn", "connected"}, {"max", "maxpool"},
+    {"avg", "avgpool"},        {"soft", "softmax"},   {"norm", "batchnorm"},
+};
+
+static const char *canonical(const char *type)
+{
+    for (size_t i = 0; i < sizeof aliases / sizeof *aliases; i++)
+        if (strcmp(type, aliases[i].alias) == 0)
+            return aliases[i].name;
+    return type;
+}
+
+static int parse_net_options(dn_net *net, dn_section *s,
+                             const dn_net_options *opt, dn_error *err)
+{
+    long batch, subdivisions, h, w, c, adam, max_batches, seed, threads;
+    if (dn_sec_int(s, "batch", 1, 1, 1 << 20, &batch, err) ||
+        dn_sec_int(s, "subdivisions", 1, 1, 1 << 20, &subdivisions, err) ||
+        dn_sec_int(s, "height", 0, 0, 1 << 16, &h, err) ||
+        dn_sec_int(s, "width", 0, 0, 1 << 16, &w, err) ||
+        dn_sec_int(s, "channels", 0, 0, 1 << 16, &c, err) ||
+        dn_sec_double(s, "momentum", 0.9, 0, 1, &net->momentum, err) ||
+        dn_sec_double(s, "decay", 0.0001, 0, 1, &net->decay, err) ||
+        dn_sec_int(s, "adam", 0, 0, 1, &adam, err) ||
+        dn_sec_double(s, "B1", 0.9, 0, 1, &net->b1, err) ||
+        dn_sec_double(s, "B2", 0.999, 0, 1, &net->b2, err) ||
+        dn_sec_double(s, "eps", 1e-7, 0, 1, &net->eps, err) ||
+        dn_sec_int(s, "max_batches", 0, 0, __LONG_MAX__, &max_batches, err) ||
+        dn_sec_int(s, "seed", 1, 0, __LONG_MAX__, &seed, err) ||
+        dn_sec_int(s, "threads", 0, 0, 1024, &threads, err))
+        return -1;
+    if (batch % subdivisions)
+        return dn_sec_fail(s, "subdivisions", err,
+                           "batch=%ld is not a multiple of subdivisions=%ld",
+                           batch, subdivisions);
+    if (h < 1 || w < 1 || c < 1) {
+        long inputs;
+        if (dn_sec_int(s, "inputs", 0, 0, 1L << 30, &inputs, err))
+            return -1;
+        if (inputs < 1)
+            return dn_fail(err, "%s:%d: [net] needs height, width and channels "
+                           "(or inputs)", s->path, s->line);
+        h = w = 1;
+        c = inputs;
+    }
+    net->images_per_batch = batch;
+    net->subdivisions = (int)subdivisions;
+    net->batch = (int)(batch / subdivisions);
+    if (opt && opt->batch_override > 0)
+        net->batch = opt->batch_override;
+    net->h = (int)h, net->w = (int)w, net->c = (int)c;
+    net->inputs = h * w * c;
+    net->adam = (int)adam;
+    net->max_batches = max_batches;
+    net->seed = (uint64_t)seed;
+    net->threads = (int)threads;
+    return dn_schedule_parse(s, &net->schedule, err);
+}
+
+/* Grad, momentum and Adam buffers of every parameter; shared outputs. */
+static void alloc_layer_buffers(dn_net *net, dn_layer *l)
+{
+    if (!l->output)
+        l->output = dn_calloc_floats((size_t)l->batch * l->outputs);
+    if (!l->delta)
+        l->delta = dn_calloc_floats((size_t)l->batch * l->outputs);
+    for (int p = 0; p < l->n_params; p++) {
+        dn_param *pr = &l->params[p];
+        pr->grad = dn_calloc_floats(pr->n);
+        pr->m = dn_calloc_floats(pr->n);
+        pr->v = net->adam ? dn_calloc_floats(pr->n) : NULL;
+    }
+}
+
+static int make_layer(dn_net *net, dn_section *s, int index, dn_error *err)
+{
+    const dn_layer_type *type = dn_layer_type_find(canonical(s->type));
+    if (!type)
+        return dn_fail(err, "%s:%d: error: unknown layer type [%s]; valid: %s",
+                       s->path, s->line, s->type, dn_layer_type_names());
+    dn_layer *l = &net->layers[index];
+    memset(l, 0, sizeof *l);
+    l->type = type;
+    l->index = index;
+    l->batch = net->batch;
+    if (index == 0) {
+        l->c = net->c, l->h = net->h, l->w = net->w;
+    } else {
+        dn_layer *prev = &net->layers[index - 1];
+        l->c = prev->out_c, l->h = prev->out_h, l->w = prev->out_w;
+    }
+    l->inputs = (long)l->c * l->h * l->w;
+    if (type->make(l, s, net, err)) {
+        if (type->free)
+            type->free(l); /* make() leaves l consistent on failure */
+        return -1;
+    }
+    l->outputs = (long)l->out_c * l->out_h * l->out_w;
+    if (l->outputs < 1)
+        return dn_fail(err, "%s:%d: [%s] error: output shape %dx%dx%d is empty "
+                       "(input %dx%dx%d)", s->path, s->line, s->type, l->out_c,
+                       l->out_h, l->out_w, l->c, l->h, l->w);
+    alloc_layer_buffers(net, l);
+    if (l->workspace > net->workspace_size)
+        net->workspace_size = l->workspace;
+    return 0;
+}
+
+int dn_net_make(dn_cfg *cfg, const dn_net_options *opt, dn_net **out,
+                dn_error *err)
+{
+    *out = NULL;
+    if (cfg->n_sections == 0 || (strcmp(cfg->sections[0].type, "net") &&
+                                 strcmp(cfg->sections[0].type, "network")))
+        return dn_fail(err, "%s:%d: error: the first section must be [net]",
+                       cfg->path, cfg->n_sections ? cfg->sections[0].line : 1);
+    if (cfg->n_sections < 2)
+        return dn_fail(err, "%s: error: no layers after [net]", cfg->path);
+    dn_net *net = calloc(1, sizeof *net);
+    net->layers = calloc(cfg->n_sections - 1, sizeof *net->layers);
+    if (parse_net_options(net, &cfg->sections[0], opt, err))
+        goto fail;
+    for (int i = 1; i < cfg->n_sections; i++) {
+        if (make_layer(net, &cfg->sections[i], i - 1, err))
+            goto fail;
+        net->n = i;
+    }
+    dn_layer *last = &net->layers[net->n - 1];
+    net->truths = last->outputs;
+    net->input_data = dn_calloc_floats((size_t)net->batch * net->inputs);
+    net->truth = dn_calloc_floats((size_t)net->batch * net->truths);
+    net->workspace = dn_calloc_floats(net->workspace_size ? net->workspace_size : 1);
+#ifdef _OPENMP
+    if (net->threads > 0)
+        omp_set_num_threads(net->threads);
+#endif
+    net->cfg = cfg;
+    *out = net;
+    return 0;
+fail:
+    dn_net_free(net);
+    return -1;
+}
+
+void dn_net_free(dn_net *net)
+{
+    if (!net)
+        return;
+    for (int i = 0; i < net->n; i++) {
+        dn_layer *l = &net->layers[i];
+        if (l->type && l->type->free)
+            l->type->free(l);
+        for (int p = 0; p < l->n_params; p++) {
+            free(l->params[p].grad);
+            free(l->params[p].m);
+            free(l->params[p].v);
+        }
+        free(l->output);
+        free(l->delta);
+    }
+    free(net->layers);
+    free(net->input_data);
+    free(net->truth);
+    free(net->workspace);
+    dn_schedule_free(net->schedule);
+    dn_cfg_free(net->cfg);
+    free(net);
+}
+
+void dn_net_forward(dn_net *net, int train)
+{
+    net->train = train;
+    for (int i = 0; i < net->n; i++) {
+        dn_layer *l = &net->layers[i];
+        if (train)
+            memset(l->delta, 0, sizeof(float) * l->batch * l->outputs);
+        net->input = i ? net->layers[i - 1].output : net->input_data;
+        net->delta = i ? net->layers[i - 1].delta : NULL;
+        l->type->forward(l, net);
+    }
+}
+
+void dn_net_backward(dn_net *net)
+{
+    net->train = 1;
+    for (int i = net->n - 1; i >= 0; i--) {
+        dn_layer *l = &net->layers[i];
+        net->input = i ? net->layers[i - 1].output : net->input_data;
+        net->delta = i ? net->layers[i - 1].delta : NULL;
+        l->type->backward(l, net);
+    }
+}
+
+/*
+ * SGD with Darknet's semantics: with g the gradient summed over the B images
+ * of a batch, u = momentum*u_prev + g + decay*B*w (decay on weights only),
+ * w -= lr/B * u. Adam (adam=1): PyTorch's Adam on the mean gradient plus the
+ * L2 term, bias-corrected with t = batches done + 1.
+ */
+void dn_net_update(dn_net *net, double lr)
+{
+    const float B = (float)net->images_per_batch;
+    const float decay = (float)net->decay, momentum = (float)net->momentum;
+    const long t = (long)(net->seen / (uint64_t)net->images_per_batch) + 1;
+    const float c1 = 1.0f - (float)pow(net->b1, (double)t);
+    const float c2 = 1.0f - (float)pow(net->b2, (double)t);
+    for (int i = 0; i < net->n; i++) {
+        dn_layer *l = &net->layers[i];
+        for (int k = 0; k < l->n_params; k++) {
+            dn_param *p = &l->params[k];
+            const float d = p->decay ? decay : 0.0f;
+            float *w = p->w, *g = p->grad, *m = p->m, *v = p->v;
+            const long n = p->n;
+            if (!net->adam) {
+                const float step = (float)lr / B;
+#pragma omp parallel for if (n > 65536)
+                for (long j = 0; j < n; j++) {
+                    float u = m[j] + g[j] + d * B * w[j];
+                    w[j] -= step * u;
+                    m[j] = momentum * u;
+                    g[j] = 0;
+                }
+            } else {
+                const float b1 = (float)net->b1, b2 = (float)net->b2;
+                const float eps = (float)net->eps, rate = (float)lr;
+#pragma omp parallel for if (n > 65536)
+                for (long j = 0; j < n; j++) {
+                    float gj = g[j] / B + d * w[j];
+                    m[j] = b1 * m[j] + (1 - b1) * gj;
+                    v[j] = b2 * v[j] + (1 - b2) * gj * gj;
+                    w[j] -= rate * (m[j] / c1) / (sqrtf(v[j] / c2) + eps);
+                    g[j] = 0;
+                }
+            }
+        }
+    }
+}
+
+float dn_net_cost(const dn_net *net)
+{
+    float sum = 0;
+    for (int i = 0; i < net->n; i++)
+        if (net->layers[i].is_loss)
+            sum += net->layers[i].cost;
+    return sum;
+}
+
+dn_layer *dn_net_output_layer(dn_net *net)
+{
+    return &net->layers[net->n - 1];
+}
+
+long dn_net_param_count(const dn_net *net)
+{
+    long n = 0;
+    for (int i = 0; i < net->n; i++)
+        for (int k = 0; k < net->layers[i].n_params; k++)
+            n += net->layers[i].params[k].n;
+    return n;
+}
+
+double dn_net_flops(const dn_net *net)
+{
+    double f = 0;
+    for (int i = 0; i < net->n; i++)
+        f += net->layers[i].flops;
+    return f;
+}
+
+void dn_net_summary(const dn_net *net, FILE *out)
+{
+    fprintf(out, "%5s %-14s %-18s %-16s    %-16s %11s %10s\n", "layer", "type",
+            "filters size/strd", "input", "output", "params", "BFLOPs");
+    for (int i = 0; i < net->n; i++) {
+        const dn_layer *l = &net->layers[i];
+        long params = 0;
+        for (int k = 0; k < l->n_params; k++)
+            params += l->params[k].n;
+        char in[32], outs[32];
+        snprintf(in, sizeof in, "%d x %d x %d", l->w, l->h, l->c);
+        snprintf(outs, sizeof outs, "%d x %d x %d", l->out_w, l->out_h, l->out_c);
+        fprintf(out, "%5d %-14s %-18s %-16s -> %-16s %11ld %10.3f\n", i,
+                l->type->name, l->desc, in, outs, params, l->flops / 1e9);
+    }
+    fprintf(out, "total: %ld parameters, %.3f BFLOPs per image (forward), "
+            "batch %d x %d subdivisions\n", dn_net_param_count(net),
+            dn_net_flops(net) / 1e9, net->batch, net->subdivisions);
+}

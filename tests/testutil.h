@@ -1,0 +1,21 @@
+/* testutil.h - helpers shared by the cmocka tests. */
+#ifndef TESTUTIL_H
+#define TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "darknet.h"
+
+/* A fresh temporary directory for this test binary (removed at exit). */
+const char *tu_tmpdir(void);
+/* Write text to tu_tmpdir()/name; returns the full path (static storage per call). */
+char *tu_write_file(const char *name, const char *text);
+/* Assert that msg contains needle, printing both when not. */
+#define assert_contains(msg, needle) tu_assert_contains((msg), (needle), __FILE__, __LINE__)
+void tu_assert_contains(const char *msg, const char *needle, const char *file, int line);
+
+#endif
