@@ -15,7 +15,8 @@ CUDA_DIR  ?= /usr/local/cuda
 CUDNN_DIR ?= $(CUDA_DIR)
 ARCH    ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 
-BUILD   := build
+BUILD   ?= build
+BIN     ?= bin
 CC      ?= cc
 NVCC    ?= $(CUDA_DIR)/bin/nvcc
 CFLAGS  := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp \
@@ -70,10 +71,10 @@ endif
 
 EXT_PLUGINS := $(BUILD)/plugins/libdn_sched_linear.so
 
-all: bin/darknet plugins
+all: $(BIN)/darknet plugins
 
-bin/darknet: $(BUILD)/darknet/src/main.o $(BUILD)/libdarknet.a
-	@mkdir -p bin
+$(BIN)/darknet: $(BUILD)/darknet/src/main.o $(BUILD)/libdarknet.a
+	@mkdir -p $(BIN)
 	$(CC) -o $@ $^ $(LDLIBS) -rdynamic
 
 $(BUILD)/libdarknet.a: $(LIB_OBJ)
@@ -105,7 +106,8 @@ $(BUILD)/plugins/libdn_sched_%.so: plugins/external/%.c darknet/include/dn_sched
 TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/asan/tests/%)
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-ASAN_OBJ  := $(LIB_SRC:%.c=$(BUILD)/asan/%.o) $(BUILD)/asan/tests/testutil.o
+TEST_HELPERS := $(filter-out tests/test_%.c,$(wildcard tests/*.c))
+ASAN_OBJ  := $(LIB_SRC:%.c=$(BUILD)/asan/%.o) $(TEST_HELPERS:%.c=$(BUILD)/asan/%.o)
 ASAN_CFLAGS := $(filter-out -O3 -DDN_OPENCV,$(CFLAGS)) -O1 -g $(ASAN_FLAGS)
 ASAN_LIBS := $(filter-out -lopencv_imgcodecs -lopencv_imgproc -lopencv_core -lstdc++,$(LDLIBS)) -lcmocka
 
@@ -116,26 +118,26 @@ $(BUILD)/asan/%.o: %.c
 $(BUILD)/asan/tests/%: $(BUILD)/asan/tests/%.o $(ASAN_OBJ)
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(ASAN_LIBS) -rdynamic
 
-test: deps bin/darknet plugins $(TEST_BIN)
+test: deps $(BIN)/darknet plugins $(TEST_BIN)
 	@tests/run_all.sh $(TEST_BIN)
 
 test-gpu:
 	@tests/gpu/run.sh
 
-bench: deps bin/darknet
+bench: deps $(BIN)/darknet
 	@bench/run.sh
 
-demo: deps bin/darknet
+demo: deps $(BIN)/darknet
 	@scripts/demo.sh
 
-figure1: bin/darknet
+figure1: $(BIN)/darknet
 	@scripts/figure1.sh
 
 deps:
 	@scripts/deps.sh
 
 clean:
-	rm -rf $(BUILD) bin libdarknet.a
+	rm -rf $(BUILD) $(BIN) libdarknet.a
 
 .PHONY: all plugins test test-gpu bench demo figure1 deps clean libdarknet.a
 .SECONDARY:
