@@ -93,6 +93,7 @@ struct dn_net {
     /* the current layer's context, set by the network before each call */
     float *input; /* the layer's input */
     float *delta; /* where the layer adds dL/d(input); NULL for the first */
+    float *input_delta; /* optional [batch, inputs]: dL/d(input_data) */
     int train;
     float *workspace; /* shared scratch, max over layers, owned */
     size_t workspace_size;
@@ -121,8 +122,12 @@ void dn_net_free(dn_net *net);
 
 /* Forward over net->input_data; train selects training behaviour. */
 void dn_net_forward(dn_net *net, int train);
-/* Backward from each loss layer's delta; accumulates param grads. */
+/* Backward from each layer's delta (set by loss layers in a training
+ * forward, or by the caller); accumulates param grads. Runs in the mode of
+ * the last forward (net->train). */
 void dn_net_backward(dn_net *net);
+/* Zero every layer's delta (and input_delta); forward(train=1) does this. */
+void dn_net_zero_deltas(dn_net *net);
 /* One optimiser step with rate lr over images_per_batch images. */
 void dn_net_update(dn_net *net, double lr);
 /* Sum of loss-layer costs of the last forward. */

@@ -190,27 +190,39 @@ void dn_net_free(dn_net *net)
     free(net);
 }
 
+void dn_net_zero_deltas(dn_net *net)
+{
+    for (int i = 0; i < net->n; i++) {
+        dn_layer *l = &net->layers[i];
+        memset(l->delta, 0, sizeof(float) * l->batch * l->outputs);
+    }
+    if (net->input_delta)
+        memset(net->input_delta, 0, sizeof(float) * net->batch * net->inputs);
+}
+
+/* Point the network's context at layer i's input. */
+static void enter_layer(dn_net *net, int i)
+{
+    net->input = i ? net->layers[i - 1].output : net->input_data;
+    net->delta = i ? net->layers[i - 1].delta : net->input_delta;
+}
+
 void dn_net_forward(dn_net *net, int train)
 {
     net->train = train;
+    if (train)
+        dn_net_zero_deltas(net);
     for (int i = 0; i < net->n; i++) {
-        dn_layer *l = &net->layers[i];
-        if (train)
-            memset(l->delta, 0, sizeof(float) * l->batch * l->outputs);
-        net->input = i ? net->layers[i - 1].output : net->input_data;
-        net->delta = i ? net->layers[i - 1].delta : NULL;
-        l->type->forward(l, net);
+        enter_layer(net, i);
+        net->layers[i].type->forward(&net->layers[i], net);
     }
 }
 
 void dn_net_backward(dn_net *net)
 {
-    net->train = 1;
     for (int i = net->n - 1; i >= 0; i--) {
-        dn_layer *l = &net->layers[i];
-        net->input = i ? net->layers[i - 1].output : net->input_data;
-        net->delta = i ? net->layers[i - 1].delta : NULL;
-        l->type->backward(l, net);
+        enter_layer(net, i);
+        net->layers[i].type->backward(&net->layers[i], net);
     }
 }
 
