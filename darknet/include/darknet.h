@@ -145,5 +145,6 @@ const char *dn_scheduler_names(void);
 #endif
 
 #include "dn_network.h"
+#include "dn_train.h"
 
 #endif

@@ -68,7 +68,7 @@ int dn_cli_load_cfg(const char *path, int argc, char **argv, dn_cfg **out,
                 goto fail;
         }
     if (strict)
-        *strict = dn_arg_flag(argc, argv, "-strict");
+        *strict |= dn_arg_flag(argc, argv, "-strict");
     *out = cfg;
     return 0;
 fail:
@@ -88,9 +88,28 @@ int dn_positional(int argc, char **argv, char **pos, int max)
             i++;
             continue;
         }
+        if (strcmp(argv[i], "-strict") == 0)
+            continue;
         if (n < max)
             pos[n] = argv[i];
         n++;
     }
     return n;
+}
+
+int dn_check_options(int argc, char **argv, dn_error *err)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!argv[i] || argv[i][0] != '-' || argv[i][1] == '\0')
+            continue;
+        if ((strcmp(argv[i], "-set") == 0 || strcmp(argv[i], "-overlay") == 0)
+            && i + 1 < argc) {
+            i++;
+            continue;
+        }
+        if (strcmp(argv[i], "-strict") == 0)
+            continue;
+        return dn_fail(err, "unknown option %s", argv[i]);
+    }
+    return 0;
 }

@@ -20,10 +20,15 @@ int dn_arg_long(int argc, char **argv, const char *name, long def, long *out,
 /*
  * Load a cfg and apply the command line's overrides in order: every
  * "-overlay FILE" then every "-set key=value" (both repeatable, [net] only).
- * *strict is set when "-strict" is given.
+ * *strict is set (ORed) when "-strict" is given; callers may consume the
+ * flag first (dn_arg_flag) so that it is not taken for a positional.
  */
 int dn_cli_load_cfg(const char *path, int argc, char **argv, dn_cfg **out,
                     int *strict, dn_error *err);
+
+/* After a command consumed its own options: any other "-x" left is an
+ * error (-set, -overlay and -strict are the cfg loader's). */
+int dn_check_options(int argc, char **argv, dn_error *err);
 
 /* Positional arguments left after removing "-x value" pairs and flags that
  * were consumed; returns count, fills pos (up to max). */
