@@ -1,0 +1,54 @@
+/*
+ * avgpool_layer.c - [avgpool]: global average pooling, as Darknet's
+ * avgpool layer (it has no size or stride; every channel becomes one value).
+ *
+ * forward  in: [batch, c, h, w] -> out: [batch, c, 1, 1]
+ *          out[b, k] = (1 / (h w)) sum_{y,x} in[b, k, y, x]
+ * backward d in[b, k, y, x] += d out[b, k] / (h w)
+ */
+#include <stdio.h>
+
+#include "layer_util.h"
+
+static int avgpool_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
+{
+    l->out_c = l->c;
+    l->out_h = 1;
+    l->out_w = 1;
+    snprintf(l->desc, sizeof l->desc, "global");
+    /* one add per input, one multiply per output */
+    l->flops = (double)l->c * l->h * l->w + l->c;
+    return 0;
+}
+
+static void avgpool_forward(dn_layer *l, dn_net *net)
+{
+    const long spatial = (long)l->h * l->w;
+    const int planes = l->batch * l->c;
+    for (int plane = 0; plane < planes; plane++) {
+        const float *in = net->input + plane * spatial;
+        double sum = 0;
+        for (long i = 0; i < spatial; i++)
+            sum += in[i];
+        l->output[plane] = (float)(sum / (double)spatial);
+    }
+}
+
+static void avgpool_backward(dn_layer *l, dn_net *net)
+{
+    if (!net->delta)
+        return;
+    const long spatial = (long)l->h * l->w;
+    const float scale = 1.0f / (float)spatial;
+    const int planes = l->batch * l->c;
+    for (int plane = 0; plane < planes; plane++) {
+        float *din = net->delta + plane * spatial;
+        const float g = l->delta[plane] * scale;
+        for (long i = 0; i < spatial; i++)
+            din[i] += g;
+    }
+}
+
+const dn_layer_type dn_layer_avgpool = {"avgpool", avgpool_make,
+                                        avgpool_forward, avgpool_backward,
+                                        NULL};

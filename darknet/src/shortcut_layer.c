@@ -1,0 +1,115 @@
+/*
+ * shortcut_layer.c - [shortcut]: a residual connection (He et al. 2016):
+ * adds an earlier layer's output to the previous layer's output.
+ *
+ * Keys (Darknet's): from (required): an earlier layer, relative (-3: three
+ * layers back from this one) or absolute (0-based); activation (default
+ * linear); alpha, beta (default 1): the weights of the previous layer's and
+ * the `from` layer's outputs.
+ *
+ * Shapes must match exactly. Darknet accepts different shapes and adds by
+ * striding over the larger one (sampling every k-th position, dropping
+ * channels); we reject them with both shapes in the message instead.
+ *
+ * forward  in: [batch, c, h, w] (previous layer), add: layers[from].output,
+ *          same shape; out = act(alpha in + beta add)
+ * backward g = d out * act'(.)  (in place in l->delta, as Darknet)
+ *          d in += alpha g;  layers[from].delta += beta g
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layer_util.h"
+
+typedef struct shortcut {
+    int from; /* absolute layer index */
+    float alpha, beta;
+    dn_activation activation;
+    float *pre; /* [batch, outputs]: pre-activation, if the activation needs it */
+} shortcut;
+
+static void shortcut_free(dn_layer *l)
+{
+    shortcut *p = l->priv;
+    if (p)
+        free(p->pre);
+    free(p);
+    l->priv = NULL;
+}
+
+static int shortcut_make(dn_layer *l, dn_section *s, dn_net *net,
+                         dn_error *err)
+{
+    long from;
+    double alpha, beta;
+    dn_activation act;
+    if (!dn_sec_has(s, "from"))
+        return dn_fail(err, "%s:%d: [shortcut] from: missing; expected a "
+                       "layer index (e.g. from=-3)", s->path, s->line);
+    if (dn_sec_int(s, "from", 0, -(1L << 30), 1L << 30, &from, err) ||
+        dn_sec_double(s, "alpha", 1, -1e6, 1e6, &alpha, err) ||
+        dn_sec_double(s, "beta", 1, -1e6, 1e6, &beta, err) ||
+        dn_parse_activation(s, "linear", &act, err))
+        return -1;
+    long j = from < 0 ? l->index + from : from;
+    if (l->index == 0)
+        return dn_sec_fail(s, "from", err, "%ld: this is the first layer; "
+                           "there is no earlier layer to add", from);
+    if (j < 0 || j >= l->index)
+        return dn_sec_fail(s, "from", err,
+                           "%ld is layer %ld; expected an earlier layer: "
+                           "0..%d, or -1..-%d from this layer %d", from, j,
+                           l->index - 1, l->index, l->index);
+    const dn_layer *src = &net->layers[j];
+    if (src->out_c != l->c || src->out_h != l->h || src->out_w != l->w)
+        return dn_sec_fail(s, "from", err,
+                           "layer %ld outputs %dx%dx%d (c x h x w) but the "
+                           "previous layer outputs %dx%dx%d; shapes must match",
+                           j, src->out_c, src->out_h, src->out_w, l->c, l->h,
+                           l->w);
+    shortcut *p = calloc(1, sizeof *p);
+    if (!p)
+        return dn_fail(err, "out of memory");
+    l->priv = p;
+    p->from = (int)j;
+    p->alpha = (float)alpha;
+    p->beta = (float)beta;
+    p->activation = act;
+    if (dn_activation_needs_input(act))
+        p->pre = dn_calloc_floats((size_t)l->batch * l->inputs);
+    l->out_c = l->c, l->out_h = l->h, l->out_w = l->w;
+    snprintf(l->desc, sizeof l->desc, "from %d %s", p->from,
+             dn_activation_name(act));
+    l->flops = 3.0 * (double)l->inputs; /* two multiplies, one add */
+    return 0;
+}
+
+static void shortcut_forward(dn_layer *l, dn_net *net)
+{
+    const shortcut *p = l->priv;
+    const long n = (long)l->batch * l->outputs;
+    const float *in = net->input, *add = net->layers[p->from].output;
+    for (long i = 0; i < n; i++)
+        l->output[i] = p->alpha * in[i] + p->beta * add[i];
+    if (p->pre)
+        memcpy(p->pre, l->output, (size_t)n * sizeof(float));
+    dn_activate(l->output, n, p->activation);
+}
+
+static void shortcut_backward(dn_layer *l, dn_net *net)
+{
+    const shortcut *p = l->priv;
+    const long n = (long)l->batch * l->outputs;
+    dn_activate_backward(p->pre, l->output, l->delta, n, p->activation);
+    if (net->delta)
+        for (long i = 0; i < n; i++)
+            net->delta[i] += p->alpha * l->delta[i];
+    float *dadd = net->layers[p->from].delta;
+    for (long i = 0; i < n; i++)
+        dadd[i] += p->beta * l->delta[i];
+}
+
+const dn_layer_type dn_layer_shortcut = {"shortcut", shortcut_make,
+                                         shortcut_forward, shortcut_backward,
+                                         shortcut_free};

@@ -1,0 +1,170 @@
+/*
+ * softmax_layer.c - [softmax]: softmax over contiguous groups of the input,
+ * and, as the network's last layer, the cross-entropy loss against
+ * net->truth.
+ *
+ * Keys (Darknet's): groups (default 1): the inputs split into `groups`
+ * equal contiguous runs, each normalised on its own; temperature (default
+ * 1): p = softmax(x / T); noloss (default 0): a plain softmax, no cost.
+ * Darknet's hierarchical softmax (tree=) and spatial softmax are rejected.
+ *
+ * forward  in: [batch, c, h, w] -> out: same shape
+ *          p_i = exp((x_i - max) / T) / sum_j exp((x_j - max) / T)
+ *          (max over the group: no overflow)
+ *          cost = -sum_b sum_i t_i log p_i, with log p from the log-sum-exp
+ *          form, so a p that underflows to 0 still gives a finite cost.
+ *          Soft targets are weighted by t_i (Darknet drops the weight and
+ *          takes -log p wherever t != 0); one-hot targets agree.
+ * backward d in_i += (1/T) p_i (g_i - sum_j p_j g_j)   with g = d out
+ *          plus, after a training forward of the loss, the cross-entropy
+ *          gradient taken directly w.r.t. the softmax input:
+ *          d in_i += (p_i S - t_i) / T,  S = sum_j t_j over the group
+ *          (p - t for one-hot targets and T = 1; Darknet's delta is t - p
+ *          in its opposite sign convention and omits the 1/T).
+ *
+ * The loss applies only when this is the network's last layer (net->truth
+ * is sized for the last layer); elsewhere it is a plain softmax, cost 0.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layer_util.h"
+
+typedef struct softmax {
+    int groups;
+    float temperature;
+    int grad_ready;   /* loss_grad holds the last training forward's gradient */
+    float *loss_grad; /* [batch, outputs]: d cost / d in */
+} softmax;
+
+static void softmax_free(dn_layer *l)
+{
+    softmax *p = l->priv;
+    if (p)
+        free(p->loss_grad);
+    free(p);
+    l->priv = NULL;
+}
+
+static int softmax_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
+{
+    long groups, noloss, spatial;
+    double temperature;
+    if (dn_sec_int(s, "groups", 1, 1, 1L << 30, &groups, err) ||
+        dn_sec_double(s, "temperature", 1, 1e-6, 1e6, &temperature, err) ||
+        dn_sec_int(s, "noloss", 0, 0, 1, &noloss, err) ||
+        dn_sec_int(s, "spatial", 0, 0, 1, &spatial, err))
+        return -1;
+    if (dn_sec_has(s, "tree"))
+        return dn_sec_fail(s, "tree", err,
+                           "hierarchical softmax is not supported");
+    if (spatial)
+        return dn_sec_fail(s, "spatial", err,
+                           "spatial softmax is not supported");
+    if (l->inputs % groups)
+        return dn_sec_fail(s, "groups", err,
+                           "%ld does not divide the %ld inputs (%dx%dx%d)",
+                           groups, l->inputs, l->c, l->h, l->w);
+    softmax *p = calloc(1, sizeof *p);
+    if (!p)
+        return dn_fail(err, "out of memory");
+    l->priv = p;
+    p->groups = (int)groups;
+    p->temperature = (float)temperature;
+    p->loss_grad = dn_calloc_floats((size_t)l->batch * l->inputs);
+    l->out_c = l->c, l->out_h = l->h, l->out_w = l->w;
+    l->is_loss = !noloss;
+    if (temperature != 1)
+        snprintf(l->desc, sizeof l->desc, "groups %ld T=%g", groups,
+                 temperature);
+    else
+        snprintf(l->desc, sizeof l->desc, "groups %ld", groups);
+    /* per element: subtract, scale, exp, add, divide */
+    l->flops = 5.0 * (double)l->inputs;
+    return 0;
+}
+
+static int loss_active(const dn_layer *l, const dn_net *net)
+{
+    return l->is_loss && l->index == net->n - 1 && net->truths == l->outputs;
+}
+
+/* One group of n: p = softmax(x / T); returns the cost -sum t log p and, if
+ * grad, writes (p S - t) / T. t may be NULL (no cost). */
+static double group_forward(const float *x, float *p, const float *t,
+                            float *grad, long n, float T)
+{
+    float max = x[0];
+    for (long i = 1; i < n; i++)
+        if (x[i] > max)
+            max = x[i];
+    double sum = 0;
+    for (long i = 0; i < n; i++) {
+        p[i] = expf((x[i] - max) / T);
+        sum += p[i];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (long i = 0; i < n; i++)
+        p[i] *= inv;
+    if (!t)
+        return 0;
+    const double log_sum = log(sum);
+    double cost = 0, S = 0;
+    for (long i = 0; i < n; i++) {
+        S += t[i];
+        if (t[i] != 0)
+            cost -= t[i] * ((double)(x[i] - max) / T - log_sum);
+    }
+    if (grad)
+        for (long i = 0; i < n; i++)
+            grad[i] = (p[i] * (float)S - t[i]) / T;
+    return cost;
+}
+
+static void softmax_forward(dn_layer *l, dn_net *net)
+{
+    softmax *p = l->priv;
+    const int loss = loss_active(l, net);
+    const long n = l->inputs / p->groups;
+    double cost = 0;
+    for (int b = 0; b < l->batch; b++)
+        for (int g = 0; g < p->groups; g++) {
+            const long off = (long)b * l->inputs + g * n;
+            cost += group_forward(net->input + off, l->output + off,
+                                  loss ? net->truth + off : NULL,
+                                  loss && net->train ? p->loss_grad + off : NULL,
+                                  n, p->temperature);
+        }
+    l->cost = (float)cost;
+    p->grad_ready = loss && net->train;
+}
+
+static void softmax_backward(dn_layer *l, dn_net *net)
+{
+    if (!net->delta)
+        return;
+    const softmax *p = l->priv;
+    const long n = l->inputs / p->groups;
+    const float invT = 1.0f / p->temperature;
+    const int add_loss = p->grad_ready && net->train;
+    for (int b = 0; b < l->batch; b++)
+        for (int g = 0; g < p->groups; g++) {
+            const long off = (long)b * l->inputs + g * n;
+            const float *y = l->output + off, *dy = l->delta + off;
+            float *dx = net->delta + off;
+            double dot = 0;
+            for (long i = 0; i < n; i++)
+                dot += (double)y[i] * dy[i];
+            for (long i = 0; i < n; i++)
+                dx[i] += invT * y[i] * (dy[i] - (float)dot);
+            if (add_loss)
+                for (long i = 0; i < n; i++)
+                    dx[i] += p->loss_grad[off + i];
+        }
+}
+
+const dn_layer_type dn_layer_softmax = {"softmax", softmax_make,
+                                        softmax_forward, softmax_backward,
+                                        softmax_free};
