@@ -39,6 +39,7 @@ int dn_activation_needs_input(dn_activation a);
 /* Every layer type, defined in its own file (darknet/src/<name>_layer.c). */
 extern const dn_layer_type dn_layer_convolutional, dn_layer_connected,
     dn_layer_batchnorm, dn_layer_maxpool, dn_layer_avgpool, dn_layer_dropout,
-    dn_layer_softmax, dn_layer_logistic, dn_layer_shortcut, dn_layer_route;
+    dn_layer_softmax, dn_layer_logistic, dn_layer_shortcut, dn_layer_route,
+    dn_layer_attention, dn_layer_layernorm;
 
 #endif

@@ -20,12 +20,14 @@
 #pragma weak dn_layer_logistic
 #pragma weak dn_layer_shortcut
 #pragma weak dn_layer_route
+#pragma weak dn_layer_attention
+#pragma weak dn_layer_layernorm
 
 static const dn_layer_type *const registry[] = {
     &dn_layer_convolutional, &dn_layer_connected, &dn_layer_batchnorm,
     &dn_layer_maxpool,       &dn_layer_avgpool,   &dn_layer_dropout,
     &dn_layer_softmax,       &dn_layer_logistic,  &dn_layer_shortcut,
-    &dn_layer_route,
+    &dn_layer_route,         &dn_layer_attention, &dn_layer_layernorm,
 };
 
 #define N_TYPES (sizeof registry / sizeof *registry)
