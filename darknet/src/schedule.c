@@ -1,12 +1,374 @@
-/* schedule.c - placeholder until the scheduler plugins land */
+/*
+ * schedule.c - the host side of learning-rate schedulers.
+ *
+ *  - The registry: one table of built-in schedulers (plugins/NAME.c) plus the
+ *    external plugins loaded so far. Nothing else in the framework knows a
+ *    policy by name.
+ *  - Plugin loading in stages, as Lua's loadlib and Redis's module loader do:
+ *    open, entry, abi, check, register. Each failure names its stage and the
+ *    path, closes the handle and returns an error; nothing exits.
+ *  - dn_sched_ctx: the plugin's only view of the cfg, on top of the dn_sec_*
+ *    getters, so its errors name file, line, section and key.
+ *  - dn_schedule: a parsed policy plus Darknet's burn_in warm-up, which
+ *    applies on top of every policy:
+ *        b < burn_in:  lr = learning_rate * (b / burn_in)^power
+ */
+#include <dlfcn.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "builtin.h"
 #include "darknet.h"
-struct dn_schedule { double lr; };
+
+/* The built-in schedulers, in the order `darknet lr` and errors list them. */
+static const dn_scheduler *const builtins[] = {
+    &dn_sched_constant,       &dn_sched_step,   &dn_sched_steps,
+    &dn_sched_exp,            &dn_sched_poly,   &dn_sched_sig,
+    &dn_sched_random,         &dn_sched_sgdr,   &dn_sched_cosine_restart,
+    &dn_sched_log_restart,
+};
+#define N_BUILTINS (sizeof builtins / sizeof *builtins)
+
+/* policy=plugin selects an external scheduler named by plugin=. */
+#define PLUGIN_POLICY "plugin"
+/* Searched after $DN_PLUGIN_PATH for a bare plugin= name. */
+#define DEFAULT_PLUGIN_DIR "build/plugins"
+
+/* External plugins stay loaded for the life of the process: a schedule may
+ * point into one at any time, so handles are never closed once registered. */
+typedef struct loaded_plugin {
+    const dn_scheduler *sched;
+    void *handle;
+    char *path;
+} loaded_plugin;
+
+static loaded_plugin *loaded;
+static int n_loaded;
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct dn_schedule {
+    const dn_scheduler *impl;
+    void *state;
+    double learning_rate;
+    long burn_in;
+    double power;
+};
+
+/* -------------------------------------------------------------- registry */
+
+static const dn_scheduler *find_locked(const char *name, const char **from)
+{
+    for (size_t i = 0; i < N_BUILTINS; i++)
+        if (strcmp(builtins[i]->name, name) == 0) {
+            if (from)
+                *from = "built in";
+            return builtins[i];
+        }
+    for (int i = 0; i < n_loaded; i++)
+        if (strcmp(loaded[i].sched->name, name) == 0) {
+            if (from)
+                *from = loaded[i].path;
+            return loaded[i].sched;
+        }
+    return NULL;
+}
+
+const dn_scheduler *dn_scheduler_find(const char *name)
+{
+    pthread_mutex_lock(&registry_lock);
+    const dn_scheduler *s = find_locked(name, NULL);
+    pthread_mutex_unlock(&registry_lock);
+    return s;
+}
+
+const char *dn_scheduler_names(void)
+{
+    static char buf[1024];
+    pthread_mutex_lock(&registry_lock);
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_BUILTINS + (size_t)n_loaded; i++) {
+        const char *name = i < N_BUILTINS ? builtins[i]->name
+                                          : loaded[i - N_BUILTINS].sched->name;
+        size_t n = strlen(buf);
+        snprintf(buf + n, sizeof buf - n, "%s%s", n ? ", " : "", name);
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return buf;
+}
+
+/* --------------------------------------------------------- plugin loading */
+
+/* A policy name: letters, digits, '_' and '-', not "plugin". */
+static int valid_name(const char *name)
+{
+    if (!name || !*name || strcmp(name, PLUGIN_POLICY) == 0)
+        return 0;
+    for (const char *p = name; *p; p++)
+        if (!(('a' <= *p && *p <= 'z') || ('A' <= *p && *p <= 'Z') ||
+              ('0' <= *p && *p <= '9') || *p == '_' || *p == '-'))
+            return 0;
+    return 1;
+}
+
+/* Stages entry, abi and check. Returns the scheduler or NULL with err set. */
+static const dn_scheduler *plugin_entry(void *handle, const char *path,
+                                        dn_error *err)
+{
+    dlerror();
+    void *sym = dlsym(handle, DN_SCHED_ENTRY);
+    const char *why = dlerror();
+    if (!sym || why) {
+        dn_fail(err, "plugin %s: entry: no symbol %s: %s", path,
+                DN_SCHED_ENTRY, why ? why : "symbol is NULL");
+        return NULL;
+    }
+    dn_sched_entry_fn entry;
+    memcpy(&entry, &sym, sizeof entry); /* object to function pointer */
+    const dn_scheduler *s = entry();
+    if (!s) {
+        dn_fail(err, "plugin %s: entry: %s() returned NULL", path,
+                DN_SCHED_ENTRY);
+    } else if (s->abi_version != DN_SCHED_ABI_VERSION) {
+        dn_fail(err, "plugin %s: abi: version %d, this host speaks version %d",
+                path, s->abi_version, DN_SCHED_ABI_VERSION);
+    } else if (s->struct_size < sizeof(dn_scheduler)) {
+        dn_fail(err, "plugin %s: abi: struct_size %zu is smaller than "
+                "dn_scheduler (%zu bytes)", path, s->struct_size,
+                sizeof(dn_scheduler));
+    } else if (!valid_name(s->name)) {
+        dn_fail(err, "plugin %s: check: invalid scheduler name \"%s\" (letters, "
+                "digits, '_', '-'; not \"plugin\")", path,
+                s->name ? s->name : "(null)");
+    } else if (!s->parse || !s->rate) {
+        dn_fail(err, "plugin %s: check: scheduler \"%s\" lacks %s()", path,
+                s->name, !s->parse ? "parse" : "rate");
+    } else {
+        return s;
+    }
+    return NULL;
+}
+
+/* Stage register: under the lock. The same library loaded again (dlopen
+ * gives the same handle) returns its first registration. */
+static int plugin_register(void *handle, const char *path,
+                           const dn_scheduler *s, const dn_scheduler **out,
+                           dn_error *err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&registry_lock);
+    const char *from = NULL;
+    const dn_scheduler *old = find_locked(s->name, &from);
+    int same = 0;
+    for (int i = 0; i < n_loaded; i++)
+        if (loaded[i].handle == handle && loaded[i].sched == s)
+            same = 1;
+    if (same) {
+        *out = s;
+        rc = 1; /* already registered: the caller drops its extra handle */
+    } else if (old) {
+        rc = dn_fail(err, "plugin %s: register: a scheduler named \"%s\" is "
+                     "already registered (%s)", path, s->name, from);
+    } else {
+        loaded_plugin *p = realloc(loaded, (n_loaded + 1) * sizeof *p);
+        char *copy = p ? strdup(path) : NULL;
+        if (!copy) {
+            if (p)
+                loaded = p;
+            rc = dn_fail(err, "plugin %s: register: out of memory", path);
+        } else {
+            loaded = p;
+            loaded[n_loaded++] = (loaded_plugin){s, handle, copy};
+            *out = s;
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return rc;
+}
+
+int dn_scheduler_load(const char *path, const dn_scheduler **out,
+                      dn_error *err)
+{
+    *out = NULL;
+    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!handle)
+        return dn_fail(err, "plugin %s: open: %s", path, dlerror());
+    const dn_scheduler *s = plugin_entry(handle, path, err);
+    int rc = s ? plugin_register(handle, path, s, out, err) : -1;
+    if (rc != 0)
+        dlclose(handle); /* failed, or a second reference to a loaded one */
+    return rc < 0 ? -1 : 0;
+}
+
+/*
+ * plugin= value to a path. A value with a '/' is a path, used as given
+ * (relative to the working directory). A bare name is looked up in each
+ * directory of $DN_PLUGIN_PATH (colon-separated), then in build/plugins, as
+ * NAME and, without a ".so" suffix, as libdn_sched_NAME.so.
+ */
+static int plugin_path(const char *value, char *out, size_t n, char *tried,
+                       size_t n_tried)
+{
+    if (strchr(value, '/')) {
+        snprintf(out, n, "%s", value);
+        return 0;
+    }
+    const char *env = getenv("DN_PLUGIN_PATH");
+    char dirs[4096];
+    snprintf(dirs, sizeof dirs, "%s%s%s", env ? env : "", env ? ":" : "",
+             DEFAULT_PLUGIN_DIR);
+    size_t len = strlen(value);
+    int has_so = len > 3 && strcmp(value + len - 3, ".so") == 0;
+    tried[0] = '\0';
+    char *save = NULL;
+    for (char *dir = strtok_r(dirs, ":", &save); dir;
+         dir = strtok_r(NULL, ":", &save)) {
+        for (int form = 0; form < 2 - has_so; form++) {
+            snprintf(out, n, form ? "%s/libdn_sched_%s.so" : "%s/%s", dir, value);
+            if (access(out, R_OK) == 0)
+                return 0;
+            size_t used = strlen(tried);
+            snprintf(tried + used, n_tried - used, "%s%s", used ? ", " : "", out);
+        }
+    }
+    return -1;
+}
+
+/* -------------------------------------------------- dn_sched_ctx (host) */
+
+typedef struct ctx_impl {
+    dn_section *net;
+    dn_error *err;
+} ctx_impl;
+
+static ctx_impl *impl_of(dn_sched_ctx *c) { return c->impl; }
+
+static int ctx_get_double(dn_sched_ctx *c, const char *key, double def,
+                          double lo, double hi, double *out)
+{
+    return dn_sec_double(impl_of(c)->net, key, def, lo, hi, out, impl_of(c)->err);
+}
+
+static int ctx_get_long(dn_sched_ctx *c, const char *key, long def, long lo,
+                        long hi, long *out)
+{
+    return dn_sec_int(impl_of(c)->net, key, def, lo, hi, out, impl_of(c)->err);
+}
+
+static int ctx_get_string(dn_sched_ctx *c, const char *key, const char *def,
+                          const char **out)
+{
+    return dn_sec_string(impl_of(c)->net, key, def, out, impl_of(c)->err);
+}
+
+static int ctx_get_doubles(dn_sched_ctx *c, const char *key, double *out,
+                           int max, int *n)
+{
+    return dn_sec_doubles(impl_of(c)->net, key, out, max, n, impl_of(c)->err);
+}
+
+static int ctx_has(dn_sched_ctx *c, const char *key)
+{
+    return dn_sec_has(impl_of(c)->net, key);
+}
+
+static int ctx_fail(dn_sched_ctx *c, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int ctx_fail(dn_sched_ctx *c, const char *key, const char *fmt, ...)
+{
+    char what[DN_ERROR_MAX / 2];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return dn_sec_fail(impl_of(c)->net, key, impl_of(c)->err, "%s", what);
+}
+
+/* -------------------------------------------------------------- schedule */
+
+/* The scheduler policy= names, loading plugin= for policy=plugin. */
+static int resolve(dn_section *net, const char *policy,
+                   const dn_scheduler **out, dn_error *err)
+{
+    if (strcmp(policy, PLUGIN_POLICY) != 0) {
+        *out = dn_scheduler_find(policy);
+        if (*out)
+            return 0;
+        return dn_sec_fail(net, "policy", err, "unknown policy \"%s\"; valid: "
+                           "%s, %s (with plugin=PATH)", policy,
+                           dn_scheduler_names(), PLUGIN_POLICY);
+    }
+    const char *value;
+    char path[2048], tried[4096];
+    dn_error why;
+    if (dn_sec_string(net, "plugin", NULL, &value, err))
+        return -1;
+    if (!value || !*value)
+        return dn_sec_fail(net, "policy", err, "policy=plugin needs "
+                           "plugin=PATH (a .so exporting %s)", DN_SCHED_ENTRY);
+    if (plugin_path(value, path, sizeof path, tried, sizeof tried))
+        return dn_sec_fail(net, "plugin", err, "no plugin \"%s\" found; tried "
+                           "%s", value, tried);
+    if (dn_scheduler_load(path, out, &why))
+        return dn_sec_fail(net, "plugin", err, "%s", why.msg);
+    return 0;
+}
+
 int dn_schedule_parse(dn_section *net, dn_schedule **out, dn_error *err)
 {
-    *out = calloc(1, sizeof **out);
-    return dn_sec_double(net, "learning_rate", 0.001, 0, 1e9, &(*out)->lr, err);
+    dn_error ignored;
+    if (!err)
+        err = &ignored; /* the plugin's parse is judged by err->msg below */
+    *out = NULL;
+    dn_schedule *s = calloc(1, sizeof *s);
+    if (!s)
+        return dn_fail(err, "out of memory");
+    const char *policy;
+    if (dn_sec_double(net, "learning_rate", 0.001, 0, HUGE_VAL,
+                      &s->learning_rate, err) ||
+        dn_sec_string(net, "policy", "constant", &policy, err) ||
+        dn_sec_int(net, "burn_in", 0, 0, __LONG_MAX__, &s->burn_in, err) ||
+        dn_sec_double(net, "power", 4, 0, HUGE_VAL, &s->power, err) ||
+        resolve(net, policy, &s->impl, err))
+        goto fail;
+    ctx_impl impl = {net, err};
+    dn_sched_ctx ctx = {ctx_get_double, ctx_get_long,  ctx_get_string,
+                        ctx_get_doubles, ctx_has, ctx_fail, &impl};
+    err->msg[0] = '\0';
+    s->state = s->impl->parse(&ctx);
+    if (!s->state) {
+        if (!err->msg[0])
+            dn_sec_fail(net, "policy", err, "scheduler \"%s\" rejected its "
+                        "parameters", s->impl->name);
+        goto fail;
+    }
+    *out = s;
+    return 0;
+fail:
+    free(s);
+    return -1;
 }
-double dn_schedule_rate(const dn_schedule *s, const dn_clock *c) { return s->lr; }
-const char *dn_schedule_policy(const dn_schedule *s) { return "constant"; }
-void dn_schedule_free(dn_schedule *s) { free(s); }
+
+/* Darknet's burn_in on top of the policy's rate. */
+double dn_schedule_rate(const dn_schedule *s, const dn_clock *clock)
+{
+    if (clock->batch < s->burn_in)
+        return s->learning_rate *
+               pow((double)clock->batch / (double)s->burn_in, s->power);
+    return s->impl->rate(s->state, clock);
+}
+
+const char *dn_schedule_policy(const dn_schedule *s) { return s->impl->name; }
+
+void dn_schedule_free(dn_schedule *s)
+{
+    if (!s)
+        return;
+    if (s->impl->free)
+        s->impl->free(s->state);
+    free(s);
+}
