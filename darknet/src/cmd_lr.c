@@ -1,7 +1,407 @@
+/*
+ * cmd_lr.c - `darknet lr`: the learning-rate schedule of one or more cfgs,
+ * without training. Schedulers are pure functions of the clock, so this is
+ * exactly the rate training would use at each batch.
+ *
+ *   darknet lr CFG [CFG...] [-epochs N] [-train-size N | -batches-per-epoch B]
+ *              [-csv FILE] [-png FILE] [-set k=v] [-overlay F] [-strict]
+ *
+ * Clock: batches_per_epoch = B, or max(1, floor(train_size / batch)) with
+ * batch = [net] batch (images per weight update) and train_size 50000 by
+ * default (CIFAR-10's training set, the paper's benchmark). Rows cover
+ * batches 0..N, N = ceil(epochs * batches_per_epoch), or [net] max_batches
+ * without -epochs.
+ *
+ * Output: CSV with header batch,epoch,lr (numbers %.9g); with several cfgs a
+ * first column cfg holds the cfg path as given, one block of rows per cfg
+ * (long format: each cfg keeps its own batch grid). The CSV goes to -csv FILE
+ * or, when neither -csv nor -png is given, to stdout. -png draws every cfg on
+ * one chart with gnuplot (x: epoch, y: learning rate, one line per cfg,
+ * labelled with its policy, or with the cfg's file name when two cfgs share
+ * a policy). Files are written under a temporary name and renamed.
+ *
+ * Unused keys: the command reads only the schedule, but -set/-overlay keys
+ * must still be keys something reads. [net] keys that training reads
+ * (known_net_keys) and all layer sections are marked used; any other unused
+ * [net] key is reported by dn_cfg_check_unused: a warning for a key in the
+ * cfg file, an error for one from an override or under -strict.
+ */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "cli.h"
+
+#define DEFAULT_TRAIN_SIZE 50000 /* CIFAR-10's training images */
+#define MAX_CFGS 64
+
+typedef struct lr_options {
+    double epochs;          /* 0: run to max_batches */
+    long train_size;
+    long batches_per_epoch; /* 0: from train_size */
+    const char *csv, *png;
+    int strict;
+} lr_options;
+
+typedef struct lr_run {
+    const char *path;
+    dn_cfg *cfg;
+    dn_schedule *schedule;
+    long batch; /* [net] batch: images per weight update */
+    long batches_per_epoch, max_batches;
+    long last_batch; /* rows are batches 0..last_batch */
+    char label[256];
+} lr_run;
+
+/* [net] keys read by training and not by the schedule (Darknet's
+ * parse_net_options and darknet/src/network.c). */
+static const char *const known_net_keys[] = {
+    "subdivisions", "height", "width", "channels", "inputs", "momentum",
+    "decay", "adam", "B1", "B2", "eps", "seed", "threads", "time_steps",
+    "notruth", "random", "max_crop", "min_crop", "max_ratio", "min_ratio",
+    "center", "clip", "angle", "aspect", "saturation", "exposure", "hue",
+    NULL,
+};
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "darknet lr: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return 1;
+}
+
+/* ---------------------------------------------------------------- options */
+
+static int parse_options(int argc, char **argv, lr_options *o, dn_error *err)
+{
+    memset(o, 0, sizeof *o);
+    const char *epochs = dn_arg_str(argc, argv, "-epochs", NULL);
+    if (dn_arg_long(argc, argv, "-train-size", -1, &o->train_size, err) ||
+        dn_arg_long(argc, argv, "-batches-per-epoch", -1, &o->batches_per_epoch,
+                    err))
+        return -1;
+    o->csv = dn_arg_str(argc, argv, "-csv", NULL);
+    o->png = dn_arg_str(argc, argv, "-png", NULL);
+    o->strict = dn_arg_flag(argc, argv, "-strict");
+    if (epochs) {
+        char *end;
+        errno = 0;
+        o->epochs = strtod(epochs, &end);
+        if (end == epochs || *end || errno || !isfinite(o->epochs) ||
+            o->epochs <= 0)
+            return dn_fail(err, "-epochs: expected a number > 0, got \"%s\"",
+                           epochs);
+    }
+    if (o->train_size != -1 && o->batches_per_epoch != -1)
+        return dn_fail(err, "give -train-size or -batches-per-epoch, not both");
+    if (o->train_size == -1)
+        o->train_size = DEFAULT_TRAIN_SIZE;
+    else if (o->train_size < 1)
+        return dn_fail(err, "-train-size: expected an integer >= 1, got %ld",
+                       o->train_size);
+    if (o->batches_per_epoch == -1)
+        o->batches_per_epoch = 0;
+    else if (o->batches_per_epoch < 1)
+        return dn_fail(err, "-batches-per-epoch: expected an integer >= 1, got "
+                       "%ld", o->batches_per_epoch);
+    return 0;
+}
+
+/* --------------------------------------------------------------- loading */
+
+/* Mark as read what this command deliberately ignores (see the top). */
+static void mark_ignored_keys(dn_cfg *cfg, dn_section *net)
+{
+    for (int i = 0; known_net_keys[i]; i++)
+        dn_sec_kv(net, known_net_keys[i]);
+    for (int i = 0; i < cfg->n_sections; i++)
+        if (&cfg->sections[i] != net)
+            for (int j = 0; j < cfg->sections[i].n_kv; j++)
+                cfg->sections[i].kvs[j].used = 1;
+}
+
+static int load_run(const char *path, int argc, char **argv,
+                    const lr_options *o, lr_run *r, dn_error *err)
+{
+    memset(r, 0, sizeof *r);
+    r->path = path;
+    if (dn_cli_load_cfg(path, argc, argv, &r->cfg, NULL, err))
+        return -1;
+    dn_section *net = r->cfg->n_sections ? &r->cfg->sections[0] : NULL;
+    if (!net || (strcmp(net->type, "net") && strcmp(net->type, "network")))
+        return dn_fail(err, "%s: error: the first section must be [net]", path);
+    if (dn_sec_int(net, "batch", 1, 1, 1 << 20, &r->batch, err) ||
+        dn_sec_int(net, "max_batches", 0, 0, __LONG_MAX__, &r->max_batches,
+                   err) ||
+        dn_schedule_parse(net, &r->schedule, err))
+        return -1;
+    mark_ignored_keys(r->cfg, net);
+    if (dn_cfg_check_unused(r->cfg, o->strict, stderr, err))
+        return -1;
+    r->batches_per_epoch = o->batches_per_epoch;
+    if (!r->batches_per_epoch)
+        r->batches_per_epoch = o->train_size / r->batch > 0
+                                   ? o->train_size / r->batch : 1;
+    if (o->epochs > 0)
+        r->last_batch = (long)ceil(o->epochs * (double)r->batches_per_epoch - 1e-9);
+    else if (r->max_batches > 0)
+        r->last_batch = r->max_batches;
+    else
+        return dn_fail(err, "%s: no -epochs given and [net] max_batches is not "
+                       "set", path);
+    return 0;
+}
+
+static void free_run(lr_run *r)
+{
+    dn_schedule_free(r->schedule);
+    dn_cfg_free(r->cfg);
+}
+
+/* Policy names, or file names where two cfgs share a policy. */
+static void set_labels(lr_run *runs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const char *policy = dn_schedule_policy(runs[i].schedule);
+        int shared = 0;
+        for (int j = 0; j < n; j++)
+            if (j != i && !strcmp(policy, dn_schedule_policy(runs[j].schedule)))
+                shared = 1;
+        const char *base = strrchr(runs[i].path, '/');
+        base = base ? base + 1 : runs[i].path;
+        if (shared)
+            snprintf(runs[i].label, sizeof runs[i].label, "%s (%s)", base, policy);
+        else
+            snprintf(runs[i].label, sizeof runs[i].label, "%s", policy);
+    }
+}
+
+static double rate_at(const lr_run *r, long b, double *epoch)
+{
+    dn_clock c = dn_clock_at((uint64_t)b * (uint64_t)r->batch, r->batch,
+                             r->batches_per_epoch, r->max_batches);
+    *epoch = c.epoch;
+    return dn_schedule_rate(r->schedule, &c);
+}
+
+/* ---------------------------------------------------------------- output */
+
+/* A CSV field: quoted when it holds a comma, quote or line break. */
+static void csv_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static void write_csv(FILE *f, const lr_run *runs, int n)
+{
+    fputs(n > 1 ? "cfg,batch,epoch,lr\n" : "batch,epoch,lr\n", f);
+    for (int i = 0; i < n; i++)
+        for (long b = 0; b <= runs[i].last_batch; b++) {
+            double epoch, lr = rate_at(&runs[i], b, &epoch);
+            if (n > 1) {
+                csv_field(f, runs[i].path);
+                fputc(',', f);
+            }
+            fprintf(f, "%ld,%.9g,%.9g\n", b, epoch, lr);
+        }
+}
+
+/* A temporary file beside path, to be renamed over it when complete. */
+static FILE *open_temp(const char *path, char *tmp, size_t n, dn_error *err)
+{
+    snprintf(tmp, n, "%s.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
+    if (!f) {
+        dn_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
+    }
+    return f;
+}
+
+static int commit_temp(const char *tmp, const char *path, dn_error *err)
+{
+    if (rename(tmp, path) == 0)
+        return 0;
+    dn_fail(err, "%s: cannot write: %s", path, strerror(errno));
+    unlink(tmp);
+    return -1;
+}
+
+static int save_csv(const char *path, const lr_run *runs, int n, dn_error *err)
+{
+    char tmp[4096];
+    FILE *f = open_temp(path, tmp, sizeof tmp, err);
+    if (!f)
+        return -1;
+    write_csv(f, runs, n);
+    int bad = ferror(f);
+    if (fclose(f) || bad) {
+        unlink(tmp);
+        return dn_fail(err, "%s: write error", path);
+    }
+    return commit_temp(tmp, path, err);
+}
+
+/* A gnuplot single-quoted string: '' stands for one quote. */
+static void gp_string(FILE *f, const char *s)
+{
+    fputc('\'', f);
+    for (; *s; s++) {
+        if (*s == '\'')
+            fputc('\'', f);
+        fputc(*s == '\n' ? ' ' : *s, f);
+    }
+    fputc('\'', f);
+}
+
+static void gnuplot_script(FILE *gp, const char *terminal, const char *out,
+                           const lr_run *runs, int n)
+{
+    fprintf(gp, "set terminal %s size 1000,600 noenhanced\nset output ",
+            terminal);
+    gp_string(gp, out);
+    fprintf(gp, "\nset title 'Learning-rate schedule'\nset xlabel 'epoch'\n"
+                "set ylabel 'learning rate'\nset grid\nset key top right\n"
+                "set xrange [0:*]\nplot ");
+    for (int i = 0; i < n; i++) {
+        fprintf(gp, "%s'-' using 1:2 with lines linewidth 2 title ",
+                i ? ", " : "");
+        gp_string(gp, runs[i].label);
+    }
+    fputc('\n', gp);
+    for (int i = 0; i < n; i++) {
+        for (long b = 0; b <= runs[i].last_batch; b++) {
+            double epoch, lr = rate_at(&runs[i], b, &epoch);
+            fprintf(gp, "%.9g %.9g\n", epoch, lr);
+        }
+        fputs("e\n", gp);
+    }
+}
+
+/* pngcairo where gnuplot has it (Debian's gnuplot-nox does), else png. */
+static const char *png_terminal(void)
+{
+    if (system("gnuplot -e 'set terminal pngcairo' </dev/null >/dev/null 2>&1") == 0)
+        return "pngcairo";
+    if (system("gnuplot -e 'set terminal png' </dev/null >/dev/null 2>&1") == 0)
+        return "png";
+    return NULL;
+}
+
+static int save_png(const char *path, const lr_run *runs, int n, dn_error *err)
+{
+    const char *terminal = png_terminal();
+    if (!terminal)
+        return dn_fail(err, "-png: gnuplot with a png terminal is needed "
+                       "(Debian: apt install gnuplot-nox)");
+    char tmp[4096];
+    FILE *f = open_temp(path, tmp, sizeof tmp, err);
+    if (!f)
+        return -1;
+    fclose(f);
+    FILE *gp = popen("gnuplot", "w");
+    if (!gp) {
+        unlink(tmp);
+        return dn_fail(err, "-png: cannot run gnuplot: %s", strerror(errno));
+    }
+    void (*old_pipe)(int) = signal(SIGPIPE, SIG_IGN); /* gnuplot may quit early */
+    gnuplot_script(gp, terminal, tmp, runs, n);
+    int status = pclose(gp);
+    signal(SIGPIPE, old_pipe);
+    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        unlink(tmp);
+        return dn_fail(err, "-png: gnuplot failed (status %d)", status);
+    }
+    return commit_temp(tmp, path, err);
+}
+
+/* One readable line per cfg when the CSV does not go to stdout. */
+static void summary(FILE *f, const lr_run *r)
+{
+    double lo = HUGE_VAL, hi = -HUGE_VAL, epoch = 0;
+    for (long b = 0; b <= r->last_batch; b++) {
+        double lr = rate_at(r, b, &epoch);
+        lo = fmin(lo, lr);
+        hi = fmax(hi, lr);
+    }
+    fprintf(f, "%s: policy %s, batches 0..%ld (%ld per epoch, %.4g epochs), "
+               "lr %.6g .. %.6g\n", r->path, dn_schedule_policy(r->schedule),
+            r->last_batch, r->batches_per_epoch, epoch, lo, hi);
+}
+
+/* ------------------------------------------------------------------ main */
+
+static int run(lr_run *runs, int n, const lr_options *o, dn_error *err)
+{
+    set_labels(runs, n);
+    if (o->csv && save_csv(o->csv, runs, n, err))
+        return -1;
+    if (o->png && save_png(o->png, runs, n, err))
+        return -1;
+    if (!o->csv && !o->png) {
+        write_csv(stdout, runs, n);
+        if (fflush(stdout) || ferror(stdout))
+            return dn_fail(err, "stdout: write error");
+        return 0;
+    }
+    for (int i = 0; i < n; i++)
+        summary(stdout, &runs[i]);
+    if (o->csv)
+        printf("wrote %s\n", o->csv);
+    if (o->png)
+        printf("wrote %s\n", o->png);
+    return 0;
+}
+
 int dn_cmd_lr(int argc, char **argv)
 {
-    fprintf(stderr, "darknet lr: not built yet\n");
-    return 2;
+    lr_options o;
+    dn_error err = {{0}};
+    char *paths[MAX_CFGS];
+    if (parse_options(argc, argv, &o, &err))
+        return fail("%s", err.msg);
+    int n = dn_positional(argc, argv, paths, MAX_CFGS);
+    for (int i = 0; i < n && i < MAX_CFGS; i++)
+        if (paths[i][0] == '-' && paths[i][1])
+            return fail("unknown option or missing value: %s", paths[i]);
+    if (n == 0)
+        return fail("usage: darknet lr CFG [CFG...] [-epochs N] [-train-size N "
+                    "| -batches-per-epoch B] [-csv FILE] [-png FILE] "
+                    "[-set k=v] [-overlay F] [-strict]");
+    if (n > MAX_CFGS)
+        return fail("at most %d cfgs", MAX_CFGS);
+    lr_run runs[MAX_CFGS];
+    int loaded = 0, rc = 0;
+    for (; loaded < n && !rc; loaded++)
+        rc = load_run(paths[loaded], argc, argv, &o, &runs[loaded], &err);
+    if (!rc)
+        rc = run(runs, n, &o, &err);
+    for (int i = 0; i < loaded; i++)
+        free_run(&runs[i]);
+    return rc ? fail("%s", err.msg) : 0;
 }
