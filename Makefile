@@ -101,6 +101,14 @@ $(BUILD)/plugins/libdn_sched_%.so: plugins/external/%.c darknet/include/dn_sched
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -Wall -Wextra -O2 -fPIC -shared -Idarknet/include $< -o $@ -lm
 
+# Test fixtures (tests/test_schedule.c): deliberately broken scheduler
+# plugins, one per kind, from tests/fixtures/bad_plugin.c.
+BAD_PLUGINS := $(patsubst %,$(BUILD)/plugins/libdn_bad_%.so,abi size noentry nullentry norate dupname badname)
+
+$(BUILD)/plugins/libdn_bad_%.so: tests/fixtures/bad_plugin.c darknet/include/dn_scheduler.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Wall -Wextra -O2 -fPIC -shared -Idarknet/include -DDN_BAD_$* $< -o $@
+
 # ------------------------------------------------------------------- tests
 # Tests build with AddressSanitizer and UBSan into build/asan.
 TEST_SRC  := $(wildcard tests/test_*.c)
@@ -115,10 +123,13 @@ $(BUILD)/asan/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ASAN_CFLAGS) -c $< -o $@
 
+# tests find the plugins of this build (BUILD may be overridden)
+$(BUILD)/asan/tests/%.o: ASAN_CFLAGS += -DDN_TEST_PLUGIN_DIR='"$(BUILD)/plugins"'
+
 $(BUILD)/asan/tests/%: $(BUILD)/asan/tests/%.o $(ASAN_OBJ)
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(ASAN_LIBS) -rdynamic
 
-test: deps $(BIN)/darknet plugins $(TEST_BIN)
+test: deps $(BIN)/darknet plugins $(BAD_PLUGINS) $(TEST_BIN)
 	@tests/run_all.sh $(TEST_BIN)
 
 test-gpu:

@@ -1,0 +1,204 @@
+/*
+ * test_cmd_lr.c - darknet/src/cmd_lr.c, the `darknet lr` command: CSV
+ * format, the clock it builds (batches per epoch, rows), overrides and the
+ * errors that must exit non-zero without writing output.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "testutil.h"
+
+/* dn_cmd_lr(argv) with a writable copy of args (the command NULLs what it
+ * consumes). args ends with NULL; args[0] is "lr". */
+static int run_lr(const char *const *args)
+{
+    char *argv[32];
+    int argc = 0;
+    for (; args[argc]; argc++)
+        argv[argc] = (char *)args[argc];
+    argv[argc] = NULL;
+    fflush(stdout);
+    return dn_cmd_lr(argc, argv);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static const char *csv_path(void)
+{
+    static char p[512];
+    snprintf(p, sizeof p, "%s/out.csv", tu_tmpdir());
+    unlink(p);
+    return p;
+}
+
+#define STEPS_CFG "[net]\nbatch=10\nheight=8\nwidth=8\nchannels=3\n" \
+                  "learning_rate=0.1\npolicy=steps\nsteps=4\nscales=.5\n"
+
+static void test_csv_single_cfg(void **state)
+{
+    const char *cfg = tu_write_file("steps.cfg", STEPS_CFG);
+    const char *csv = csv_path();
+    const char *args[] = {"lr", cfg, "-epochs", "2", "-batches-per-epoch", "4",
+                          "-csv", csv, NULL};
+    assert_int_equal(run_lr(args), 0);
+    assert_string_equal(slurp(csv), "batch,epoch,lr\n"
+                                    "0,0,0.1\n1,0.25,0.1\n2,0.5,0.1\n3,0.75,0.1\n"
+                                    "4,1,0.05\n5,1.25,0.05\n6,1.5,0.05\n"
+                                    "7,1.75,0.05\n8,2,0.05\n");
+}
+
+static void test_csv_several_cfgs(void **state)
+{
+    char a[600], b[600];
+    snprintf(a, sizeof a, "%s", tu_write_file("a.cfg", STEPS_CFG));
+    snprintf(b, sizeof b, "%s", tu_write_file("b,c.cfg", "[net]\nbatch=10\n"
+                                              "learning_rate=0.123456789123\n"));
+    const char *csv = csv_path();
+    const char *args[] = {"lr", a, b, "-epochs", "1", "-batches-per-epoch", "2",
+                          "-csv", csv, NULL};
+    assert_int_equal(run_lr(args), 0);
+    const char *out = slurp(csv);
+    char want[2600];
+    snprintf(want, sizeof want, "cfg,batch,epoch,lr\n%s,0,0,0.1\n%s,1,0.5,0.1\n"
+             "%s,2,1,0.1\n\"%s\",0,0,0.123456789\n", a, a, a, b);
+    if (strncmp(out, want, strlen(want)) != 0)
+        fail_msg("got:\n%s\nwant prefix:\n%s", out, want);
+    assert_int_equal(count_lines(out), 1 + 3 + 3);
+}
+
+/* Default clock: train size 50000 (CIFAR-10), batches per epoch
+ * floor(50000 / batch); -train-size changes it. */
+static void test_batches_per_epoch(void **state)
+{
+    const char *cfg = tu_write_file("b100.cfg", "[net]\nbatch=100\n");
+    const char *csv = csv_path();
+    const char *args[] = {"lr", cfg, "-epochs", "1", "-csv", csv, NULL};
+    assert_int_equal(run_lr(args), 0);
+    const char *out = slurp(csv);
+    assert_int_equal(count_lines(out), 1 + 501);
+    assert_non_null(strstr(out, "\n500,1,0.001\n"));
+
+    const char *cfg2 = tu_write_file("b128.cfg", "[net]\nbatch=128\n");
+    const char *args2[] = {"lr", cfg2, "-epochs", "1", "-train-size", "1000",
+                           "-csv", csv, NULL};
+    assert_int_equal(run_lr(args2), 0);
+    out = slurp(csv);
+    assert_int_equal(count_lines(out), 1 + 8); /* 1000/128 = 7 per epoch */
+    assert_non_null(strstr(out, "\n7,1,0.001\n"));
+}
+
+/* Without -epochs the rows run to max_batches. */
+static void test_runs_to_max_batches(void **state)
+{
+    const char *cfg = tu_write_file("max.cfg", "[net]\nbatch=1\nmax_batches=5\n"
+                                               "policy=poly\npower=1\n"
+                                               "learning_rate=1\n");
+    const char *csv = csv_path();
+    const char *args[] = {"lr", cfg, "-batches-per-epoch", "5", "-csv", csv, NULL};
+    assert_int_equal(run_lr(args), 0);
+    assert_string_equal(slurp(csv), "batch,epoch,lr\n0,0,1\n1,0.2,0.8\n"
+                                    "2,0.4,0.6\n3,0.6,0.4\n4,0.8,0.2\n5,1,0\n");
+}
+
+static void test_set_and_overlay(void **state)
+{
+    const char *cfg = tu_write_file("set.cfg", STEPS_CFG);
+    const char *ov = tu_write_file("ov.cfg", "[net]\nlearning_rate=0.3\nsteps=2\n");
+    const char *csv = csv_path();
+    const char *args[] = {"lr", cfg, "-overlay", ov, "-set", "learning_rate=0.5",
+                          "-epochs", "1", "-batches-per-epoch", "2", "-csv",
+                          csv, NULL};
+    assert_int_equal(run_lr(args), 0);
+    assert_string_equal(slurp(csv), "batch,epoch,lr\n0,0,0.5\n1,0.5,0.5\n"
+                                    "2,1,0.25\n");
+}
+
+/* Each of these exits non-zero and writes no CSV. */
+static void test_errors(void **state)
+{
+    const char *good = tu_write_file("good.cfg", STEPS_CFG);
+    const char *typo = tu_write_file("typo.cfg", "[net]\nbatch=1\nmax_batches=3\n"
+                                                 "learnig_rate=0.1\n");
+    const char *nomax = tu_write_file("nomax.cfg", "[net]\nbatch=1\n");
+    const char *badpolicy = tu_write_file("badpolicy.cfg", "[net]\nbatch=1\n"
+                                                           "policy=cosine\n");
+    const char *csv = csv_path();
+    const char *cases[][12] = {
+        {"lr", NULL},
+        {"lr", nomax, "-csv", csv, NULL}, /* no -epochs, no max_batches */
+        {"lr", good, "-csv", csv, "-epochs", NULL}, /* option without value */
+        {"lr", good, "-epochs", "1", "-set", "learnin_rate=1", "-csv", csv, NULL},
+        {"lr", typo, "-strict", "-csv", csv, NULL},
+        {"lr", good, "-epochs", "1", "-bogus", "-csv", csv, NULL},
+        {"lr", good, "-epochs", "1", "-train-size", "10", "-batches-per-epoch",
+         "2", "-csv", csv, NULL},
+        {"lr", good, "-epochs", "abc", "-csv", csv, NULL},
+        {"lr", good, "-epochs", "0", "-csv", csv, NULL},
+        {"lr", good, "-epochs", "1", "-train-size", "0", "-csv", csv, NULL},
+        {"lr", badpolicy, "-epochs", "1", "-csv", csv, NULL},
+        {"lr", "no/such.cfg", "-epochs", "1", "-csv", csv, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        if (run_lr(cases[i]) == 0)
+            fail_msg("case %zu: darknet lr succeeded", i);
+        assert_int_not_equal(access(csv, F_OK), 0);
+    }
+    /* the typo is only a warning without -strict */
+    const char *ok[] = {"lr", typo, "-csv", csv, NULL};
+    assert_int_equal(run_lr(ok), 0);
+}
+
+static void test_png(void **state)
+{
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "[  SKIPPED ] gnuplot is not installed\n");
+        skip();
+    }
+    const char *a = tu_write_file("pa.cfg", STEPS_CFG);
+    const char *b = tu_write_file("pb.cfg", "[net]\nbatch=10\npolicy=log_restart\n"
+                                            "learning_rate=0.1\nmin_lr=0.001\n"
+                                            "restart_interval=1\n");
+    char png[600];
+    snprintf(png, sizeof png, "%s/out.png", tu_tmpdir());
+    const char *args[] = {"lr", a, b, "-epochs", "3", "-batches-per-epoch",
+                          "20", "-png", png, NULL};
+    assert_int_equal(run_lr(args), 0);
+    const char *out = slurp(png);
+    assert_non_null(out);
+    assert_memory_equal(out, "\x89PNG", 4);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_csv_single_cfg),
+        cmocka_unit_test(test_csv_several_cfgs),
+        cmocka_unit_test(test_batches_per_epoch),
+        cmocka_unit_test(test_runs_to_max_batches),
+        cmocka_unit_test(test_set_and_overlay),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_png),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
