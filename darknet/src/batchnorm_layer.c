@@ -1,0 +1,269 @@
+/*
+ * batchnorm_layer.c - batch normalisation: the helpers of batchnorm.h (used
+ * by conv and connected too) and the standalone [batchnorm] layer.
+ *
+ * [batchnorm] has no keys (as in Darknet): it normalises each channel of its
+ * input and applies a learned scale (gamma) and bias (beta). Output shape =
+ * input shape.
+ *
+ * Saved tensors: scales, rolling_mean, rolling_variance (Darknet's order),
+ * then biases. Darknet learns the biases of a [batchnorm] layer but does not
+ * save them, so a reloaded network would lose beta and resume inexactly; we
+ * append them. The price: a .weights file written by Darknet for a cfg with
+ * [batchnorm] layers is one tensor short and is refused (loads are
+ * all-or-nothing), where it would otherwise load with beta reset to 0.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batchnorm.h"
+#include "blas.h"
+
+/* below this many values, a loop runs on one thread */
+#define PARALLEL_MIN 32768L
+
+void dn_bn_init(dn_bn *bn, int batch, int channels, long spatial)
+{
+    bn->batch = batch, bn->channels = channels, bn->spatial = spatial;
+    bn->scales = dn_calloc_floats(channels);
+    bn->rolling_mean = dn_calloc_floats(channels);
+    bn->rolling_variance = dn_calloc_floats(channels);
+    bn->mean = dn_calloc_floats(channels);
+    bn->inv_std = dn_calloc_floats(channels);
+    bn->sums = dn_calloc_floats(2L * channels);
+    bn->x_hat = dn_calloc_floats((size_t)batch * channels * spatial);
+    for (int c = 0; c < channels; c++) {
+        bn->scales[c] = 1;
+        bn->rolling_variance[c] = 1;
+        bn->inv_std[c] = 1;
+    }
+}
+
+void dn_bn_free(dn_bn *bn)
+{
+    free(bn->scales);
+    free(bn->rolling_mean);
+    free(bn->rolling_variance);
+    free(bn->mean);
+    free(bn->inv_std);
+    free(bn->sums);
+    free(bn->x_hat);
+    memset(bn, 0, sizeof *bn);
+}
+
+/*
+ * Batch mean and biased variance of each channel, then the rolling update.
+ * Sums run in double around a shift (the channel's first value), so that a
+ * large mean does not cancel the variance.
+ */
+static void batch_statistics(dn_bn *bn, const float *x)
+{
+    const int B = bn->batch, C = bn->channels;
+    const long S = bn->spatial;
+    const double N = (double)B * S;
+#pragma omp parallel for schedule(static) if (N * C > PARALLEL_MIN)
+    for (int c = 0; c < C; c++) {
+        const float shift = x[(long)c * S];
+        double sum = 0, sq = 0;
+        for (int b = 0; b < B; b++) {
+            const float *p = x + ((long)b * C + c) * S;
+#pragma omp simd reduction(+ : sum, sq)
+            for (long s = 0; s < S; s++) {
+                double d = (double)p[s] - shift;
+                sum += d;
+                sq += d * d;
+            }
+        }
+        double mean = sum / N;
+        double var = sq / N - mean * mean;
+        if (var < 0)
+            var = 0;
+        bn->mean[c] = (float)(mean + shift);
+        bn->inv_std[c] = (float)(1.0 / sqrt(var + DN_BN_EPS));
+        double unbiased = N > 1 ? var * N / (N - 1) : var;
+        bn->rolling_mean[c] = (float)((1 - DN_BN_MOMENTUM) * bn->rolling_mean[c] +
+                                      DN_BN_MOMENTUM * (mean + shift));
+        bn->rolling_variance[c] =
+            (float)((1 - DN_BN_MOMENTUM) * bn->rolling_variance[c] +
+                    DN_BN_MOMENTUM * unbiased);
+    }
+}
+
+void dn_bn_forward(dn_bn *bn, const float *x, float *y, const float *biases,
+                   int train)
+{
+    const int C = bn->channels;
+    const long S = bn->spatial, planes = (long)bn->batch * C;
+    if (train) {
+        batch_statistics(bn, x);
+    } else {
+        for (int c = 0; c < C; c++) {
+            bn->mean[c] = bn->rolling_mean[c];
+            bn->inv_std[c] = 1.0f / sqrtf(bn->rolling_variance[c] + DN_BN_EPS);
+        }
+    }
+#pragma omp parallel for schedule(static) if (planes * S > PARALLEL_MIN)
+    for (long t = 0; t < planes; t++) {
+        const int c = (int)(t % C);
+        const float m = bn->mean[c], is = bn->inv_std[c];
+        const float g = bn->scales[c], beta = biases[c];
+        const float *in = x + t * S;
+        float *xh = bn->x_hat + t * S, *out = y + t * S;
+        for (long s = 0; s < S; s++) {
+            float v = (in[s] - m) * is;
+            xh[s] = v;
+            out[s] = g * v + beta;
+        }
+    }
+}
+
+void dn_bn_backward(dn_bn *bn, const float *dy, float *dx, int accumulate,
+                    float *scales_grad, float *biases_grad, int train)
+{
+    const int B = bn->batch, C = bn->channels;
+    const long S = bn->spatial, planes = (long)B * C;
+    const double N = (double)B * S;
+    float *mean_dy = bn->sums, *mean_dy_xhat = bn->sums + C;
+    /* per channel: sum(dy) = dL/dbeta, sum(dy * x_hat) = dL/dgamma */
+#pragma omp parallel for schedule(static) if (N * C > PARALLEL_MIN)
+    for (int c = 0; c < C; c++) {
+        double sum = 0, sum_x = 0;
+        for (int b = 0; b < B; b++) {
+            const long o = ((long)b * C + c) * S;
+            const float *d = dy + o, *xh = bn->x_hat + o;
+#pragma omp simd reduction(+ : sum, sum_x)
+            for (long s = 0; s < S; s++) {
+                sum += d[s];
+                sum_x += (double)d[s] * xh[s];
+            }
+        }
+        biases_grad[c] += (float)sum;
+        scales_grad[c] += (float)sum_x;
+        mean_dy[c] = train ? (float)(sum / N) : 0.0f;
+        mean_dy_xhat[c] = train ? (float)(sum_x / N) : 0.0f;
+    }
+    if (!dx)
+        return;
+#pragma omp parallel for schedule(static) if (planes * S > PARALLEL_MIN)
+    for (long t = 0; t < planes; t++) {
+        const int c = (int)(t % C);
+        const float k = bn->scales[c] * bn->inv_std[c];
+        const float a = mean_dy[c], m = mean_dy_xhat[c];
+        const float *d = dy + t * S, *xh = bn->x_hat + t * S;
+        float *out = dx + t * S;
+        if (accumulate) {
+            for (long s = 0; s < S; s++)
+                out[s] += k * (d[s] - a - xh[s] * m);
+        } else {
+            for (long s = 0; s < S; s++)
+                out[s] = k * (d[s] - a - xh[s] * m);
+        }
+    }
+}
+
+/* ------------------------------------------------------- output stage */
+
+void dn_post_init(dn_post *p, int batch, int channels, long spatial,
+                  int batch_normalize, dn_activation activation)
+{
+    memset(p, 0, sizeof *p);
+    p->batch = batch, p->channels = channels, p->spatial = spatial;
+    p->batch_normalize = batch_normalize;
+    p->activation = activation;
+    if (batch_normalize)
+        dn_bn_init(&p->bn, batch, channels, spatial);
+    if (dn_activation_needs_input(activation))
+        p->pre = dn_calloc_floats((size_t)batch * channels * spatial);
+}
+
+void dn_post_free(dn_post *p)
+{
+    dn_bn_free(&p->bn);
+    free(p->pre);
+    p->pre = NULL;
+}
+
+void dn_post_forward(dn_post *p, float *x, const float *biases, int train)
+{
+    const long n = (long)p->batch * p->channels * p->spatial;
+    if (p->batch_normalize)
+        dn_bn_forward(&p->bn, x, x, biases, train);
+    else
+        dn_add_bias(x, biases, p->batch, p->channels, p->spatial);
+    if (p->pre)
+        memcpy(p->pre, x, sizeof *x * n);
+    dn_activate(x, n, p->activation);
+}
+
+void dn_post_backward(dn_post *p, const float *y, float *delta,
+                      float *biases_grad, float *scales_grad, int train)
+{
+    const long n = (long)p->batch * p->channels * p->spatial;
+    dn_activate_backward(p->pre, y, delta, n, p->activation);
+    if (p->batch_normalize)
+        dn_bn_backward(&p->bn, delta, delta, 0, scales_grad, biases_grad, train);
+    else
+        dn_bias_backward(biases_grad, delta, p->batch, p->channels, p->spatial);
+}
+
+/* ---------------------------------------------------- [batchnorm] layer */
+
+typedef struct batchnorm {
+    dn_bn bn;
+    float *biases; /* [c], beta */
+} batchnorm;
+
+static void bn_layer_free(dn_layer *l)
+{
+    batchnorm *p = l->priv;
+    if (!p)
+        return;
+    dn_bn_free(&p->bn);
+    free(p->biases);
+    free(p);
+    l->priv = NULL;
+}
+
+static int bn_layer_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
+{
+    (void)s, (void)net, (void)err;
+    batchnorm *p = calloc(1, sizeof *p);
+    if (!p)
+        return dn_fail(err, "out of memory");
+    l->priv = p;
+    l->out_c = l->c, l->out_h = l->h, l->out_w = l->w;
+    dn_bn_init(&p->bn, l->batch, l->c, (long)l->h * l->w);
+    p->biases = dn_calloc_floats(l->c);
+    l->params[0] = (dn_param){.name = "scales", .w = p->bn.scales, .n = l->c};
+    l->params[1] = (dn_param){.name = "biases", .w = p->biases, .n = l->c};
+    l->n_params = 2;
+    l->saved[0] = p->bn.scales;
+    l->saved[1] = p->bn.rolling_mean;
+    l->saved[2] = p->bn.rolling_variance;
+    l->saved[3] = p->biases;
+    for (int k = 0; k < 4; k++)
+        l->saved_n[k] = l->c;
+    l->n_saved = 4;
+    l->flops = 0; /* as Darknet, normalisation is not counted */
+    snprintf(l->desc, sizeof l->desc, "%d", l->c);
+    return 0;
+}
+
+/* in: net->input [batch, c, h, w]; out: l->output, the same shape */
+static void bn_layer_forward(dn_layer *l, dn_net *net)
+{
+    batchnorm *p = l->priv;
+    dn_bn_forward(&p->bn, net->input, l->output, p->biases, net->train);
+}
+
+static void bn_layer_backward(dn_layer *l, dn_net *net)
+{
+    batchnorm *p = l->priv;
+    dn_bn_backward(&p->bn, l->delta, net->delta, 1, l->params[0].grad,
+                   l->params[1].grad, net->train);
+}
+
+const dn_layer_type dn_layer_batchnorm = {"batchnorm", bn_layer_make,
+                                          bn_layer_forward, bn_layer_backward,
+                                          bn_layer_free};

@@ -1,0 +1,259 @@
+/*
+ * blas.c - GEMM through CBLAS, im2col/col2im, element-wise helpers. See
+ * blas.h for the layouts.
+ *
+ * The loops are OpenMP-parallel over independent output blocks (rows of col
+ * for im2col, image planes for col2im) so that no two threads write the same
+ * float; small problems stay serial (the `if` clauses), where forking costs
+ * more than it saves.
+ */
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include <cblas.h>
+
+#include "blas.h"
+
+/* below this many floats touched, a loop runs on one thread */
+#define PARALLEL_MIN 32768L
+/* below this many FLOPs, a GEMM runs on one thread */
+#define GEMM_PARALLEL_MIN 2e6
+
+/*
+ * One thread pool. OpenBLAS's pthread build keeps its own threads, which
+ * busy-wait after each call just as OpenMP's do after each loop; on a small
+ * machine the two pools then steal each other's cores and a convolution runs
+ * several times slower than its GEMMs. So the BLAS library runs on the
+ * calling thread and dn_gemm splits a large product across OpenMP threads
+ * itself. (BLIS is single-threaded unless BLIS_NUM_THREADS says otherwise.)
+ */
+__attribute__((constructor)) static void blas_on_one_thread(void)
+{
+#ifdef DN_BLAS_OPENBLAS
+    openblas_set_num_threads(1);
+#endif
+}
+
+static void sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                  const float *a, int lda, const float *b, int ldb, float beta,
+                  float *c, int ldc)
+{
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b,
+                ldb, beta, c, ldc);
+}
+
+void dn_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
+             const float *a, int lda, const float *b, int ldb, float beta,
+             float *c, int ldc)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    if (k <= 0) {
+        /* BLAS leaves C alone only when beta = 1; make the k = 0 case exact */
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+                c[(long)i * ldc + j] *= beta;
+        return;
+    }
+    int threads = 1;
+#ifdef _OPENMP
+    if (!omp_in_parallel() && 2.0 * m * n * k >= GEMM_PARALLEL_MIN)
+        threads = omp_get_max_threads();
+#endif
+    if (threads <= 1) {
+        sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    /* Split the longer side of C into one block per thread, in multiples of
+     * 16 so each block keeps whole vector widths. */
+    const int split_n = n >= m, len = split_n ? n : m;
+#pragma omp parallel num_threads(threads)
+    {
+#ifdef _OPENMP
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+        const int t = 0, nt = 1;
+#endif
+        const int chunk = ((len + nt - 1) / nt + 15) / 16 * 16;
+        const int lo = t * chunk, hi = lo + chunk < len ? lo + chunk : len;
+        if (lo < hi && split_n) /* C[:, lo:hi] = op(A) op(B)[:, lo:hi] */
+            sgemm(trans_a, trans_b, m, hi - lo, k, alpha, a, lda,
+                  trans_b ? b + (long)lo * ldb : b + lo, ldb, beta, c + lo, ldc);
+        else if (lo < hi) /* C[lo:hi, :] = op(A)[lo:hi, :] op(B) */
+            sgemm(trans_a, trans_b, hi - lo, n, k, alpha,
+                  trans_a ? a + lo : a + (long)lo * lda, lda, b, ldb, beta,
+                  c + (long)lo * ldc, ldc);
+    }
+}
+
+int dn_conv_out_size(int in, int size, int stride, int pad, int dilation)
+{
+    long span = (long)dilation * (size - 1) + 1; /* extent of the window */
+    long room = (long)in + 2L * pad - span;
+    if (room < 0)
+        return 0;
+    return (int)(room / stride + 1);
+}
+
+void dn_conv_geom_set(dn_conv_geom *g, int c, int h, int w, int size,
+                      int stride, int pad, int dilation)
+{
+    g->c = c, g->h = h, g->w = w;
+    g->size = size, g->stride = stride, g->pad = pad, g->dilation = dilation;
+    g->out_h = dn_conv_out_size(h, size, stride, pad, dilation);
+    g->out_w = dn_conv_out_size(w, size, stride, pad, dilation);
+}
+
+/*
+ * For a kernel column offset `off` (= kx*dilation - pad), the output columns
+ * ox whose input column ox*stride + off lies in [0, w): [*x0, *x1).
+ */
+static void valid_range(int off, int stride, int w, int out_w, int *x0, int *x1)
+{
+    int lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    int hi = w - off <= 0 ? 0 : (w - off + stride - 1) / stride;
+    if (hi > out_w)
+        hi = out_w;
+    if (lo > hi)
+        lo = hi;
+    *x0 = lo, *x1 = hi;
+}
+
+/* One row of col: kernel tap (ky, kx) of channel plane `src`. */
+static void im2col_row(const float *src, const dn_conv_geom *g, int ky, int kx,
+                       float *dst)
+{
+    const int oy_off = ky * g->dilation - g->pad;
+    const int ox_off = kx * g->dilation - g->pad;
+    const int s = g->stride, ow = g->out_w;
+    int x0, x1;
+    valid_range(ox_off, s, g->w, ow, &x0, &x1);
+    for (int oy = 0; oy < g->out_h; oy++, dst += ow) {
+        const int iy = oy * s + oy_off;
+        if (iy < 0 || iy >= g->h) {
+            memset(dst, 0, sizeof *dst * ow);
+            continue;
+        }
+        const float *line = src + (long)iy * g->w;
+        memset(dst, 0, sizeof *dst * x0);
+        if (s == 1) {
+            memcpy(dst + x0, line + x0 + ox_off, sizeof *dst * (x1 - x0));
+        } else {
+            for (int ox = x0; ox < x1; ox++)
+                dst[ox] = line[ox * s + ox_off];
+        }
+        memset(dst + x1, 0, sizeof *dst * (ow - x1));
+    }
+}
+
+void dn_im2col(const float *im, long im_stride, int n, const dn_conv_geom *g,
+               float *col, long ld)
+{
+    const int k2 = g->size * g->size;
+    const long rows = (long)g->c * k2, hw = (long)g->out_h * g->out_w;
+#pragma omp parallel for schedule(static) if (rows * n * hw > PARALLEL_MIN)
+    for (long t = 0; t < rows * n; t++) {
+        const long r = t / n;
+        const int i = (int)(t % n), ch = (int)(r / k2), tap = (int)(r % k2);
+        const float *src = im + i * im_stride + (long)ch * g->h * g->w;
+        im2col_row(src, g, tap / g->size, tap % g->size, col + r * ld + i * hw);
+    }
+}
+
+/* The adjoint of im2col_row: dst (a channel plane) += scattered src. */
+static void col2im_row(const float *src, const dn_conv_geom *g, int ky, int kx,
+                       float *dst)
+{
+    const int oy_off = ky * g->dilation - g->pad;
+    const int ox_off = kx * g->dilation - g->pad;
+    const int s = g->stride, ow = g->out_w;
+    int x0, x1;
+    valid_range(ox_off, s, g->w, ow, &x0, &x1);
+    if (x0 == x1)
+        return; /* this tap only ever reads padding */
+    for (int oy = 0; oy < g->out_h; oy++, src += ow) {
+        const int iy = oy * s + oy_off;
+        if (iy < 0 || iy >= g->h)
+            continue;
+        float *line = dst + (long)iy * g->w + x0 * s + ox_off;
+        if (s == 1) {
+            for (int ox = x0; ox < x1; ox++)
+                line[ox - x0] += src[ox];
+        } else {
+            for (int ox = x0; ox < x1; ox++)
+                line[(ox - x0) * s] += src[ox];
+        }
+    }
+}
+
+void dn_col2im(const float *col, long ld, int n, const dn_conv_geom *g,
+               float *im, long im_stride)
+{
+    const int k2 = g->size * g->size;
+    const long hw = (long)g->out_h * g->out_w;
+    const long planes = (long)n * g->c;
+    /* one task per (image, channel) plane: its taps write only that plane */
+#pragma omp parallel for schedule(static) if (planes * k2 * hw > PARALLEL_MIN)
+    for (long t = 0; t < planes; t++) {
+        const int i = (int)(t / g->c), ch = (int)(t % g->c);
+        float *dst = im + i * im_stride + (long)ch * g->h * g->w;
+        for (int tap = 0; tap < k2; tap++) {
+            const long r = (long)ch * k2 + tap;
+            col2im_row(col + r * ld + i * hw, g, tap / g->size, tap % g->size,
+                       dst);
+        }
+    }
+}
+
+void dn_batch_to_rows(const float *src, int n, int rows, long len, float *dst)
+{
+#pragma omp parallel for schedule(static) if ((long)n * rows * len > PARALLEL_MIN)
+    for (long t = 0; t < (long)n * rows; t++) {
+        const long i = t / rows, r = t % rows;
+        memcpy(dst + r * n * len + i * len, src + t * len, sizeof *dst * len);
+    }
+}
+
+void dn_rows_to_batch(const float *src, int n, int rows, long len, float *dst)
+{
+#pragma omp parallel for schedule(static) if ((long)n * rows * len > PARALLEL_MIN)
+    for (long t = 0; t < (long)n * rows; t++) {
+        const long i = t / rows, r = t % rows;
+        memcpy(dst + t * len, src + r * n * len + i * len, sizeof *dst * len);
+    }
+}
+
+void dn_add_bias(float *x, const float *bias, int batch, int channels,
+                 long spatial)
+{
+    const long planes = (long)batch * channels;
+#pragma omp parallel for schedule(static) if (planes * spatial > PARALLEL_MIN)
+    for (long t = 0; t < planes; t++) {
+        const float b = bias[t % channels];
+        float *p = x + t * spatial;
+        for (long s = 0; s < spatial; s++)
+            p[s] += b;
+    }
+}
+
+void dn_bias_backward(float *grad, const float *delta, int batch, int channels,
+                      long spatial)
+{
+#pragma omp parallel for schedule(static) \
+    if ((long)batch * channels * spatial > PARALLEL_MIN)
+    for (int c = 0; c < channels; c++) {
+        double sum = 0;
+        for (int b = 0; b < batch; b++) {
+            const float *p = delta + ((long)b * channels + c) * spatial;
+            float part = 0;
+#pragma omp simd reduction(+ : part)
+            for (long s = 0; s < spatial; s++)
+                part += p[s];
+            sum += part;
+        }
+        grad[c] += (float)sum;
+    }
+}

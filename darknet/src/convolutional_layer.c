@@ -1,0 +1,254 @@
+/*
+ * convolutional_layer.c - [convolutional]: 2-D convolution as im2col + GEMM
+ * (Chellapilla et al. 2006; Darknet's formulation), with groups, dilation,
+ * optional batch normalisation and an activation.
+ *
+ * Keys and defaults (Darknet's):
+ *   filters=1 size=1 stride=1 pad=0 padding=0 groups=1 dilation=1
+ *   batch_normalize=0 activation=logistic
+ * pad=1 sets padding = size/2 and overrides padding= (Darknet); with
+ * dilation > 1 that is not "same" padding: write padding=dilation*(size/2).
+ *   out_h = (h + 2*padding - dilation*(size-1) - 1)/stride + 1   (AlexeyAB)
+ * Weights [filters, c/groups, size, size]; conv group g maps input channels
+ * [g*c/groups, (g+1)*c/groups) to filters [g*filters/groups, ...). With
+ * batch_normalize the convolution has no bias of its own: biases are BN's
+ * beta (Darknet).
+ *
+ * GEMM shapes, per conv group, for n images whose columns sit side by side
+ * (N = n*out_h*out_w, K = c/groups*size*size, F = filters/groups):
+ *   forward          out[F, N]  = W[F, K] x col[K, N]
+ *   weight gradient  dW[F, K]  += delta[F, N] x col[K, N]^T
+ *   input gradient   dcol[K, N] = W[F, K]^T x delta[F, N], then col2im
+ * Several images share one GEMM when the output plane is small (deep layers:
+ * 8x8, 4x4), so the GEMM stays wide enough to run near the BLAS peak; the
+ * price is a transpose of out and delta between [n, F, hw] and [F, n*hw].
+ * A 1x1, stride-1, unpadded convolution of one image at a time reads its
+ * input as col directly (no im2col).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batchnorm.h"
+#include "blas.h"
+#include "layer_util.h"
+
+/* Images are batched into one GEMM until it has this many columns... */
+#define MIN_GEMM_COLUMNS 1024L
+/* ...while the col matrix stays under this many floats (64 MiB). */
+#define MAX_COL_FLOATS (16L << 20)
+
+typedef struct conv {
+    int filters, size, stride, padding, dilation, groups;
+    int images_per_gemm;
+    int direct;          /* 1x1/1, no padding, one image per GEMM */
+    dn_conv_geom geom;
+    float *weights;      /* [filters, c/groups, size, size] */
+    float *biases;       /* [filters] */
+    dn_post post;        /* bias or BN, then activation */
+} conv;
+
+static void conv_free(dn_layer *l)
+{
+    conv *cv = l->priv;
+    if (!cv)
+        return;
+    dn_post_free(&cv->post);
+    free(cv->weights);
+    free(cv->biases);
+    free(cv);
+    l->priv = NULL;
+}
+
+/* He initialisation (He et al. 2015): N(0, sqrt(2 / fan_in)). */
+static void he_normal(float *w, long n, long fan_in, uint64_t seed)
+{
+    dn_rng rng;
+    dn_rng_seed(&rng, seed);
+    const double sd = sqrt(2.0 / (double)fan_in);
+    for (long i = 0; i < n; i++)
+        w[i] = (float)(sd * dn_rng_normal(&rng));
+}
+
+static int read_keys(conv *cv, dn_layer *l, dn_section *s, int *bn,
+                     dn_activation *act, dn_error *err)
+{
+    long filters, size, stride, pad, padding, groups, dilation, batch_norm;
+    if (dn_sec_int(s, "filters", 1, 1, 65536, &filters, err) ||
+        dn_sec_int(s, "size", 1, 1, 4096, &size, err) ||
+        dn_sec_int(s, "stride", 1, 1, 4096, &stride, err) ||
+        dn_sec_int(s, "pad", 0, 0, 1, &pad, err) ||
+        dn_sec_int(s, "padding", 0, 0, 4096, &padding, err) ||
+        dn_sec_int(s, "groups", 1, 1, 65536, &groups, err) ||
+        dn_sec_int(s, "dilation", 1, 1, 4096, &dilation, err) ||
+        dn_sec_int(s, "batch_normalize", 0, 0, 1, &batch_norm, err) ||
+        dn_parse_activation(s, "logistic", act, err))
+        return -1;
+    if (l->c % groups)
+        return dn_sec_fail(s, "groups", err, "%ld groups do not divide the %d "
+                           "input channels", groups, l->c);
+    if (filters % groups)
+        return dn_sec_fail(s, "groups", err, "%ld groups do not divide "
+                           "filters=%ld", groups, filters);
+    cv->filters = (int)filters, cv->size = (int)size, cv->stride = (int)stride;
+    cv->padding = pad ? (int)size / 2 : (int)padding;
+    cv->groups = (int)groups, cv->dilation = (int)dilation;
+    *bn = (int)batch_norm;
+    return 0;
+}
+
+/* Images per GEMM: enough for MIN_GEMM_COLUMNS columns, within the cap. */
+static int choose_images_per_gemm(long rows, long hw, int batch)
+{
+    long n = (MIN_GEMM_COLUMNS + hw - 1) / hw;
+    if (n > batch)
+        n = batch;
+    while (n > 1 && rows * n * hw > MAX_COL_FLOATS)
+        n--;
+    return (int)(n < 1 ? 1 : n);
+}
+
+static int conv_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
+{
+    conv *cv = calloc(1, sizeof *cv);
+    if (!cv)
+        return dn_fail(err, "out of memory");
+    l->priv = cv;
+    int bn = 0;
+    dn_activation act = DN_LINEAR;
+    if (read_keys(cv, l, s, &bn, &act, err))
+        return -1;
+    dn_conv_geom *g = &cv->geom;
+    dn_conv_geom_set(g, l->c, l->h, l->w, cv->size, cv->stride, cv->padding,
+                     cv->dilation);
+    if (g->out_h < 1 || g->out_w < 1)
+        return dn_sec_fail(s, "size", err, "a %dx%d kernel (dilation %d) does "
+                           "not fit the %dx%d input with padding %d", cv->size,
+                           cv->size, cv->dilation, l->h, l->w, cv->padding);
+    l->out_c = cv->filters, l->out_h = g->out_h, l->out_w = g->out_w;
+
+    const long hw = (long)g->out_h * g->out_w;
+    const long k_group = (long)(l->c / cv->groups) * cv->size * cv->size;
+    const long rows = k_group * cv->groups; /* rows of col, all groups */
+    const long n_weights = (long)cv->filters * k_group;
+    cv->images_per_gemm = choose_images_per_gemm(rows, hw, l->batch);
+    cv->direct = cv->size == 1 && cv->stride == 1 && cv->padding == 0 &&
+                 cv->images_per_gemm == 1;
+    if (!cv->direct) {
+        l->workspace = (size_t)(rows * cv->images_per_gemm * hw);
+        if (cv->images_per_gemm > 1) /* out / delta as [filters, n*hw] */
+            l->workspace += (size_t)cv->filters * cv->images_per_gemm * hw;
+    }
+
+    cv->weights = dn_calloc_floats(n_weights);
+    cv->biases = dn_calloc_floats(cv->filters);
+    dn_post_init(&cv->post, l->batch, cv->filters, hw, bn, act);
+    int k = 0;
+    l->params[k++] = (dn_param){.name = "biases", .w = cv->biases,
+                                .n = cv->filters};
+    if (bn)
+        l->params[k++] = (dn_param){.name = "scales", .w = cv->post.bn.scales,
+                                    .n = cv->filters};
+    he_normal(cv->weights, n_weights, k_group, dn_hash3(net->seed, l->index, k));
+    l->params[k++] = (dn_param){.name = "weights", .w = cv->weights,
+                                .n = n_weights, .decay = 1};
+    l->n_params = k;
+
+    int n = 0;
+    l->saved[n] = cv->biases, l->saved_n[n++] = cv->filters;
+    if (bn) {
+        l->saved[n] = cv->post.bn.scales, l->saved_n[n++] = cv->filters;
+        l->saved[n] = cv->post.bn.rolling_mean, l->saved_n[n++] = cv->filters;
+        l->saved[n] = cv->post.bn.rolling_variance, l->saved_n[n++] = cv->filters;
+    }
+    l->saved[n] = cv->weights, l->saved_n[n++] = n_weights;
+    l->n_saved = n;
+
+    l->flops = 2.0 * (double)n_weights * hw;
+    int used = snprintf(l->desc, sizeof l->desc, "%d %d x %d/%d", cv->filters,
+                        cv->size, cv->size, cv->stride);
+    if (cv->groups > 1 && used < (int)sizeof l->desc)
+        used += snprintf(l->desc + used, sizeof l->desc - used, " g%d",
+                         cv->groups);
+    if (cv->dilation > 1 && used < (int)sizeof l->desc)
+        snprintf(l->desc + used, sizeof l->desc - used, " d%d", cv->dilation);
+    return 0;
+}
+
+/* in: net->input [batch, c, h, w]; out: l->output [batch, filters, oh, ow] */
+static void conv_forward(dn_layer *l, dn_net *net)
+{
+    conv *cv = l->priv;
+    const int G = cv->groups, F = cv->filters / G, per = cv->images_per_gemm;
+    const long hw = (long)l->out_h * l->out_w;
+    const long K = (long)(l->c / G) * cv->size * cv->size;
+    float *col = net->workspace;
+    for (int b0 = 0; b0 < l->batch; b0 += per) {
+        const int n = l->batch - b0 < per ? l->batch - b0 : per;
+        const long N = n * hw;
+        const float *in = net->input + b0 * l->inputs;
+        float *out = l->output + b0 * l->outputs;
+        /* n > 1: GEMM into [filters, N] after col, then transpose */
+        float *gemm_out = n > 1 ? col + (long)G * K * N : out;
+        if (cv->direct)
+            col = (float *)in;
+        else
+            dn_im2col(in, l->inputs, n, &cv->geom, col, N);
+        for (int g = 0; g < G; g++)
+            dn_gemm(0, 0, F, (int)N, (int)K, 1.0f, cv->weights + g * F * K,
+                    (int)K, col + g * K * N, (int)N, 0.0f,
+                    gemm_out + g * F * N, (int)N);
+        if (n > 1)
+            dn_rows_to_batch(gemm_out, n, cv->filters, hw, out);
+    }
+    dn_post_forward(&cv->post, l->output, cv->biases, net->train);
+}
+
+static void conv_backward(dn_layer *l, dn_net *net)
+{
+    conv *cv = l->priv;
+    const int G = cv->groups, F = cv->filters / G, per = cv->images_per_gemm;
+    const long hw = (long)l->out_h * l->out_w;
+    const long K = (long)(l->c / G) * cv->size * cv->size;
+    dn_param *scales = cv->post.batch_normalize ? &l->params[1] : NULL;
+    float *dw = l->params[l->n_params - 1].grad;
+    /* l->delta becomes dL/d(conv output), before bias/BN */
+    dn_post_backward(&cv->post, l->output, l->delta, l->params[0].grad,
+                     scales ? scales->grad : NULL, net->train);
+    float *col = net->workspace;
+    for (int b0 = 0; b0 < l->batch; b0 += per) {
+        const int n = l->batch - b0 < per ? l->batch - b0 : per;
+        const long N = n * hw;
+        const float *in = net->input + b0 * l->inputs;
+        float *delta = l->delta + b0 * l->outputs;
+        float *in_delta = net->delta ? net->delta + b0 * l->inputs : NULL;
+        if (n > 1) {
+            float *rows = col + (long)G * K * N;
+            dn_batch_to_rows(delta, n, cv->filters, hw, rows);
+            delta = rows;
+        }
+        if (cv->direct)
+            col = (float *)in;
+        else
+            dn_im2col(in, l->inputs, n, &cv->geom, col, N);
+        for (int g = 0; g < G; g++) {
+            const float *w = cv->weights + g * F * K, *d = delta + g * F * N;
+            dn_gemm(0, 1, F, (int)K, (int)N, 1.0f, d, (int)N, col + g * K * N,
+                    (int)N, 1.0f, dw + g * F * K, (int)K);
+            if (!in_delta)
+                continue;
+            if (cv->direct) /* col is the input: accumulate straight into it */
+                dn_gemm(1, 0, (int)K, (int)N, F, 1.0f, w, (int)K, d, (int)N,
+                        1.0f, in_delta + g * K * N, (int)N);
+            else /* overwrite this group's rows of col, already used above */
+                dn_gemm(1, 0, (int)K, (int)N, F, 1.0f, w, (int)K, d, (int)N,
+                        0.0f, col + g * K * N, (int)N);
+        }
+        if (in_delta && !cv->direct)
+            dn_col2im(col, N, n, &cv->geom, in_delta, l->inputs);
+    }
+}
+
+const dn_layer_type dn_layer_convolutional = {"convolutional", conv_make,
+                                              conv_forward, conv_backward,
+                                              conv_free};
