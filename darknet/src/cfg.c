@@ -565,8 +565,9 @@ int dn_cfg_check_unused(const dn_cfg *cfg, int strict, FILE *report,
                 snprintf(where, sizeof where, "%s: [%s] %s", kv->src, s->type,
                          kv->key);
             if (report)
-                fprintf(report, "%s: %s: unused key (no layer reads it)\n",
-                        where, (strict || kv->override) ? "error" : "warning");
+                fprintf(report, "%s: %s: unused key (no %s reads it)\n",
+                        where, (strict || kv->override) ? "error" : "warning",
+                        i == 0 ? "[net] option" : "layer of this type");
             if ((strict || kv->override) && rc == 0)
                 rc = dn_fail(err, "%s: unknown key: no %s reads it%s", where,
                              i == 0 ? "[net] option" : "layer of this type",

@@ -1,7 +1,148 @@
+/*
+ * cmd_classifier.c - `darknet classifier train|valid|predict`, Darknet's CLI.
+ *
+ *   darknet classifier train DATA CFG [WEIGHTS] [-clear] [-every N]
+ *                            [-save-epochs] [-backup DIR]
+ *   darknet classifier valid DATA CFG WEIGHTS
+ *   darknet classifier predict DATA CFG WEIGHTS [IMAGE] [-index N]
+ * and on each: -set key=value, -overlay FILE, -strict.
+ */
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
+
 #include "cli.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static int usage(void)
+{
+    fprintf(stderr,
+            "usage: darknet classifier train DATA CFG [WEIGHTS] [-clear] [-every N]\n"
+            "                                [-save-epochs] [-backup DIR]\n"
+            "       darknet classifier valid DATA CFG WEIGHTS\n"
+            "       darknet classifier predict DATA CFG WEIGHTS [IMAGE] [-index N] [-top K]\n"
+            "options for all: -set key=value, -overlay FILE, -strict\n");
+    return 2;
+}
+
+static int train(int argc, char **argv)
+{
+    dn_error err;
+    dn_train_args a = {.argc = argc, .argv = argv};
+    long every;
+    a.clear = dn_arg_flag(argc, argv, "-clear");
+    a.save_every_epoch = dn_arg_flag(argc, argv, "-save-epochs");
+    a.backup = dn_arg_str(argc, argv, "-backup", NULL);
+    if (dn_arg_long(argc, argv, "-every", 1, &every, &err) ||
+        dn_check_options(argc, argv, &err)) {
+        fprintf(stderr, "darknet classifier train: %s\n", err.msg);
+        return 2;
+    }
+    char *pos[4];
+    int n = dn_positional(argc, argv, pos, 4);
+    if (n < 2 || n > 3)
+        return usage();
+    a.data_path = pos[0];
+    a.cfg_path = pos[1];
+    a.weights = n == 3 ? pos[2] : NULL;
+    a.print_every = (int)every;
+    a.stop = &stop_requested;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    dn_train_outcome outcome;
+    if (dn_train_classifier(&a, &outcome, &err)) {
+        fprintf(stderr, "darknet classifier train: %s\n", err.msg);
+        return 1;
+    }
+    return outcome == DN_TRAIN_INTERRUPTED ? 130 : 0;
+}
+
+static int valid(int argc, char **argv)
+{
+    dn_error err;
+    char *pos[4];
+    if (dn_check_options(argc, argv, &err)) {
+        fprintf(stderr, "darknet classifier valid: %s\n", err.msg);
+        return 2;
+    }
+    if (dn_positional(argc, argv, pos, 4) != 3)
+        return usage();
+    dn_eval_result r;
+    if (dn_eval_classifier(pos[0], pos[1], pos[2], argc, argv, &r, &err)) {
+        fprintf(stderr, "darknet classifier valid: %s\n", err.msg);
+        return 1;
+    }
+    printf("%ld images: top-1 %.4f, top-%d %.4f, loss %.4f\n", r.images, r.top1,
+           r.k, r.topk, r.loss);
+    return 0;
+}
+
+static int predict(int argc, char **argv)
+{
+    dn_error err;
+    long index, top;
+    if (dn_arg_long(argc, argv, "-index", -1, &index, &err) ||
+        dn_arg_long(argc, argv, "-top", 0, &top, &err) ||
+        dn_check_options(argc, argv, &err)) {
+        fprintf(stderr, "darknet classifier predict: %s\n", err.msg);
+        return 2;
+    }
+    char *pos[5];
+    int n = dn_positional(argc, argv, pos, 5);
+    if (n < 3 || n > 4)
+        return usage();
+    dn_predict_args p = {.data_path = pos[0], .cfg_path = pos[1],
+                         .weights = pos[2], .image = n == 4 ? pos[3] : NULL,
+                         .index = index, .top = (int)top, .argc = argc,
+                         .argv = argv};
+    if (!p.image && p.index < 0) {
+        /* Darknet reads image paths from stdin when none is given */
+        char line[4096];
+        int rc = 0;
+        printf("Enter Image Path: ");
+        fflush(stdout);
+        while (fgets(line, sizeof line, stdin)) {
+            line[strcspn(line, "\r\n")] = '\0';
+            if (!line[0])
+                continue;
+            p.image = line;
+            if (dn_predict_classifier(&p, stdout, &err)) {
+                fprintf(stderr, "darknet classifier predict: %s\n", err.msg);
+                rc = 1;
+            }
+            printf("Enter Image Path: ");
+            fflush(stdout);
+        }
+        printf("\n");
+        return rc;
+    }
+    if (dn_predict_classifier(&p, stdout, &err)) {
+        fprintf(stderr, "darknet classifier predict: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
 int dn_cmd_classifier(int argc, char **argv)
 {
-    fprintf(stderr, "darknet classifier: not built yet\n");
-    return 2;
+    if (argc < 2)
+        return usage();
+    if (strcmp(argv[1], "train") == 0)
+        return train(argc - 1, argv + 1);
+    if (strcmp(argv[1], "valid") == 0)
+        return valid(argc - 1, argv + 1);
+    if (strcmp(argv[1], "predict") == 0)
+        return predict(argc - 1, argv + 1);
+    fprintf(stderr, "darknet classifier: unknown mode \"%s\"\n", argv[1]);
+    return usage();
 }

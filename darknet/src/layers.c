@@ -9,20 +9,6 @@
 
 #include "layer_util.h"
 
-/* weak until every layer file exists */
-#pragma weak dn_layer_convolutional
-#pragma weak dn_layer_connected
-#pragma weak dn_layer_batchnorm
-#pragma weak dn_layer_maxpool
-#pragma weak dn_layer_avgpool
-#pragma weak dn_layer_dropout
-#pragma weak dn_layer_softmax
-#pragma weak dn_layer_logistic
-#pragma weak dn_layer_shortcut
-#pragma weak dn_layer_route
-#pragma weak dn_layer_attention
-#pragma weak dn_layer_layernorm
-
 static const dn_layer_type *const registry[] = {
     &dn_layer_convolutional, &dn_layer_connected, &dn_layer_batchnorm,
     &dn_layer_maxpool,       &dn_layer_avgpool,   &dn_layer_dropout,
@@ -35,7 +21,7 @@ static const dn_layer_type *const registry[] = {
 const dn_layer_type *dn_layer_type_find(const char *name)
 {
     for (size_t i = 0; i < N_TYPES; i++)
-        if (registry[i] && strcmp(registry[i]->name, name) == 0)
+        if (strcmp(registry[i]->name, name) == 0)
             return registry[i];
     return NULL;
 }
@@ -45,8 +31,6 @@ const char *dn_layer_type_names(void)
     static char buf[512];
     buf[0] = '\0';
     for (size_t i = 0; i < N_TYPES; i++) {
-        if (!registry[i])
-            continue;
         size_t n = strlen(buf);
         snprintf(buf + n, sizeof buf - n, "%s%s", n ? ", " : "",
                  registry[i]->name);

@@ -1,0 +1,506 @@
+/*
+ * train.c - training and evaluating classifiers: the loop a reader can follow
+ * top to bottom.
+ *
+ *   for each weight update b (until max_batches or epochs):
+ *       lr = schedule(clock(seen))           one clock, computed in clock.c
+ *       for each of the subdivisions:        gradient accumulation
+ *           x, truth = loader(seed, index)   a pure function: exact resume
+ *           forward, backward
+ *           seen += mini-batch
+ *       update(lr)
+ *       at each epoch end: validate, log a CSV row, checkpoint, halting rule
+ *
+ * The rate of update b is the schedule at seen = b * batch, i.e. the row
+ * `darknet lr` prints for batch b. (Darknet evaluates it after incrementing
+ * seen, one batch later; we keep the schedule and its plot identical.)
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cli.h"
+#include "darknet.h"
+#include "dn_data.h"
+#include "layer_util.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* Everything a run holds; freed by session_free. */
+typedef struct session {
+    dn_cfg *data;
+    dn_section *data_sec;
+    dn_net *net;
+    dn_dataset *train, *valid;
+    dn_augment *aug;
+    dn_loader *train_loader, *valid_loader;
+    int *labels;
+    char base[256];   /* cfg basename without extension */
+    char backup[1024];
+} session;
+
+static void session_free(session *s)
+{
+    dn_loader_free(s->train_loader);
+    dn_loader_free(s->valid_loader);
+    dn_augment_free(s->aug);
+    dn_dataset_free(s->train);
+    dn_dataset_free(s->valid);
+    dn_net_free(s->net);
+    dn_cfg_free(s->data);
+    free(s->labels);
+}
+
+static void cfg_basename(const char *path, char *out, size_t n)
+{
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    snprintf(out, n, "%s", b);
+    char *dot = strrchr(out, '.');
+    if (dot && dot != out)
+        *dot = '\0';
+}
+
+static int mkdir_p(const char *dir, dn_error *err)
+{
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(tmp, 0777);
+            *p = '/';
+        }
+    if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
+        return dn_fail(err, "%s: cannot create directory: %s", dir,
+                       strerror(errno));
+    return 0;
+}
+
+/*
+ * Load the data description, the network (with -set/-overlay), the datasets
+ * and preprocessing. need_train: open the training set (augmentation fits on
+ * it); need_valid: the validation set must exist.
+ */
+static int session_open(session *s, const char *data_path, const char *cfg_path,
+                        int argc, char **argv, int need_train, int need_valid,
+                        int batch_override, dn_error *err)
+{
+    memset(s, 0, sizeof *s);
+    int strict = 0;
+    dn_cfg *cfg;
+    if (dn_cfg_load_flat(data_path, &s->data, err))
+        return -1;
+    s->data_sec = &s->data->sections[0];
+    if (dn_cli_load_cfg(cfg_path, argc, argv, &cfg, &strict, err))
+        return -1;
+    dn_net_options opt = {.batch_override = batch_override};
+    if (dn_net_make(cfg, &opt, &s->net, err)) {
+        dn_cfg_free(cfg);
+        return -1;
+    }
+    dn_net *net = s->net;
+    long classes;
+    const char *backup;
+    if (dn_sec_int(s->data_sec, "classes", 0, 1, 1 << 20, &classes, err) ||
+        dn_sec_string(s->data_sec, "backup", "backup", &backup, err))
+        return -1;
+    if (classes != net->truths)
+        return dn_sec_fail(s->data_sec, "classes", err,
+                           "%ld classes, but the network's last layer (%s) has "
+                           "%ld outputs", classes, cfg_path, net->truths);
+    snprintf(s->backup, sizeof s->backup, "%s", backup);
+    cfg_basename(cfg_path, s->base, sizeof s->base);
+    /* the training set is opened whenever preprocessing may need fitting */
+    if (need_train || dn_sec_has(s->data_sec, "train")) {
+        if (dn_dataset_open(s->data_sec, "train", net->c, net->h, net->w,
+                            &s->train, err))
+            return -1;
+    }
+    if (need_valid || dn_sec_has(s->data_sec, "valid")) {
+        if (dn_dataset_open(s->data_sec, "valid", net->c, net->h, net->w,
+                            &s->valid, err))
+            return -1;
+    }
+    if (dn_augment_parse(&net->cfg->sections[0], s->train, &s->aug, err))
+        return -1;
+    /* keys the trainer reads, so that the unused-key check knows them */
+    dn_section *ns = &net->cfg->sections[0];
+    long dummy;
+    double ddummy;
+    if (dn_sec_int(ns, "epochs", 0, 0, 1L << 40, &dummy, err) ||
+        dn_sec_double(ns, "halt_loss", 0, 0, 1e30, &ddummy, err) ||
+        dn_sec_int(ns, "halt_after_epochs", 0, 0, 1L << 40, &dummy, err))
+        return -1;
+    dn_sec_kv(s->data_sec, "top");
+    dn_sec_kv(s->data_sec, "labels");
+    dn_sec_kv(s->data_sec, "names");
+    if (dn_cfg_check_unused(net->cfg, strict, stderr, err))
+        return -1;
+    s->labels = calloc(net->batch, sizeof *s->labels);
+    return 0;
+}
+
+/* Top-1 correct count and whether label is in the top k of row p. */
+static void rank_of(const float *p, long n, int label, int k, int *top1,
+                    int *topk)
+{
+    long higher = 0;
+    for (long j = 0; j < n; j++)
+        if (p[j] > p[label] || (p[j] == p[label] && j < label))
+            higher++;
+    *top1 = higher == 0;
+    *topk = higher < k;
+}
+
+typedef struct eval_acc {
+    long images, top1, topk;
+    double loss;
+} eval_acc;
+
+static int evaluate(session *s, int k, eval_acc *acc, dn_error *err)
+{
+    dn_net *net = s->net;
+    memset(acc, 0, sizeof *acc);
+    if (!s->valid_loader) {
+        long per_epoch = (s->valid->n + net->batch - 1) / net->batch;
+        if (dn_loader_make(s->valid, s->aug, net->batch, per_epoch, net->seed,
+                           0, 0, &s->valid_loader, err))
+            return -1;
+    }
+    long batches = (s->valid->n + net->batch - 1) / net->batch;
+    dn_layer *out = dn_net_output_layer(net);
+    for (long b = 0; b < batches; b++) {
+        int count = dn_loader_get(s->valid_loader, b, net->input_data,
+                                  net->truth, s->labels);
+        dn_net_forward(net, 0);
+        for (int i = 0; i < count; i++) {
+            int t1, tk;
+            rank_of(out->output + (long)i * out->outputs, out->outputs,
+                    s->labels[i], k, &t1, &tk);
+            acc->top1 += t1;
+            acc->topk += tk;
+        }
+        acc->images += count;
+        acc->loss += dn_net_cost(net);
+    }
+    return 0;
+}
+
+static int checkpoint(session *s, const char *suffix, dn_error *err)
+{
+    char path[1300], state[1400];
+    snprintf(path, sizeof path, "%s/%s_%s.weights", s->backup, s->base, suffix);
+    snprintf(state, sizeof state, "%s.state", path);
+    if (dn_weights_save(s->net, path, err) || dn_state_save(s->net, state, err))
+        return -1;
+    return 0;
+}
+
+typedef struct epoch_acc {
+    long batches, images, correct;
+    double lr_sum, loss_sum, t0;
+} epoch_acc;
+
+static FILE *open_log(session *s, dn_error *err)
+{
+    char path[1300];
+    snprintf(path, sizeof path, "%s/%s.log.csv", s->backup, s->base);
+    struct stat st;
+    int fresh = stat(path, &st) != 0 || st.st_size == 0;
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        dn_fail(err, "%s: cannot write: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (fresh)
+        fprintf(f, "epoch,batches,images,mean_lr,train_loss,train_top1,"
+                   "valid_top1,valid_loss,seconds\n");
+    fflush(f);
+    return f;
+}
+
+int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
+                        dn_error *err)
+{
+    session s;
+    FILE *out = a->out ? a->out : stdout;
+    FILE *log = NULL;
+    int rc = -1;
+    if (session_open(&s, a->data_path, a->cfg_path, a->argc, a->argv, 1, 0, 0,
+                     err))
+        goto done;
+    dn_net *net = s.net;
+    if (a->backup)
+        snprintf(s.backup, sizeof s.backup, "%s", a->backup);
+    if (mkdir_p(s.backup, err))
+        goto done;
+    if (a->weights) {
+        if (dn_weights_load(net, a->weights, err))
+            goto done;
+        char state[1300];
+        snprintf(state, sizeof state, "%s.state", a->weights);
+        struct stat st;
+        if (a->clear)
+            net->seen = 0;
+        else if (stat(state, &st) == 0 && dn_state_load(net, state, err))
+            goto done;
+    }
+    dn_section *ns = &net->cfg->sections[0];
+    long epochs;
+    double halt_loss;
+    long halt_after;
+    if (dn_sec_int(ns, "epochs", 0, 0, 1L << 40, &epochs, err) ||
+        dn_sec_double(ns, "halt_loss", 0, 0, 1e30, &halt_loss, err) ||
+        dn_sec_int(ns, "halt_after_epochs", 0, 0, 1L << 40, &halt_after, err))
+        goto done;
+
+    const long ipb = net->images_per_batch;
+    const long bpe = s.train->n / ipb > 0 ? s.train->n / ipb : 1;
+    long max_batches = epochs > 0 ? epochs * bpe : net->max_batches;
+    if (max_batches <= 0) {
+        rc = dn_fail(err, "%s: [net] needs max_batches or epochs", a->cfg_path);
+        goto done;
+    }
+    if (dn_loader_make(s.train, s.aug, net->batch, bpe * net->subdivisions,
+                       net->seed, 1, 1, &s.train_loader, err))
+        goto done;
+    if (!(log = open_log(&s, err)))
+        goto done;
+
+    fprintf(out, "%s: %ld training images, batch %ld (%d x %d), %ld batches "
+            "per epoch, %ld batches (%.2f epochs), policy %s\n", a->cfg_path,
+            s.train->n, ipb, net->batch, net->subdivisions, bpe, max_batches,
+            (double)max_batches / bpe, dn_schedule_policy(net->schedule));
+    dn_net_summary(net, out);
+    fflush(out);
+
+    const int every = a->print_every > 0 ? a->print_every : 1;
+    const double t_start = now();
+    double avg_loss = -1;
+    epoch_acc ep = {.t0 = now()};
+    dn_layer *last = dn_net_output_layer(net);
+    *outcome = DN_TRAIN_DONE;
+    for (;;) {
+        dn_clock clock = dn_clock_at(net->seen, ipb, bpe, max_batches);
+        if (clock.batch >= max_batches)
+            break;
+        if (a->stop && *a->stop) {
+            *outcome = DN_TRAIN_INTERRUPTED;
+            fprintf(out, "interrupted at batch %ld: saving %s/%s_last.weights\n",
+                    clock.batch, s.backup, s.base);
+            break;
+        }
+        double t0 = now();
+        double lr = dn_schedule_rate(net->schedule, &clock);
+        double loss = 0;
+        for (int sub = 0; sub < net->subdivisions; sub++) {
+            long index = (long)(net->seen / (uint64_t)net->batch);
+            dn_loader_get(s.train_loader, index, net->input_data, net->truth,
+                          s.labels);
+            dn_net_forward(net, 1);
+            dn_net_backward(net);
+            loss += dn_net_cost(net);
+            for (int i = 0; i < net->batch; i++) {
+                int t1, tk;
+                rank_of(last->output + (long)i * last->outputs, last->outputs,
+                        s.labels[i], 1, &t1, &tk);
+                ep.correct += t1;
+            }
+            net->seen += (uint64_t)net->batch;
+        }
+        loss /= (double)ipb;
+        if (!isfinite(loss)) {
+            rc = dn_fail(err, "loss is %f at batch %ld (lr %g): training "
+                         "stopped; the last good checkpoint is %s/%s_last.weights",
+                         loss, clock.batch, lr, s.backup, s.base);
+            goto done;
+        }
+        dn_net_update(net, lr);
+        avg_loss = avg_loss < 0 ? loss : avg_loss * 0.9 + loss * 0.1;
+        ep.batches++;
+        ep.images += ipb;
+        ep.lr_sum += lr;
+        ep.loss_sum += loss;
+        long b = clock.batch + 1;
+        if (b % every == 0 || b == max_batches)
+            fprintf(out, "%ld, %.3f: %f, %f avg, %g rate, %lf seconds, %llu "
+                    "images\n", b, (double)b / bpe, loss, avg_loss, lr,
+                    now() - t0, (unsigned long long)net->seen);
+        if (b % bpe != 0 && b != max_batches)
+            continue;
+
+        /* epoch end */
+        long epoch = (b + bpe - 1) / bpe;
+        eval_acc va = {0};
+        if (s.valid && evaluate(&s, 1, &va, err))
+            goto done;
+        double mean_loss = ep.loss_sum / ep.batches;
+        double secs = now() - ep.t0;
+        char vtop[32] = "", vloss[32] = "";
+        if (va.images) {
+            snprintf(vtop, sizeof vtop, "%.4f", (double)va.top1 / va.images);
+            snprintf(vloss, sizeof vloss, "%.6f", va.loss / va.images);
+        }
+        fprintf(log, "%ld,%ld,%ld,%.9g,%.6f,%.4f,%s,%s,%.2f\n", epoch,
+                ep.batches, ep.images, ep.lr_sum / ep.batches, mean_loss,
+                (double)ep.correct / ep.images, vtop, vloss, secs);
+        fflush(log);
+        fprintf(out, "epoch %ld: train loss %.4f, train top-1 %.4f%s%s%s, "
+                "mean lr %g, %.1f s (data wait %.1f s)\n", epoch, mean_loss,
+                (double)ep.correct / ep.images, va.images ? ", valid top-1 " : "",
+                vtop, va.images ? "" : "", ep.lr_sum / ep.batches, secs,
+                dn_loader_wait_seconds(s.train_loader));
+        fflush(out);
+        if (checkpoint(&s, "last", err))
+            goto done;
+        if (a->save_every_epoch) {
+            char suffix[32];
+            snprintf(suffix, sizeof suffix, "%ld", epoch);
+            if (checkpoint(&s, suffix, err))
+                goto done;
+        }
+        if (halt_loss > 0 && epoch >= halt_after && mean_loss > halt_loss) {
+            *outcome = DN_TRAIN_HALTED;
+            fprintf(out, "halting: epoch %ld mean loss %.4f > halt_loss %g "
+                    "(after epoch %ld): saving %s/%s_halt.weights\n", epoch,
+                    mean_loss, halt_loss, halt_after, s.backup, s.base);
+            break;
+        }
+        memset(&ep, 0, sizeof ep);
+        ep.t0 = now();
+    }
+    const char *suffix = *outcome == DN_TRAIN_DONE ? "final"
+                         : *outcome == DN_TRAIN_HALTED ? "halt" : "last";
+    if (checkpoint(&s, suffix, err))
+        goto done;
+    fprintf(out, "saved %s/%s_%s.weights after %.1f s\n", s.backup, s.base,
+            suffix, now() - t_start);
+    rc = 0;
+done:
+    if (log)
+        fclose(log);
+    session_free(&s);
+    return rc;
+}
+
+int dn_eval_classifier(const char *data_path, const char *cfg_path,
+                       const char *weights, int argc, char **argv,
+                       dn_eval_result *res, dn_error *err)
+{
+    session s;
+    int rc = -1;
+    if (session_open(&s, data_path, cfg_path, argc, argv, 0, 1, 0, err))
+        goto done;
+    if (weights && dn_weights_load(s.net, weights, err))
+        goto done;
+    long top;
+    if (dn_sec_int(s.data_sec, "top", 5, 1, 1 << 20, &top, err))
+        goto done;
+    if (top > s.net->truths)
+        top = s.net->truths;
+    eval_acc acc;
+    if (evaluate(&s, (int)top, &acc, err))
+        goto done;
+    res->images = acc.images;
+    res->k = (int)top;
+    res->top1 = acc.images ? (double)acc.top1 / acc.images : 0;
+    res->topk = acc.images ? (double)acc.topk / acc.images : 0;
+    res->loss = acc.images ? acc.loss / acc.images : 0;
+    rc = 0;
+done:
+    session_free(&s);
+    return rc;
+}
+
+/* Load one image (OpenCV) or one valid record into a 1-image dataset. */
+static int predict_input(session *s, const dn_predict_args *p, dn_dataset **one,
+                         dn_error *err)
+{
+    dn_net *net = s->net;
+    *one = NULL;
+    if (p->image) {
+        dn_dataset *d = dn_dataset_alloc(1, net->c, net->h, net->w,
+                                         (int)net->truths, p->image);
+        char msg[512];
+        if (dn_image_read_u8(p->image, net->c, net->h, net->w, d->pixels, msg,
+                             sizeof msg)) {
+            dn_dataset_free(d);
+            return dn_fail(err, "%s", msg);
+        }
+        *one = d;
+        return 0;
+    }
+    if (!s->valid)
+        return dn_fail(err, "%s: -index needs a valid= set", p->data_path);
+    if (p->index >= s->valid->n)
+        return dn_fail(err, "-index %ld: the valid set has %ld records",
+                       p->index, s->valid->n);
+    dn_dataset *d = dn_dataset_alloc(1, s->valid->c, s->valid->h, s->valid->w,
+                                     s->valid->classes, s->valid->source);
+    long size = (long)d->c * d->h * d->w;
+    memcpy(d->pixels, s->valid->pixels + p->index * size, size);
+    d->labels[0] = s->valid->labels[p->index];
+    *one = d;
+    return 0;
+}
+
+int dn_predict_classifier(const dn_predict_args *p, FILE *out, dn_error *err)
+{
+    session s;
+    dn_dataset *one = NULL;
+    float *scratch = NULL;
+    int rc = -1;
+    if (session_open(&s, p->data_path, p->cfg_path, p->argc, p->argv, 0,
+                     p->index >= 0, 1, err))
+        goto done;
+    dn_net *net = s.net;
+    if (dn_weights_load(net, p->weights, err) || predict_input(&s, p, &one, err))
+        goto done;
+    long top = p->top;
+    if (top <= 0 && dn_sec_int(s.data_sec, "top", 5, 1, 1 << 20, &top, err))
+        goto done;
+    if (top > net->truths)
+        top = net->truths;
+    double t0 = now();
+    long record = 0;
+    scratch = dn_calloc_floats(net->inputs);
+    dn_augment_apply(s.aug, one, &record, 1, net->seed, 0, 0, net->input_data,
+                     scratch);
+    dn_net_forward(net, 0);
+    const float *prob = dn_net_output_layer(net)->output;
+    if (p->image)
+        fprintf(out, "%s: Predicted in %f seconds.\n", p->image, now() - t0);
+    else
+        fprintf(out, "valid record %ld (label %s): Predicted in %f seconds.\n",
+                p->index, s.valid->names ? s.valid->names[one->labels[0]] : "?",
+                now() - t0);
+    char **names = s.train ? s.train->names : s.valid ? s.valid->names : NULL;
+    int *used = calloc(net->truths, sizeof *used);
+    for (long k = 0; k < top; k++) {
+        long best = -1;
+        for (long j = 0; j < net->truths; j++)
+            if (!used[j] && (best < 0 || prob[j] > prob[best]))
+                best = j;
+        used[best] = 1;
+        if (names)
+            fprintf(out, "%5.2f%%: %s\n", 100.0 * prob[best], names[best]);
+        else
+            fprintf(out, "%5.2f%%: %ld\n", 100.0 * prob[best], best);
+    }
+    free(used);
+    rc = 0;
+done:
+    free(scratch);
+    dn_dataset_free(one);
+    session_free(&s);
+    return rc;
+}
