@@ -135,8 +135,22 @@ test: deps $(BIN)/darknet plugins $(BAD_PLUGINS) $(TEST_BIN)
 test-gpu:
 	@tests/gpu/run.sh
 
-bench: deps $(BIN)/darknet
-	@bench/run.sh
+BENCH_BIN := $(BUILD)/bench/train_bench $(BUILD)/bench/gemm_bench
+DARKNET_PEER := $(if $(wildcard /usr/lib/darknet/libdarknet.so),$(BUILD)/bench/darknet_peer)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libdarknet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# Debian's darknet, as a peer in the benchmark table only
+$(BUILD)/bench/darknet_peer: bench/darknet_peer.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -I/usr/lib/darknet/include -o $@ $< -L/usr/lib/darknet -ldarknet \
+	    -Wl,-rpath,/usr/lib/darknet -lm
+
+bench: $(BIN)/darknet $(BENCH_BIN) $(DARKNET_PEER)
+	@scripts/deps.sh python3-torch
+	@BUILD=$(BUILD) bench/run.sh
 
 demo: deps $(BIN)/darknet
 	@scripts/demo.sh

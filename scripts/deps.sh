@@ -1,9 +1,10 @@
 #!/bin/sh
 # Installs the Debian packages the build, tests and demo need, only those
-# missing. Needs root (or sudo) when something is missing.
+# missing. Needs root (or sudo) when something is missing. Extra package
+# names may be given as arguments (make bench adds python3-torch).
 set -e
 PKGS="build-essential pkg-config libopenblas-dev libcmocka-dev zlib1g-dev \
-gnuplot-nox dataset-fashion-mnist darknet libopencv-dev"
+gnuplot-nox dataset-fashion-mnist darknet libopencv-dev $*"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
