@@ -193,6 +193,41 @@ static void test_cifar_padded_to_larger_net(void **state)
     dn_dataset_free(d);
 }
 
+/* train_limit= / valid_limit=: the first N records of the set, or all. */
+static void test_limit_keeps_first_records(void **state)
+{
+    write_cifar("lim.bin", 0, 8);
+    write_idx_pair("lim", 1);
+    const char *text = "classes=10\ntrain=%s/lim.bin\nvalid=%s/lim.bin\n"
+                       "train_limit=3\nvalid_limit=100\n";
+    dn_dataset *d;
+    dn_error err = {""};
+    assert_int_equal(open_text(text, "train", 3, 32, 32, &d, &err), 0);
+    assert_int_equal(d->n, 3);
+    for (long r = 0; r < 3; r++) {
+        assert_int_equal(d->labels[r], cifar_label(r));
+        assert_int_equal(d->pixels[r * 3072 + 3071], cifar_pixel(r, 3071));
+    }
+    dn_dataset_free(d);
+    /* a limit above the set's size keeps every record */
+    assert_int_equal(open_text(text, "valid", 3, 32, 32, &d, &err), 0);
+    assert_int_equal(d->n, 8);
+    dn_dataset_free(d);
+    /* IDX, padded and replicated, then cut */
+    assert_int_equal(open_text("train=%s/lim-images-idx3-ubyte.gz\n"
+                               "train_limit=2\n", "train", 3, 9, 10, &d, &err), 0);
+    assert_int_equal(d->n, 2);
+    assert_int_equal(d->labels[1], 1);
+    assert_int_equal(d->pixels[(1 * 3 * 9 + 2) * 10 + 2], idx_pixel(1, 0));
+    dn_dataset_free(d);
+    /* the value is checked like any other key */
+    d = (dn_dataset *)&err;
+    assert_int_equal(open_text("train=%s/lim.bin\ntrain_limit=5x\n", "train",
+                               3, 32, 32, &d, &err), -1);
+    assert_null(d);
+    assert_contains(err.msg, "t.data:2: [data] train_limit: expected an integer");
+}
+
 /* ------------------------------------------------------------------ IDX */
 
 static void check_idx_native(const dn_dataset *d)
@@ -1019,6 +1054,7 @@ int main(void)
         cmocka_unit_test(test_cifar_files_values_labels_names),
         cmocka_unit_test(test_cifar_directory_train_and_valid),
         cmocka_unit_test(test_cifar_padded_to_larger_net),
+        cmocka_unit_test(test_limit_keeps_first_records),
         cmocka_unit_test(test_idx_raw_and_gzip),
         cmocka_unit_test(test_idx_pad_and_replicate_from_net_shape),
         cmocka_unit_test(test_idx_explicit_pad_and_replicate_keys),

@@ -840,6 +840,25 @@ static int open_format(dn_section *data, const char *which, int fmt,
                       w, out, err);
 }
 
+/*
+ * <which>_limit=N keeps the first N records (all of them when the set has
+ * fewer; 0, the default, keeps all): a reproducible subset for short runs.
+ * The whole set is read and checked first, so a limit never hides a bad file.
+ */
+static void keep_first(dn_dataset *d, long limit)
+{
+    if (limit <= 0 || limit >= d->n)
+        return;
+    size_t image = (size_t)d->c * d->h * d->w;
+    d->n = limit;
+    uint8_t *pixels = realloc(d->pixels, (size_t)limit * image + 1);
+    int *labs = realloc(d->labels, ((size_t)limit + 1) * sizeof *labs);
+    if (pixels) /* a failed shrink keeps the larger block: still valid */
+        d->pixels = pixels;
+    if (labs)
+        d->labels = labs;
+}
+
 int dn_dataset_open(dn_section *data, const char *which, int c, int h, int w,
                     dn_dataset **out, dn_error *err)
 {
@@ -849,11 +868,15 @@ int dn_dataset_open(dn_section *data, const char *which, int c, int h, int w,
     long classes;
     int fmt, n_labels = 0, n_names = 0, n_files = 0;
     char **labels = NULL, **names = NULL, **files = NULL;
+    char limit_key[64];
+    long limit;
     dn_sec_string(data, which, NULL, &spec, NULL);
     if (!spec)
         return dn_fail(err, "%s: no %s= key: which file(s) hold the %s set?",
                        data->path, which, which);
-    if (dn_sec_int(data, "classes", 0, 1, 1 << 24, &classes, err) ||
+    snprintf(limit_key, sizeof limit_key, "%s_limit", which);
+    if (dn_sec_int(data, limit_key, 0, 0, 1L << 40, &limit, err) ||
+        dn_sec_int(data, "classes", 0, 1, 1 << 24, &classes, err) ||
         dn_sec_choice(data, "format", "auto", formats, &fmt, err) ||
         load_names(data, &labels, &n_labels, &names, &n_names, err))
         return -1;
@@ -882,6 +905,7 @@ int dn_dataset_open(dn_section *data, const char *which, int c, int h, int w,
             d->names = labels, labels = NULL;
         }
         d->dir = dir_of(files[0]);
+        keep_first(d, limit);
         *out = d;
     } else {
         dn_dataset_free(d);
