@@ -139,6 +139,7 @@ static const conv_shape ref_shapes[] = {
     {2, 4, 32, 32, 6, 1, 1, 0, 2, 1}, /* 1x1 direct (no im2col) */
     {3, 3, 32, 32, 4, 3, 1, 1, 1, 1}, /* one image per GEMM */
     {5, 2, 20, 20, 3, 3, 1, 1, 1, 1}, /* 3 images per GEMM, ragged tail */
+    {7, 3, 4, 4, 5, 3, 1, 1, 1, 1},   /* 4 + 3 images per GEMM */
     {2, 2, 6, 6, 3, 4, 3, 3, 1, 1},   /* even kernel, wide padding */
     {2, 3, 9, 8, 2, 3, 2, 3, 1, 3},   /* dilation 3, stride 2 */
 };
@@ -199,17 +200,21 @@ static void test_conv_matches_reference(void **state)
     (void)state;
     dn_rng rng;
     dn_rng_seed(&rng, 7);
-    for (size_t t = 0; t < sizeof ref_shapes / sizeof *ref_shapes; t++) {
-        const conv_shape *s = &ref_shapes[t];
+    const size_t n_shapes = sizeof ref_shapes / sizeof *ref_shapes;
+    /* each shape on one thread (chunks in turn, parallel steps) and on two
+     * (whole chunks per thread, per-thread weight gradients) */
+    for (size_t run = 0; run < 2 * n_shapes; run++) {
+        const conv_shape *s = &ref_shapes[run % n_shapes];
+        const int threads = run < n_shapes ? 1 : 2;
         char cfg[512];
         snprintf(cfg, sizeof cfg,
-                 "[net]\nbatch=%d\nheight=%d\nwidth=%d\nchannels=%d\n"
+                 "[net]\nbatch=%d\nheight=%d\nwidth=%d\nchannels=%d\nthreads=%d\n"
                  "[convolutional]\nfilters=%d\nsize=%d\nstride=%d\npadding=%d\n"
                  "groups=%d\ndilation=%d\nactivation=linear\n",
-                 s->batch, s->h, s->w, s->c, s->filters, s->size, s->stride,
-                 s->padding, s->groups, s->dilation);
-        printf("shape %zu: batch %d, %dx%dx%d, %d filters %dx%d/%d, padding %d, "
-               "groups %d, dilation %d\n", t, s->batch, s->c, s->h, s->w,
+                 s->batch, s->h, s->w, s->c, threads, s->filters, s->size,
+                 s->stride, s->padding, s->groups, s->dilation);
+        printf("threads %d: batch %d, %dx%dx%d, %d filters %dx%d/%d, padding %d, "
+               "groups %d, dilation %d\n", threads, s->batch, s->c, s->h, s->w,
                s->filters, s->size, s->size, s->stride, s->padding, s->groups,
                s->dilation);
         dn_net *net = build_ok(cfg);

@@ -14,16 +14,24 @@
  * batch_normalize the convolution has no bias of its own: biases are BN's
  * beta (Darknet).
  *
- * GEMM shapes, per conv group, for n images whose columns sit side by side
- * (N = n*out_h*out_w, K = c/groups*size*size, F = filters/groups):
+ * GEMM shapes, per conv group, for a chunk of n images whose columns sit
+ * side by side (N = n*out_h*out_w, K = c/groups*size*size, F = filters/groups):
  *   forward          out[F, N]  = W[F, K] x col[K, N]
  *   weight gradient  dW[F, K]  += delta[F, N] x col[K, N]^T
  *   input gradient   dcol[K, N] = W[F, K]^T x delta[F, N], then col2im
- * Several images share one GEMM when the output plane is small (deep layers:
+ * Chunks hold several images when the output plane is small (deep layers:
  * 8x8, 4x4), so the GEMM stays wide enough to run near the BLAS peak; the
  * price is a transpose of out and delta between [n, F, hw] and [F, n*hw].
- * A 1x1, stride-1, unpadded convolution of one image at a time reads its
+ * A 1x1, stride-1, unpadded convolution with one image a chunk reads its
  * input as col directly (no im2col).
+ *
+ * Threads: with at least as many chunks as threads, each thread takes whole
+ * chunks (im2col, GEMM, col2im on its own scratch): one fork per pass, and
+ * col is used while it is still in cache. The weight gradient then goes to a
+ * per-thread buffer, summed in thread order at the end; the backward pass
+ * deals chunks to threads statically so that the sums, and so training, are
+ * the same from run to run. With fewer chunks (inference on one image) the
+ * chunks run in turn and every step (im2col, the GEMMs) is parallel inside.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -33,6 +41,10 @@
 #include "blas.h"
 #include "layer_util.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 /* Images are batched into one GEMM until it has this many columns... */
 #define MIN_GEMM_COLUMNS 1024L
 /* ...while the col matrix stays under this many floats (64 MiB). */
@@ -40,13 +52,36 @@
 
 typedef struct conv {
     int filters, size, stride, padding, dilation, groups;
-    int images_per_gemm;
-    int direct;          /* 1x1/1, no padding, one image per GEMM */
+    int images_per_gemm; /* images per chunk */
+    int chunks;          /* ceil(batch / images_per_gemm) */
+    int threads;         /* threads the workspace was sized for */
+    int direct;          /* 1x1/1, no padding, one image a chunk */
     dn_conv_geom geom;
+    size_t col_floats;   /* per-thread scratch: col ... */
+    size_t rows_floats;  /* ... out or delta as [filters, n*hw] ... */
+    size_t scratch_floats; /* ... and the weight gradient: their sum */
     float *weights;      /* [filters, c/groups, size, size] */
     float *biases;       /* [filters] */
     dn_post post;        /* bias or BN, then activation */
 } conv;
+
+static int max_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
 
 static void conv_free(dn_layer *l)
 {
@@ -97,12 +132,14 @@ static int read_keys(conv *cv, dn_layer *l, dn_section *s, int *bn,
     return 0;
 }
 
-/* Images per GEMM: enough for MIN_GEMM_COLUMNS columns, within the cap. */
-static int choose_images_per_gemm(long rows, long hw, int batch)
+/* Images per chunk: enough for MIN_GEMM_COLUMNS columns, within the cap,
+ * and at least one chunk per thread when the batch allows. */
+static int choose_images_per_gemm(long rows, long hw, int batch, int threads)
 {
     long n = (MIN_GEMM_COLUMNS + hw - 1) / hw;
-    if (n > batch)
-        n = batch;
+    long fair = (batch + threads - 1) / threads;
+    if (n > fair)
+        n = fair;
     while (n > 1 && rows * n * hw > MAX_COL_FLOATS)
         n--;
     return (int)(n < 1 ? 1 : n);
@@ -131,13 +168,21 @@ static int conv_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
     const long k_group = (long)(l->c / cv->groups) * cv->size * cv->size;
     const long rows = k_group * cv->groups; /* rows of col, all groups */
     const long n_weights = (long)cv->filters * k_group;
-    cv->images_per_gemm = choose_images_per_gemm(rows, hw, l->batch);
+    /* [net] threads= is set on the pool only after the layers are made */
+    cv->threads = net->threads > 0 ? net->threads : max_threads();
+    const int per = choose_images_per_gemm(rows, hw, l->batch, cv->threads);
+    cv->images_per_gemm = per;
+    cv->chunks = (l->batch + per - 1) / per;
     cv->direct = cv->size == 1 && cv->stride == 1 && cv->padding == 0 &&
-                 cv->images_per_gemm == 1;
-    if (!cv->direct) {
-        l->workspace = (size_t)(rows * cv->images_per_gemm * hw);
-        if (cv->images_per_gemm > 1) /* out / delta as [filters, n*hw] */
-            l->workspace += (size_t)cv->filters * cv->images_per_gemm * hw;
+                 per == 1;
+    cv->col_floats = cv->direct ? 0 : (size_t)(rows * per * hw);
+    cv->rows_floats = per > 1 ? (size_t)cv->filters * per * hw : 0;
+    cv->scratch_floats = cv->col_floats + cv->rows_floats;
+    if (cv->chunks > 1 && cv->threads > 1) { /* image-parallel passes */
+        cv->scratch_floats += (size_t)n_weights;
+        l->workspace = cv->scratch_floats * cv->threads;
+    } else {
+        l->workspace = cv->scratch_floats;
     }
 
     cv->weights = dn_calloc_floats(n_weights);
@@ -175,77 +220,127 @@ static int conv_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
     return 0;
 }
 
+/* Threads for a pass: one per chunk at most; 1 when the workspace holds
+ * scratch for one thread only. */
+static int pass_threads(const conv *cv)
+{
+    int t = max_threads();
+    if (t > cv->threads)
+        t = cv->threads;
+    if (t > cv->chunks)
+        t = cv->chunks;
+    return t < 1 ? 1 : t;
+}
+
+/* in: [n, c, h, w]; out: [n, filters, out_h, out_w] (before bias/BN) */
+static void forward_chunk(const dn_layer *l, const conv *cv, const float *in,
+                          float *out, int n, float *scratch)
+{
+    const int G = cv->groups, F = cv->filters / G;
+    const long hw = (long)l->out_h * l->out_w, N = n * hw;
+    const long K = (long)(l->c / G) * cv->size * cv->size;
+    float *col = scratch, *gemm_out = n > 1 ? scratch + cv->col_floats : out;
+    if (cv->direct)
+        col = (float *)in;
+    else
+        dn_im2col(in, l->inputs, n, &cv->geom, col, N);
+    for (int g = 0; g < G; g++)
+        dn_gemm(0, 0, F, (int)N, (int)K, 1.0f, cv->weights + g * F * K, (int)K,
+                col + g * K * N, (int)N, 0.0f, gemm_out + g * F * N, (int)N);
+    if (n > 1)
+        dn_rows_to_batch(gemm_out, n, cv->filters, hw, out);
+}
+
 /* in: net->input [batch, c, h, w]; out: l->output [batch, filters, oh, ow] */
 static void conv_forward(dn_layer *l, dn_net *net)
 {
     conv *cv = l->priv;
-    const int G = cv->groups, F = cv->filters / G, per = cv->images_per_gemm;
-    const long hw = (long)l->out_h * l->out_w;
-    const long K = (long)(l->c / G) * cv->size * cv->size;
-    float *col = net->workspace;
-    for (int b0 = 0; b0 < l->batch; b0 += per) {
-        const int n = l->batch - b0 < per ? l->batch - b0 : per;
-        const long N = n * hw;
-        const float *in = net->input + b0 * l->inputs;
-        float *out = l->output + b0 * l->outputs;
-        /* n > 1: GEMM into [filters, N] after col, then transpose */
-        float *gemm_out = n > 1 ? col + (long)G * K * N : out;
-        if (cv->direct)
-            col = (float *)in;
-        else
-            dn_im2col(in, l->inputs, n, &cv->geom, col, N);
-        for (int g = 0; g < G; g++)
-            dn_gemm(0, 0, F, (int)N, (int)K, 1.0f, cv->weights + g * F * K,
-                    (int)K, col + g * K * N, (int)N, 0.0f,
-                    gemm_out + g * F * N, (int)N);
-        if (n > 1)
-            dn_rows_to_batch(gemm_out, n, cv->filters, hw, out);
+    const int per = cv->images_per_gemm, threads = pass_threads(cv);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) \
+    if (threads > 1)
+    for (int i = 0; i < cv->chunks; i++) {
+        const int b0 = i * per, n = l->batch - b0 < per ? l->batch - b0 : per;
+        float *scratch = net->workspace + thread_id() * cv->scratch_floats;
+        forward_chunk(l, cv, net->input + b0 * l->inputs,
+                      l->output + b0 * l->outputs, n, scratch);
     }
     dn_post_forward(&cv->post, l->output, cv->biases, net->train);
+}
+
+/*
+ * One chunk of the backward pass. delta: [n, filters, oh, ow], dL/d(conv
+ * output); adds the weight gradient into dw and dL/d(in) into in_delta
+ * (when not NULL).
+ */
+static void backward_chunk(const dn_layer *l, const conv *cv, const float *in,
+                           const float *delta, float *in_delta, int n,
+                           float *scratch, float *dw)
+{
+    const int G = cv->groups, F = cv->filters / G;
+    const long hw = (long)l->out_h * l->out_w, N = n * hw;
+    const long K = (long)(l->c / G) * cv->size * cv->size;
+    float *col = scratch;
+    if (n > 1) { /* delta as [filters, n*hw], the layout of the GEMM */
+        float *rows = scratch + cv->col_floats;
+        dn_batch_to_rows(delta, n, cv->filters, hw, rows);
+        delta = rows;
+    }
+    if (cv->direct)
+        col = (float *)in;
+    else
+        dn_im2col(in, l->inputs, n, &cv->geom, col, N);
+    for (int g = 0; g < G; g++) {
+        const float *w = cv->weights + g * F * K, *d = delta + g * F * N;
+        dn_gemm(0, 1, F, (int)K, (int)N, 1.0f, d, (int)N, col + g * K * N,
+                (int)N, 1.0f, dw + g * F * K, (int)K);
+        if (!in_delta)
+            continue;
+        if (cv->direct) /* col is the input: accumulate straight into it */
+            dn_gemm(1, 0, (int)K, (int)N, F, 1.0f, w, (int)K, d, (int)N, 1.0f,
+                    in_delta + g * K * N, (int)N);
+        else /* overwrite this group's rows of col, already used above */
+            dn_gemm(1, 0, (int)K, (int)N, F, 1.0f, w, (int)K, d, (int)N, 0.0f,
+                    col + g * K * N, (int)N);
+    }
+    if (in_delta && !cv->direct)
+        dn_col2im(col, N, n, &cv->geom, in_delta, l->inputs);
 }
 
 static void conv_backward(dn_layer *l, dn_net *net)
 {
     conv *cv = l->priv;
-    const int G = cv->groups, F = cv->filters / G, per = cv->images_per_gemm;
-    const long hw = (long)l->out_h * l->out_w;
-    const long K = (long)(l->c / G) * cv->size * cv->size;
     dn_param *scales = cv->post.batch_normalize ? &l->params[1] : NULL;
-    float *dw = l->params[l->n_params - 1].grad;
+    dn_param *weights = &l->params[l->n_params - 1];
     /* l->delta becomes dL/d(conv output), before bias/BN */
     dn_post_backward(&cv->post, l->output, l->delta, l->params[0].grad,
                      scales ? scales->grad : NULL, net->train);
-    float *col = net->workspace;
-    for (int b0 = 0; b0 < l->batch; b0 += per) {
-        const int n = l->batch - b0 < per ? l->batch - b0 : per;
-        const long N = n * hw;
-        const float *in = net->input + b0 * l->inputs;
-        float *delta = l->delta + b0 * l->outputs;
-        float *in_delta = net->delta ? net->delta + b0 * l->inputs : NULL;
-        if (n > 1) {
-            float *rows = col + (long)G * K * N;
-            dn_batch_to_rows(delta, n, cv->filters, hw, rows);
-            delta = rows;
+    const int per = cv->images_per_gemm, threads = pass_threads(cv);
+    const size_t dw_at = cv->col_floats + cv->rows_floats;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        float *scratch = net->workspace + thread_id() * cv->scratch_floats;
+        /* several threads: each sums its chunks' weight gradient apart */
+        float *dw = threads > 1 ? scratch + dw_at : weights->grad;
+        if (threads > 1)
+            memset(dw, 0, sizeof *dw * weights->n);
+#pragma omp for schedule(static)
+        for (int i = 0; i < cv->chunks; i++) {
+            const int b0 = i * per;
+            const int n = l->batch - b0 < per ? l->batch - b0 : per;
+            backward_chunk(l, cv, net->input + b0 * l->inputs,
+                           l->delta + b0 * l->outputs,
+                           net->delta ? net->delta + b0 * l->inputs : NULL, n,
+                           scratch, dw);
         }
-        if (cv->direct)
-            col = (float *)in;
-        else
-            dn_im2col(in, l->inputs, n, &cv->geom, col, N);
-        for (int g = 0; g < G; g++) {
-            const float *w = cv->weights + g * F * K, *d = delta + g * F * N;
-            dn_gemm(0, 1, F, (int)K, (int)N, 1.0f, d, (int)N, col + g * K * N,
-                    (int)N, 1.0f, dw + g * F * K, (int)K);
-            if (!in_delta)
-                continue;
-            if (cv->direct) /* col is the input: accumulate straight into it */
-                dn_gemm(1, 0, (int)K, (int)N, F, 1.0f, w, (int)K, d, (int)N,
-                        1.0f, in_delta + g * K * N, (int)N);
-            else /* overwrite this group's rows of col, already used above */
-                dn_gemm(1, 0, (int)K, (int)N, F, 1.0f, w, (int)K, d, (int)N,
-                        0.0f, col + g * K * N, (int)N);
+        if (threads > 1) { /* the implicit barrier above: all parts are done */
+#pragma omp for schedule(static)
+            for (long j = 0; j < weights->n; j++) {
+                float sum = 0;
+                for (int t = 0; t < threads; t++)
+                    sum += net->workspace[t * cv->scratch_floats + dw_at + j];
+                weights->grad[j] += sum;
+            }
         }
-        if (in_delta && !cv->direct)
-            dn_col2im(col, N, n, &cv->geom, in_delta, l->inputs);
     }
 }
 
