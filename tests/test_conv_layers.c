@@ -138,8 +138,8 @@ static const conv_shape ref_shapes[] = {
     {2, 6, 5, 5, 3, 1, 1, 0, 3, 1},   /* 1x1 grouped, several images */
     {2, 4, 32, 32, 6, 1, 1, 0, 2, 1}, /* 1x1 direct (no im2col) */
     {3, 3, 32, 32, 4, 3, 1, 1, 1, 1}, /* one image per GEMM */
-    {5, 2, 20, 20, 3, 3, 1, 1, 1, 1}, /* 3 images per GEMM, ragged tail */
-    {7, 3, 4, 4, 5, 3, 1, 1, 1, 1},   /* 4 + 3 images per GEMM */
+    {5, 2, 10, 10, 3, 3, 1, 1, 1, 1}, /* 3 + 2 images per GEMM */
+    {7, 3, 4, 4, 5, 3, 1, 1, 1, 1},   /* 7 images in one GEMM; 4 + 3 */
     {2, 2, 6, 6, 3, 4, 3, 3, 1, 1},   /* even kernel, wide padding */
     {2, 3, 9, 8, 2, 3, 2, 3, 1, 3},   /* dilation 3, stride 2 */
 };

@@ -264,6 +264,10 @@ static void bn_layer_backward(dn_layer *l, dn_net *net)
                    l->params[1].grad, net->train);
 }
 
-const dn_layer_type dn_layer_batchnorm = {"batchnorm", bn_layer_make,
-                                          bn_layer_forward, bn_layer_backward,
-                                          bn_layer_free};
+const dn_layer_type dn_layer_batchnorm = {
+    .name = "batchnorm",
+    .make = bn_layer_make,
+    .forward = bn_layer_forward,
+    .backward = bn_layer_backward,
+    .free = bn_layer_free,
+};

@@ -112,6 +112,10 @@ static void connected_backward(dn_layer *l, dn_net *net)
                 net->delta, I);
 }
 
-const dn_layer_type dn_layer_connected = {"connected", connected_make,
-                                          connected_forward, connected_backward,
-                                          connected_free};
+const dn_layer_type dn_layer_connected = {
+    .name = "connected",
+    .make = connected_make,
+    .forward = connected_forward,
+    .backward = connected_backward,
+    .free = connected_free,
+};
