@@ -26,7 +26,7 @@
 #include "layer_util.h"
 #include "testutil.h"
 
-/* ------------------------------------------------------------ helpers */
+/* ---------------------------------------------------------- utilities */
 
 static dn_net *build(const char *text, dn_error *err)
 {

@@ -1,5 +1,5 @@
 /*
- * batchnorm_layer.c - batch normalisation: the helpers of batchnorm.h (used
+ * batchnorm_layer.c - batch normalisation: the functions of batchnorm.h (used
  * by conv and connected too) and the standalone [batchnorm] layer.
  *
  * [batchnorm] has no keys (as in Darknet): it normalises each channel of its

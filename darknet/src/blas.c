@@ -1,5 +1,5 @@
 /*
- * blas.c - GEMM through CBLAS, im2col/col2im, element-wise helpers. See
+ * blas.c - GEMM through CBLAS, im2col/col2im, element-wise kernels. See
  * blas.h for the layouts.
  *
  * The loops are OpenMP-parallel over independent output blocks (rows of col

@@ -1,7 +1,7 @@
 /*
  * blas.h - the dense kernels the weighted layers share: a row-major GEMM over
  * the CBLAS interface (OpenBLAS by default, BLIS with BLAS=blis), im2col and
- * col2im with stride, padding and dilation, and a few element-wise helpers.
+ * col2im with stride, padding and dilation, and a few element-wise kernels.
  *
  * Layouts: an image is [c, h, w]; a batch is [n, c, h, w]. A "col" matrix has
  * one row per (channel, ky, kx) of the kernel window, in that order (the
