@@ -142,6 +142,7 @@ static const conv_shape ref_shapes[] = {
     {7, 3, 4, 4, 5, 3, 1, 1, 1, 1},   /* 7 images in one GEMM; 4 + 3 */
     {2, 2, 6, 6, 3, 4, 3, 3, 1, 1},   /* even kernel, wide padding */
     {2, 3, 9, 8, 2, 3, 2, 3, 1, 3},   /* dilation 3, stride 2 */
+    {2, 2, 66, 66, 3, 3, 2, 1, 1, 2}, /* a plane too big to pad on the stack */
 };
 
 /* Index into a [.., n1, n2, n3] tensor. */
@@ -456,7 +457,8 @@ static void test_init_deterministic(void **state)
 
 /* ------------------------------------------------------------- blas.c */
 
-/* im2col and col2im are adjoint: <im2col(x), y> = <x, col2im(y)>. */
+/* im2col and col2im are adjoint: <im2col(x), y> = <x, col2im(y)>; small
+ * planes go through a padded copy, large ones (the last two) row by row. */
 static void test_im2col_adjoint(void **state)
 {
     (void)state;
@@ -464,7 +466,8 @@ static void test_im2col_adjoint(void **state)
     dn_rng_seed(&rng, 3);
     const int geoms[][7] = {/* c h w size stride pad dilation */
                             {2, 5, 6, 3, 1, 1, 1}, {3, 7, 7, 3, 2, 0, 2},
-                            {1, 4, 9, 2, 3, 2, 1}, {2, 6, 5, 1, 1, 0, 1}};
+                            {1, 4, 9, 2, 3, 2, 1}, {2, 6, 5, 1, 1, 0, 1},
+                            {1, 70, 66, 3, 2, 1, 2}, {2, 64, 64, 3, 1, 1, 1}};
     for (size_t t = 0; t < sizeof geoms / sizeof *geoms; t++) {
         const int *p = geoms[t];
         dn_conv_geom g;
