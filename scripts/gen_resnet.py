@@ -7,6 +7,9 @@ with a 1x1 strided projection of its input (He et al. 2016, option B):
 
     conv 3x3/2 -> conv 3x3/1 (linear) -> route back to the block input
     -> conv 1x1/2 (linear) -> shortcut to the second conv
+
+scripts/gen_networks.py imports the backbone from here for the hybrid
+ResNet-50 and writes every network cfg, these included.
 """
 import sys
 
@@ -46,11 +49,10 @@ def bottleneck(f, stride, project):
     return s + "[shortcut]\nfrom=-4\nactivation=relu\n"
 
 
-def resnet(blocks, widths, kind="basic", stem=64, batch=128, h=32, w=32, c=3,
-           classes=10, lr=0.1, title=""):
-    out = [f"# {title}\n", NET.format(batch=batch, h=h, w=w, c=c, lr=lr)]
-    out.append("\n# stem: 3x3 convolution, no max-pool (CIFAR-style)\n")
-    out.append(conv(stem, 3, 1, "relu"))
+def resnet_backbone(blocks, widths, kind="basic", stem=64):
+    """Stem and residual stages, ending with [avgpool] (no classifier)."""
+    out = ["\n# stem: 3x3 convolution, no max-pool (CIFAR-style)\n",
+           conv(stem, 3, 1, "relu")]
     channels = stem
     for stage, (n, f) in enumerate(zip(blocks, widths)):
         for b in range(n):
@@ -63,9 +65,16 @@ def resnet(blocks, widths, kind="basic", stem=64, batch=128, h=32, w=32, c=3,
                 project = stride != 1 or channels != 4 * f
                 out.append("\n" + bottleneck(f, stride, project))
                 channels = 4 * f
-    out.append(f"\n[avgpool]\n\n[connected]\noutput={classes}\nactivation=linear\n"
-               "\n[softmax]\n")
+    out.append("\n[avgpool]\n")
     return "".join(out)
+
+
+def resnet(blocks, widths, kind="basic", stem=64, batch=128, h=32, w=32, c=3,
+           classes=10, lr=0.1, title=""):
+    return "".join([f"# {title}\n", NET.format(batch=batch, h=h, w=w, c=c, lr=lr),
+                    resnet_backbone(blocks, widths, kind, stem),
+                    f"\n[connected]\noutput={classes}\nactivation=linear\n"
+                    "\n[softmax]\n"])
 
 
 CFGS = {
