@@ -1,6 +1,6 @@
 # Darknet-style framework with warm-restart LR schedulers.
 #   make                      ./darknet and libdarknet.a (CPU, OpenBLAS)
-#   make GPU=1 CUDNN=1        CUDA backend (CUDA_DIR, CUDNN_DIR)
+#   make GPU=1 CUDNN=1        CUDA backend (CUDA_DIR, CUDNN_DIR; NCCL=0 without NCCL)
 #   make OPENCV=1             image lists through OpenCV
 #   make DEBUG=1              -O0 -g
 #   make BLAS=openblas|blis   CPU GEMM library
@@ -8,11 +8,13 @@
 
 GPU     ?= 0
 CUDNN   ?= 0
+NCCL    ?= 1
 OPENCV  ?= 1
 DEBUG   ?= 0
 BLAS    ?= openblas
 CUDA_DIR  ?= /usr/local/cuda
 CUDNN_DIR ?= $(CUDA_DIR)
+NCCL_DIR  ?= $(CUDA_DIR)
 ARCH    ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 
 BUILD   ?= build
@@ -49,11 +51,16 @@ endif
 ifeq ($(GPU),1)
 CFLAGS  += -DDN_GPU -I$(CUDA_DIR)/include
 LDLIBS  += -L$(CUDA_DIR)/lib64 -Wl,-rpath,$(CUDA_DIR)/lib64 -lcudart -lcublas
-NVFLAGS := $(ARCH) -O3 -Xcompiler -fPIC -Idarknet/include -Idarknet/src -Iplugins -I$(CUDA_DIR)/include
+NVFLAGS := $(ARCH) -O3 -Xcompiler -fPIC,-Wall -DDN_GPU -Idarknet/include -Idarknet/src -Iplugins -I$(CUDA_DIR)/include
 ifeq ($(CUDNN),1)
 CFLAGS  += -DDN_CUDNN -I$(CUDNN_DIR)/include
 NVFLAGS += -DDN_CUDNN -I$(CUDNN_DIR)/include
 LDLIBS  += -L$(CUDNN_DIR)/lib -L$(CUDNN_DIR)/lib64 -lcudnn
+endif
+# NCCL: all-reduce for -gpus 0,1,...; NCCL=0 builds without it (one GPU)
+ifeq ($(NCCL),1)
+CFLAGS  += -DDN_NCCL -I$(NCCL_DIR)/include
+LDLIBS  += -L$(NCCL_DIR)/lib -L$(NCCL_DIR)/lib64 -lnccl
 endif
 endif
 
@@ -116,8 +123,9 @@ TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/asan/tests/%)
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 TEST_HELPERS := $(filter-out tests/test_%.c,$(wildcard tests/*.c))
 ASAN_OBJ  := $(LIB_SRC:%.c=$(BUILD)/asan/%.o) $(TEST_HELPERS:%.c=$(BUILD)/asan/%.o)
-ASAN_CFLAGS := $(filter-out -O3 -DDN_OPENCV,$(CFLAGS)) -O1 -g $(ASAN_FLAGS)
-ASAN_LIBS := $(filter-out -lopencv_imgcodecs -lopencv_imgproc -lopencv_core -lstdc++,$(LDLIBS)) -lcmocka
+# (always a CPU build: the GPU tests are tests/gpu, run by test-gpu)
+ASAN_CFLAGS := $(filter-out -O3 -DDN_OPENCV -DDN_GPU -DDN_CUDNN -DDN_NCCL,$(CFLAGS)) -O1 -g $(ASAN_FLAGS)
+ASAN_LIBS := $(filter-out -lopencv_imgcodecs -lopencv_imgproc -lopencv_core -lstdc++ -lcudart -lcublas -lcudnn -lnccl,$(LDLIBS)) -lcmocka
 
 $(BUILD)/asan/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -131,9 +139,21 @@ $(BUILD)/asan/tests/%: $(BUILD)/asan/tests/%.o $(ASAN_OBJ)
 
 test: deps $(BIN)/darknet plugins $(BAD_PLUGINS) $(TEST_BIN)
 	@tests/run_all.sh $(TEST_BIN)
+	@tests/gpu/run.sh --if-gpu
 
+# CPU/GPU parity and GPU training tests (tests/gpu), built with GPU=1:
+# test-gpu builds them in build/gpu (GPU=1 CUDNN=1) and runs them.
 test-gpu:
 	@tests/gpu/run.sh
+
+GPU_TEST_BIN := $(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu/%,$(wildcard tests/gpu/test_*.c))
+GPU_TEST_HELPERS := $(TEST_HELPERS) tests/gpu/gpu_testutil.c
+
+$(BUILD)/tests/gpu/%: tests/gpu/%.c $(GPU_TEST_HELPERS) tests/gpu/gpu_testutil.h $(BUILD)/libdarknet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -Itests -o $@ $< $(GPU_TEST_HELPERS) $(BUILD)/libdarknet.a $(LDLIBS) -lcmocka -rdynamic
+
+gpu-tests: $(GPU_TEST_BIN)
 
 BENCH_BIN := $(BUILD)/bench/train_bench $(BUILD)/bench/gemm_bench
 DARKNET_PEER := $(if $(wildcard /usr/lib/darknet/libdarknet.so),$(BUILD)/bench/darknet_peer)
@@ -164,7 +184,7 @@ deps:
 clean:
 	rm -rf $(BUILD) $(BIN) libdarknet.a
 
-.PHONY: all plugins test test-gpu bench demo figure1 deps clean libdarknet.a
+.PHONY: all plugins test test-gpu gpu-tests bench demo figure1 deps clean libdarknet.a
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -25,6 +25,9 @@ typedef struct dn_param {
     float *v;
     long n;
     int decay; /* weight decay applies (Darknet: weights only) */
+    /* Device twins on a device-resident network (GPU builds): slices of the
+     * network's parameter arenas; NULL on the CPU. */
+    float *w_gpu, *grad_gpu, *m_gpu, *v_gpu;
 } dn_param;
 
 #define DN_MAX_PARAMS 8
@@ -40,6 +43,15 @@ typedef struct dn_net dn_net;
  * workspace. forward() reads net->input; backward() reads l->delta and ADDS
  * dL/d(input) into net->delta when it is not NULL (deltas are zeroed by the
  * network before each backward pass, so several consumers can accumulate).
+ *
+ * The GPU twins (GPU builds; NULL otherwise, set with designated
+ * initialisers after the five above) do the same on the device:
+ * make_gpu() runs once when the network moves to a device, after every
+ * output_gpu/delta_gpu, parameter twin and saved_gpu[] exists; it creates
+ * the layer's device state (priv_gpu) and sets workspace_gpu (may be NULL
+ * when the layer has none). forward_gpu() reads net->input_gpu;
+ * backward_gpu() reads l->delta_gpu and ADDS into net->delta_gpu.
+ * free_gpu() releases priv_gpu.
  */
 typedef struct dn_layer_type {
     const char *name; /* section name, e.g. "convolutional" */
@@ -47,6 +59,10 @@ typedef struct dn_layer_type {
     void (*forward)(dn_layer *l, dn_net *net);
     void (*backward)(dn_layer *l, dn_net *net);
     void (*free)(dn_layer *l);
+    int (*make_gpu)(dn_layer *l, dn_net *net, dn_error *err);
+    void (*forward_gpu)(dn_layer *l, dn_net *net);
+    void (*backward_gpu)(dn_layer *l, dn_net *net);
+    void (*free_gpu)(dn_layer *l);
 } dn_layer_type;
 
 struct dn_layer {
@@ -71,6 +87,12 @@ struct dn_layer {
     int is_loss;      /* reads net->truth, sets cost and its own delta */
     char desc[64];    /* summary: e.g. "64 3 x 3/1" */
     void *priv;       /* layer-private state */
+    /* device twins on a device-resident network (NULL on the CPU) */
+    float *output_gpu, *delta_gpu;   /* [batch, outputs] */
+    float *saved_gpu[DN_MAX_SAVED];  /* twins of saved[] */
+    float *cost_gpu;       /* loss layers: [batch], each image's loss */
+    size_t workspace_gpu;  /* bytes of shared device scratch it needs */
+    void *priv_gpu;        /* layer-private device state */
 };
 
 /* The layer registry (darknet/src/layers.c): NULL if unknown. */
@@ -107,6 +129,20 @@ struct dn_net {
     uint64_t seed;
     int threads;
     dn_cfg *cfg; /* owned */
+    /* Device (GPU builds; see darknet/src/network_gpu.c). gpu_state is NULL
+     * on the CPU. A device-resident net keeps every weight, gradient,
+     * optimiser state and activation on its device; the host copies are
+     * refreshed by dn_net_pull (dn_weights_save does it) except the last
+     * layer's output and the loss layers' cost, which every forward
+     * returns. With several devices the net holds one replica per device. */
+    struct dn_gpu_net *gpu_state;
+    int gpu;           /* CUDA device of the twins below; -1 on the CPU */
+    int tf32;          /* [net] tf32=1 (default): TF32 tensor cores allowed */
+    long image_offset; /* a replica: its first image in the forward batch */
+    float *input_data_gpu, *truth_gpu, *input_delta_gpu;
+    float *input_gpu, *delta_gpu; /* the current layer's context */
+    void *workspace_gpu;          /* shared device scratch, owned */
+    size_t workspace_gpu_bytes;
 };
 
 typedef struct dn_net_options {
@@ -120,7 +156,10 @@ int dn_net_make(dn_cfg *cfg, const dn_net_options *opt, dn_net **out,
                 dn_error *err);
 void dn_net_free(dn_net *net);
 
-/* Forward over net->input_data; train selects training behaviour. */
+/* Forward over net->input_data; train selects training behaviour. On a
+ * device it copies input_data and truth up and returns once the last
+ * layer's output and the loss layers' costs are back on the host (the one
+ * host synchronisation of a training step). */
 void dn_net_forward(dn_net *net, int train);
 /* Backward from each layer's delta (set by loss layers in a training
  * forward, or by the caller); accumulates param grads. Runs in the mode of
@@ -136,6 +175,38 @@ dn_layer *dn_net_output_layer(dn_net *net);
 long dn_net_param_count(const dn_net *net);
 double dn_net_flops(const dn_net *net); /* forward FLOPs per image */
 void dn_net_summary(const dn_net *net, FILE *out);
+
+/* --------------------------------------------------------------- devices */
+
+#define DN_MAX_GPUS 16
+
+/* Where a network runs: n = 0 is the CPU; n >= 1 CUDA devices (data
+ * parallel: each gets batch/n images of every forward pass). */
+typedef struct dn_devices {
+    int n;
+    int ids[DN_MAX_GPUS];
+} dn_devices;
+
+/* "0" or "0,1,3" -> devices. */
+int dn_devices_parse(const char *list, dn_devices *out, dn_error *err);
+/* CUDA devices present: 0 in a CPU build or without a driver. */
+int dn_gpu_count(void);
+/* Move a network onto devices (dev NULL or n = 0: stay on the CPU). After
+ * this, dn_net_forward/backward/update/zero_deltas run on the device;
+ * weights are pushed once, from the host copies. Fails (the net stays on
+ * the CPU) in a CPU build, without the devices, or without a layer's GPU
+ * implementation. */
+int dn_net_use_devices(dn_net *net, const dn_devices *dev, dn_error *err);
+/* "CPU", or e.g. "GPU 0 (NVIDIA H200), cuDNN, TF32"; owned by the net */
+const char *dn_net_device_name(const dn_net *net);
+/* Device -> host copies of the saved tensors and the optimiser state;
+ * host -> device. Both are no-ops on the CPU. */
+int dn_net_pull(const dn_net *net, dn_error *err);
+int dn_net_push(dn_net *net, dn_error *err);
+/* Wait for queued device work; both return the first device error since
+ * the last call (0 on the CPU). dn_net_check does not wait. */
+int dn_net_sync(dn_net *net, dn_error *err);
+int dn_net_check(dn_net *net, dn_error *err);
 
 /* --------------------------------------------------------------- weights */
 

@@ -52,19 +52,7 @@
 #include <string.h>
 
 #include "blas.h"
-#include "layer_util.h"
-
-typedef struct attention {
-    int heads, head_dim, positional;
-    int tokens;       /* N = h * w */
-    float *biases;    /* [4C]: q, k, v, out */
-    float *weights;   /* [4C, C]: W_qkv [3C, C] then W_o [C, C] */
-    float *pos;       /* [C, N] or NULL */
-    float *x;         /* [batch, C, N]: in + pos (positional=1 only) */
-    float *qkv;       /* [batch, 3C, N] */
-    float *probs;     /* [batch, heads, N, N]: A */
-    float *stacked;   /* [batch, C, N]: O */
-} attention;
+#include "attention_layer.h"
 
 enum { P_BIASES, P_WEIGHTS, P_POSITIONAL };
 
@@ -302,6 +290,16 @@ static void attention_backward(dn_layer *l, dn_net *net)
     }
 }
 
-const dn_layer_type dn_layer_attention = {"attention", attention_make,
-                                          attention_forward,
-                                          attention_backward, attention_free};
+const dn_layer_type dn_layer_attention = {
+    .name = "attention",
+    .make = attention_make,
+    .forward = attention_forward,
+    .backward = attention_backward,
+    .free = attention_free,
+#ifdef DN_GPU
+    .make_gpu = attention_make_gpu,
+    .forward_gpu = attention_forward_gpu,
+    .backward_gpu = attention_backward_gpu,
+    .free_gpu = attention_free_gpu,
+#endif
+};

@@ -8,7 +8,7 @@
  */
 #include <stdio.h>
 
-#include "layer_util.h"
+#include "avgpool_layer.h"
 
 static int avgpool_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
 {
@@ -49,6 +49,13 @@ static void avgpool_backward(dn_layer *l, dn_net *net)
     }
 }
 
-const dn_layer_type dn_layer_avgpool = {"avgpool", avgpool_make,
-                                        avgpool_forward, avgpool_backward,
-                                        NULL};
+const dn_layer_type dn_layer_avgpool = {
+    .name = "avgpool",
+    .make = avgpool_make,
+    .forward = avgpool_forward,
+    .backward = avgpool_backward,
+#ifdef DN_GPU
+    .forward_gpu = avgpool_forward_gpu,
+    .backward_gpu = avgpool_backward_gpu,
+#endif
+};

@@ -17,8 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "batchnorm.h"
-#include "blas.h"
+#include "batchnorm_layer.h"
 
 /* below this many values, a loop runs on one thread */
 #define PARALLEL_MIN 32768L
@@ -209,11 +208,6 @@ void dn_post_backward(dn_post *p, const float *y, float *delta,
 
 /* ---------------------------------------------------- [batchnorm] layer */
 
-typedef struct batchnorm {
-    dn_bn bn;
-    float *biases; /* [c], beta */
-} batchnorm;
-
 static void bn_layer_free(dn_layer *l)
 {
     batchnorm *p = l->priv;
@@ -270,4 +264,10 @@ const dn_layer_type dn_layer_batchnorm = {
     .forward = bn_layer_forward,
     .backward = bn_layer_backward,
     .free = bn_layer_free,
+#ifdef DN_GPU
+    .make_gpu = batchnorm_make_gpu,
+    .forward_gpu = batchnorm_forward_gpu,
+    .backward_gpu = batchnorm_backward_gpu,
+    .free_gpu = batchnorm_free_gpu,
+#endif
 };

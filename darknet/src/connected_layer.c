@@ -18,15 +18,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "batchnorm.h"
-#include "blas.h"
-#include "layer_util.h"
-
-typedef struct connected {
-    float *weights; /* [outputs, inputs] */
-    float *biases;  /* [outputs] */
-    dn_post post;
-} connected;
+#include "connected_layer.h"
 
 static void connected_free(dn_layer *l)
 {
@@ -118,4 +110,10 @@ const dn_layer_type dn_layer_connected = {
     .forward = connected_forward,
     .backward = connected_backward,
     .free = connected_free,
+#ifdef DN_GPU
+    .make_gpu = connected_make_gpu,
+    .forward_gpu = connected_forward_gpu,
+    .backward_gpu = connected_backward_gpu,
+    .free_gpu = connected_free_gpu,
+#endif
 };

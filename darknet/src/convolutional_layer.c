@@ -37,9 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "batchnorm.h"
-#include "blas.h"
-#include "layer_util.h"
+#include "convolutional_layer.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -52,21 +50,6 @@
 #define MIN_GEMM_COLUMNS 256L
 /* ...while the col matrix stays under this many floats (64 MiB). */
 #define MAX_COL_FLOATS (16L << 20)
-
-typedef struct conv {
-    int filters, size, stride, padding, dilation, groups;
-    int images_per_gemm; /* images per chunk */
-    int chunks;          /* ceil(batch / images_per_gemm) */
-    int threads;         /* threads the workspace was sized for */
-    int direct;          /* 1x1/1, no padding, one image a chunk */
-    dn_conv_geom geom;
-    size_t col_floats;   /* per-thread scratch: col ... */
-    size_t rows_floats;  /* ... out or delta as [filters, n*hw] ... */
-    size_t scratch_floats; /* ... and the weight gradient: their sum */
-    float *weights;      /* [filters, c/groups, size, size] */
-    float *biases;       /* [filters] */
-    dn_post post;        /* bias or BN, then activation */
-} conv;
 
 static int max_threads(void)
 {
@@ -353,4 +336,10 @@ const dn_layer_type dn_layer_convolutional = {
     .forward = conv_forward,
     .backward = conv_backward,
     .free = conv_free,
+#ifdef DN_GPU
+    .make_gpu = convolutional_make_gpu,
+    .forward_gpu = convolutional_forward_gpu,
+    .backward_gpu = convolutional_backward_gpu,
+    .free_gpu = convolutional_free_gpu,
+#endif
 };

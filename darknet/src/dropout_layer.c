@@ -18,12 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "layer_util.h"
-
-typedef struct dropout {
-    float probability, scale;
-    float *mask; /* [batch, inputs]: 0 or scale, from the last training forward */
-} dropout;
+#include "dropout_layer.h"
 
 static void dropout_free(dn_layer *l)
 {
@@ -93,6 +88,16 @@ static void dropout_backward(dn_layer *l, dn_net *net)
         net->delta[i] += l->delta[i] * d->mask[i];
 }
 
-const dn_layer_type dn_layer_dropout = {"dropout", dropout_make,
-                                        dropout_forward, dropout_backward,
-                                        dropout_free};
+const dn_layer_type dn_layer_dropout = {
+    .name = "dropout",
+    .make = dropout_make,
+    .forward = dropout_forward,
+    .backward = dropout_backward,
+    .free = dropout_free,
+#ifdef DN_GPU
+    .make_gpu = dropout_make_gpu,
+    .forward_gpu = dropout_forward_gpu,
+    .backward_gpu = dropout_backward_gpu,
+    .free_gpu = dropout_free_gpu,
+#endif
+};

@@ -9,6 +9,10 @@
 
 #include "darknet.h"
 
+#ifdef __cplusplus /* the GPU twins (*.cu) are C++ */
+extern "C" {
+#endif
+
 /* Zeroed floats, written once now so that no page fault lands in a batch.
  * Aborts on out-of-memory (the one allocation failure we do not recover). */
 float *dn_calloc_floats(size_t n);
@@ -41,5 +45,9 @@ extern const dn_layer_type dn_layer_convolutional, dn_layer_connected,
     dn_layer_batchnorm, dn_layer_maxpool, dn_layer_avgpool, dn_layer_dropout,
     dn_layer_softmax, dn_layer_logistic, dn_layer_shortcut, dn_layer_route,
     dn_layer_attention, dn_layer_layernorm;
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -24,15 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "layer_util.h"
+#include "layernorm_layer.h"
 
 #define LAYERNORM_EPS 1e-5f
-
-typedef struct layernorm {
-    float *biases, *scales; /* [C] */
-    float *xhat;            /* [batch, C, N] from the last forward */
-    float *inv_std;         /* [batch, N]: r */
-} layernorm;
 
 enum { P_BIASES, P_SCALES };
 
@@ -152,6 +146,16 @@ static void layernorm_backward(dn_layer *l, dn_net *net)
     }
 }
 
-const dn_layer_type dn_layer_layernorm = {"layernorm", layernorm_make,
-                                          layernorm_forward,
-                                          layernorm_backward, layernorm_free};
+const dn_layer_type dn_layer_layernorm = {
+    .name = "layernorm",
+    .make = layernorm_make,
+    .forward = layernorm_forward,
+    .backward = layernorm_backward,
+    .free = layernorm_free,
+#ifdef DN_GPU
+    .make_gpu = layernorm_make_gpu,
+    .forward_gpu = layernorm_forward_gpu,
+    .backward_gpu = layernorm_backward_gpu,
+    .free_gpu = layernorm_free_gpu,
+#endif
+};

@@ -23,12 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "layer_util.h"
-
-typedef struct logistic {
-    int grad_ready;   /* loss_grad holds the last training forward's gradient */
-    float *loss_grad; /* [batch, outputs]: d cost / d in */
-} logistic;
+#include "logistic_layer.h"
 
 static void logistic_free(dn_layer *l)
 {
@@ -57,11 +52,6 @@ static int logistic_make(dn_layer *l, dn_section *s, dn_net *net,
     return 0;
 }
 
-static int loss_active(const dn_layer *l, const dn_net *net)
-{
-    return l->is_loss && l->index == net->n - 1 && net->truths == l->outputs;
-}
-
 static void logistic_forward(dn_layer *l, dn_net *net)
 {
     logistic *p = l->priv;
@@ -71,7 +61,7 @@ static void logistic_forward(dn_layer *l, dn_net *net)
         l->output[i] = 1.0f / (1.0f + expf(-x[i]));
     l->cost = 0;
     p->grad_ready = 0;
-    if (!loss_active(l, net))
+    if (!dn_logistic_loss_active(l, net))
         return;
     const float *t = net->truth;
     double cost = 0;
@@ -101,6 +91,16 @@ static void logistic_backward(dn_layer *l, dn_net *net)
             net->delta[i] += p->loss_grad[i];
 }
 
-const dn_layer_type dn_layer_logistic = {"logistic", logistic_make,
-                                         logistic_forward, logistic_backward,
-                                         logistic_free};
+const dn_layer_type dn_layer_logistic = {
+    .name = "logistic",
+    .make = logistic_make,
+    .forward = logistic_forward,
+    .backward = logistic_backward,
+    .free = logistic_free,
+#ifdef DN_GPU
+    .make_gpu = logistic_make_gpu,
+    .forward_gpu = logistic_forward_gpu,
+    .backward_gpu = logistic_backward_gpu,
+    .free_gpu = logistic_free_gpu,
+#endif
+};

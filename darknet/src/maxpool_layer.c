@@ -24,12 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "layer_util.h"
-
-typedef struct maxpool {
-    int size, stride, padding;
-    int *argmax; /* [batch, outputs]: index into the input, -1 if none */
-} maxpool;
+#include "maxpool_layer.h"
 
 static void maxpool_free(dn_layer *l)
 {
@@ -137,6 +132,16 @@ static void maxpool_backward(dn_layer *l, dn_net *net)
     }
 }
 
-const dn_layer_type dn_layer_maxpool = {"maxpool", maxpool_make,
-                                        maxpool_forward, maxpool_backward,
-                                        maxpool_free};
+const dn_layer_type dn_layer_maxpool = {
+    .name = "maxpool",
+    .make = maxpool_make,
+    .forward = maxpool_forward,
+    .backward = maxpool_backward,
+    .free = maxpool_free,
+#ifdef DN_GPU
+    .make_gpu = maxpool_make_gpu,
+    .forward_gpu = maxpool_forward_gpu,
+    .backward_gpu = maxpool_backward_gpu,
+    .free_gpu = maxpool_free_gpu,
+#endif
+};

@@ -16,6 +16,9 @@
 
 #include "darknet.h"
 #include "layer_util.h"
+#ifdef DN_GPU
+#include "cuda.h"
+#endif
 
 /* Section names Darknet accepts for each layer type. */
 static const struct {
@@ -36,7 +39,7 @@ static const char *canonical(const char *type)
 static int parse_net_options(dn_net *net, dn_section *s,
                              const dn_net_options *opt, dn_error *err)
 {
-    long batch, subdivisions, h, w, c, adam, max_batches, seed, threads;
+    long batch, subdivisions, h, w, c, adam, max_batches, seed, threads, tf32;
     if (dn_sec_int(s, "batch", 1, 1, 1 << 20, &batch, err) ||
         dn_sec_int(s, "subdivisions", 1, 1, 1 << 20, &subdivisions, err) ||
         dn_sec_int(s, "height", 0, 0, 1 << 16, &h, err) ||
@@ -50,7 +53,8 @@ static int parse_net_options(dn_net *net, dn_section *s,
         dn_sec_double(s, "eps", 1e-7, 0, 1, &net->eps, err) ||
         dn_sec_int(s, "max_batches", 0, 0, __LONG_MAX__, &max_batches, err) ||
         dn_sec_int(s, "seed", 1, 0, __LONG_MAX__, &seed, err) ||
-        dn_sec_int(s, "threads", 0, 0, 1024, &threads, err))
+        dn_sec_int(s, "threads", 0, 0, 1024, &threads, err) ||
+        dn_sec_int(s, "tf32", 1, 0, 1, &tf32, err))
         return -1;
     if (batch % subdivisions)
         return dn_sec_fail(s, "subdivisions", err,
@@ -77,6 +81,8 @@ static int parse_net_options(dn_net *net, dn_section *s,
     net->max_batches = max_batches;
     net->seed = (uint64_t)seed;
     net->threads = (int)threads;
+    net->tf32 = (int)tf32; /* read by the GPU backend; 0: strict fp32 */
+    net->gpu = -1;
     return dn_schedule_parse(s, &net->schedule, err);
 }
 
@@ -169,6 +175,9 @@ void dn_net_free(dn_net *net)
 {
     if (!net)
         return;
+#ifdef DN_GPU
+    dn_net_free_gpu(net);
+#endif
     for (int i = 0; i < net->n; i++) {
         dn_layer *l = &net->layers[i];
         if (l->type && l->type->free)
@@ -192,6 +201,12 @@ void dn_net_free(dn_net *net)
 
 void dn_net_zero_deltas(dn_net *net)
 {
+#ifdef DN_GPU
+    if (net->gpu_state) {
+        dn_net_zero_deltas_gpu(net);
+        return;
+    }
+#endif
     for (int i = 0; i < net->n; i++) {
         dn_layer *l = &net->layers[i];
         memset(l->delta, 0, sizeof(float) * l->batch * l->outputs);
@@ -209,6 +224,12 @@ static void enter_layer(dn_net *net, int i)
 
 void dn_net_forward(dn_net *net, int train)
 {
+#ifdef DN_GPU
+    if (net->gpu_state) {
+        dn_net_forward_gpu(net, train);
+        return;
+    }
+#endif
     net->train = train;
     if (train)
         dn_net_zero_deltas(net);
@@ -220,6 +241,12 @@ void dn_net_forward(dn_net *net, int train)
 
 void dn_net_backward(dn_net *net)
 {
+#ifdef DN_GPU
+    if (net->gpu_state) {
+        dn_net_backward_gpu(net);
+        return;
+    }
+#endif
     for (int i = net->n - 1; i >= 0; i--) {
         enter_layer(net, i);
         net->layers[i].type->backward(&net->layers[i], net);
@@ -234,6 +261,12 @@ void dn_net_backward(dn_net *net)
  */
 void dn_net_update(dn_net *net, double lr)
 {
+#ifdef DN_GPU
+    if (net->gpu_state) { /* the same formulas, on the device (network.cu) */
+        dn_net_update_gpu(net, lr);
+        return;
+    }
+#endif
     const float B = (float)net->images_per_batch;
     const float decay = (float)net->decay, momentum = (float)net->momentum;
     const long t = (long)(net->seen / (uint64_t)net->images_per_batch) + 1;

@@ -20,15 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "layer_util.h"
-
-#define ROUTE_INPUT (-1)
-
-typedef struct route {
-    int n;
-    int *src;    /* [n]: absolute layer index, or ROUTE_INPUT */
-    long *size;  /* [n]: floats per image of each source */
-} route;
+#include "route_layer.h"
 
 static void route_free(dn_layer *l)
 {
@@ -223,5 +215,14 @@ static void route_backward(dn_layer *l, dn_net *net)
     }
 }
 
-const dn_layer_type dn_layer_route = {"route", route_make, route_forward,
-                                      route_backward, route_free};
+const dn_layer_type dn_layer_route = {
+    .name = "route",
+    .make = route_make,
+    .forward = route_forward,
+    .backward = route_backward,
+    .free = route_free,
+#ifdef DN_GPU
+    .forward_gpu = route_forward_gpu,
+    .backward_gpu = route_backward_gpu,
+#endif
+};

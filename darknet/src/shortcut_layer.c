@@ -20,14 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "layer_util.h"
-
-typedef struct shortcut {
-    int from; /* absolute layer index */
-    float alpha, beta;
-    dn_activation activation;
-    float *pre; /* [batch, outputs]: pre-activation, if the activation needs it */
-} shortcut;
+#include "shortcut_layer.h"
 
 static void shortcut_free(dn_layer *l)
 {
@@ -110,6 +103,16 @@ static void shortcut_backward(dn_layer *l, dn_net *net)
         dadd[i] += p->beta * l->delta[i];
 }
 
-const dn_layer_type dn_layer_shortcut = {"shortcut", shortcut_make,
-                                         shortcut_forward, shortcut_backward,
-                                         shortcut_free};
+const dn_layer_type dn_layer_shortcut = {
+    .name = "shortcut",
+    .make = shortcut_make,
+    .forward = shortcut_forward,
+    .backward = shortcut_backward,
+    .free = shortcut_free,
+#ifdef DN_GPU
+    .make_gpu = shortcut_make_gpu,
+    .forward_gpu = shortcut_forward_gpu,
+    .backward_gpu = shortcut_backward_gpu,
+    .free_gpu = shortcut_free_gpu,
+#endif
+};

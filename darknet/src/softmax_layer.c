@@ -30,14 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "layer_util.h"
-
-typedef struct softmax {
-    int groups;
-    float temperature;
-    int grad_ready;   /* loss_grad holds the last training forward's gradient */
-    float *loss_grad; /* [batch, outputs]: d cost / d in */
-} softmax;
+#include "softmax_layer.h"
 
 static void softmax_free(dn_layer *l)
 {
@@ -86,11 +79,6 @@ static int softmax_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
     return 0;
 }
 
-static int loss_active(const dn_layer *l, const dn_net *net)
-{
-    return l->is_loss && l->index == net->n - 1 && net->truths == l->outputs;
-}
-
 /* One group of n: p = softmax(x / T); returns the cost -sum t log p and, if
  * grad, writes (p S - t) / T. t may be NULL (no cost). */
 static double group_forward(const float *x, float *p, const float *t,
@@ -126,7 +114,7 @@ static double group_forward(const float *x, float *p, const float *t,
 static void softmax_forward(dn_layer *l, dn_net *net)
 {
     softmax *p = l->priv;
-    const int loss = loss_active(l, net);
+    const int loss = dn_softmax_loss_active(l, net);
     const long n = l->inputs / p->groups;
     double cost = 0;
     for (int b = 0; b < l->batch; b++)
@@ -165,6 +153,16 @@ static void softmax_backward(dn_layer *l, dn_net *net)
         }
 }
 
-const dn_layer_type dn_layer_softmax = {"softmax", softmax_make,
-                                        softmax_forward, softmax_backward,
-                                        softmax_free};
+const dn_layer_type dn_layer_softmax = {
+    .name = "softmax",
+    .make = softmax_make,
+    .forward = softmax_forward,
+    .backward = softmax_backward,
+    .free = softmax_free,
+#ifdef DN_GPU
+    .make_gpu = softmax_make_gpu,
+    .forward_gpu = softmax_forward_gpu,
+    .backward_gpu = softmax_backward_gpu,
+    .free_gpu = softmax_free_gpu,
+#endif
+};

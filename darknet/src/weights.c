@@ -13,6 +13,11 @@
  * signal never leaves a half-written file. Loading checks the exact size
  * first and reads everything into scratch memory before touching the
  * network: a bad file changes nothing.
+ *
+ * A network on a device (GPU builds) keeps its tensors there: saving pulls
+ * them to the host copies first, loading pushes them afterwards (with the
+ * rest of the state pulled first, so that only what the file holds
+ * changes).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -85,6 +90,8 @@ static int write_weights(FILE *f, const void *arg)
 
 int dn_weights_save(const dn_net *net, const char *path, dn_error *err)
 {
+    if (dn_net_pull(net, err))
+        return -1;
     return atomic_write(path, write_weights, net, err);
 }
 
@@ -130,6 +137,10 @@ int dn_weights_load(dn_net *net, const char *path, dn_error *err)
         free(buf);
         return dn_fail(err, "%s: read error", path);
     }
+    if (dn_net_pull(net, err)) {
+        free(buf);
+        return -1;
+    }
     const float *p = buf;
     for (int i = 0; i < net->n; i++) {
         dn_layer *l = &net->layers[i];
@@ -140,7 +151,7 @@ int dn_weights_load(dn_net *net, const char *path, dn_error *err)
     }
     free(buf);
     net->seen = seen;
-    return 0;
+    return dn_net_push(net, err);
 }
 
 /* ------------------------------------------------- optimiser state sidecar */
@@ -182,6 +193,8 @@ static int write_state(FILE *f, const void *arg)
 
 int dn_state_save(const dn_net *net, const char *path, dn_error *err)
 {
+    if (dn_net_pull(net, err))
+        return -1;
     return atomic_write(path, write_state, net, err);
 }
 
@@ -214,6 +227,10 @@ int dn_state_load(dn_net *net, const char *path, dn_error *err)
         return dn_fail(err, "%s: expected %ld bytes of state, found %s", path,
                        expected * 4 + 16, extra ? "more" : "fewer");
     }
+    if (dn_net_pull(net, err)) {
+        free(buf);
+        return -1;
+    }
     const float *p = buf;
     for (int i = 0; i < net->n; i++)
         for (int k = 0; k < net->layers[i].n_params; k++) {
@@ -226,5 +243,5 @@ int dn_state_load(dn_net *net, const char *path, dn_error *err)
             }
         }
     free(buf);
-    return 0;
+    return dn_net_push(net, err);
 }

@@ -1,0 +1,37 @@
+/*
+ * attention_layer.h - [attention]'s private state, shared by
+ * attention_layer.c and its GPU twin attention_layer.cu.
+ */
+#ifndef DN_ATTENTION_LAYER_H
+#define DN_ATTENTION_LAYER_H
+
+#include "layer_util.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct attention {
+    int heads, head_dim, positional;
+    int tokens;       /* N = h * w */
+    float *biases;    /* [4C]: q, k, v, out */
+    float *weights;   /* [4C, C]: W_qkv [3C, C] then W_o [C, C] */
+    float *pos;       /* [C, N] or NULL */
+    float *x;         /* [batch, C, N]: in + pos (positional=1 only) */
+    float *qkv;       /* [batch, 3C, N] */
+    float *probs;     /* [batch, heads, N, N]: A */
+    float *stacked;   /* [batch, C, N]: O */
+} attention;
+
+#ifdef DN_GPU
+int attention_make_gpu(dn_layer *l, dn_net *net, dn_error *err);
+void attention_forward_gpu(dn_layer *l, dn_net *net);
+void attention_backward_gpu(dn_layer *l, dn_net *net);
+void attention_free_gpu(dn_layer *l);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

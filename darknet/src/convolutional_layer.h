@@ -1,0 +1,42 @@
+/*
+ * convolutional_layer.h - [convolutional]'s private state, shared by
+ * convolutional_layer.c and its GPU twin convolutional_layer.cu.
+ */
+#ifndef DN_CONVOLUTIONAL_LAYER_H
+#define DN_CONVOLUTIONAL_LAYER_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "batchnorm.h"
+#include "blas.h"
+#include "layer_util.h"
+
+typedef struct conv {
+    int filters, size, stride, padding, dilation, groups;
+    int images_per_gemm; /* images per chunk */
+    int chunks;          /* ceil(batch / images_per_gemm) */
+    int threads;         /* threads the workspace was sized for */
+    int direct;          /* 1x1/1, no padding, one image a chunk */
+    dn_conv_geom geom;
+    size_t col_floats;   /* per-thread scratch: col ... */
+    size_t rows_floats;  /* ... out or delta as [filters, n*hw] ... */
+    size_t scratch_floats; /* ... and the weight gradient: their sum */
+    float *weights;      /* [filters, c/groups, size, size] */
+    float *biases;       /* [filters] */
+    dn_post post;        /* bias or BN, then activation */
+} conv;
+
+#ifdef DN_GPU
+int convolutional_make_gpu(dn_layer *l, dn_net *net, dn_error *err);
+void convolutional_forward_gpu(dn_layer *l, dn_net *net);
+void convolutional_backward_gpu(dn_layer *l, dn_net *net);
+void convolutional_free_gpu(dn_layer *l);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,30 @@
+/*
+ * dropout_layer.h - [dropout]'s private state, shared by dropout_layer.c
+ * and its GPU twin dropout_layer.cu.
+ */
+#ifndef DN_DROPOUT_LAYER_H
+#define DN_DROPOUT_LAYER_H
+
+#include "layer_util.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dropout {
+    float probability, scale;
+    float *mask; /* [batch, inputs]: 0 or scale, from the last training forward */
+} dropout;
+
+#ifdef DN_GPU
+int dropout_make_gpu(dn_layer *l, dn_net *net, dn_error *err);
+void dropout_forward_gpu(dn_layer *l, dn_net *net);
+void dropout_backward_gpu(dn_layer *l, dn_net *net);
+void dropout_free_gpu(dn_layer *l);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * shortcut_layer.h - [shortcut]'s private state, shared by shortcut_layer.c
+ * and its GPU twin shortcut_layer.cu.
+ */
+#ifndef DN_SHORTCUT_LAYER_H
+#define DN_SHORTCUT_LAYER_H
+
+#include "layer_util.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct shortcut {
+    int from; /* absolute layer index */
+    float alpha, beta;
+    dn_activation activation;
+    float *pre; /* [batch, outputs]: pre-activation, if the activation needs it */
+} shortcut;
+
+#ifdef DN_GPU
+int shortcut_make_gpu(dn_layer *l, dn_net *net, dn_error *err);
+void shortcut_forward_gpu(dn_layer *l, dn_net *net);
+void shortcut_backward_gpu(dn_layer *l, dn_net *net);
+void shortcut_free_gpu(dn_layer *l);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

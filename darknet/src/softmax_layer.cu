@@ -1,0 +1,135 @@
+/*
+ * softmax_layer.cu - [softmax] and its cross-entropy loss on the device,
+ * with softmax_layer.c's formulas (max subtracted, sums in double, the cost
+ * from the log-sum-exp form).
+ *
+ * forward   one block per image, its groups in turn: p, and with the loss
+ *           the image's cost into l->cost_gpu[b] and, in training, the
+ *           gradient (p S - t) / T into loss_grad
+ * backward  one block per (image, group): d in += (1/T) p (g - p.g), plus
+ *           loss_grad after a training forward of the loss
+ */
+#include <stdlib.h>
+
+#include "blas_gpu.h"
+#include "softmax_layer.h"
+
+#define THREADS 256
+
+typedef struct softmax_gpu {
+    float *loss_grad; /* [batch, inputs] */
+    int grad_ready;
+} softmax_gpu;
+
+__global__ void softmax_forward_kernel(const float *x, float *p,
+                                       const float *truth, float *grad,
+                                       float *cost, long inputs, int groups,
+                                       float T)
+{
+    const long n = inputs / groups;
+    double image_cost = 0;
+    for (int g = 0; g < groups; g++) {
+        const long off = blockIdx.x * inputs + g * n;
+        const float *xr = x + off;
+        float *pr = p + off;
+        float max = -3.402823466e38f;
+        for (long i = threadIdx.x; i < n; i += blockDim.x)
+            max = xr[i] > max ? xr[i] : max;
+        max = dn_block_max(max);
+        double sum = 0;
+        for (long i = threadIdx.x; i < n; i += blockDim.x) {
+            pr[i] = expf((xr[i] - max) / T);
+            sum += pr[i];
+        }
+        sum = dn_block_sum(sum);
+        const float inv = (float)(1.0 / sum);
+        for (long i = threadIdx.x; i < n; i += blockDim.x)
+            pr[i] *= inv;
+        if (!truth)
+            continue;
+        const float *t = truth + off;
+        const double log_sum = log(sum);
+        double c = 0, S = 0;
+        for (long i = threadIdx.x; i < n; i += blockDim.x) {
+            S += t[i];
+            if (t[i] != 0)
+                c -= t[i] * ((double)(xr[i] - max) / T - log_sum);
+        }
+        c = dn_block_sum(c);
+        S = dn_block_sum(S);
+        image_cost += c;
+        if (grad)
+            for (long i = threadIdx.x; i < n; i += blockDim.x)
+                grad[off + i] = (pr[i] * (float)S - t[i]) / T;
+    }
+    if (cost && threadIdx.x == 0)
+        cost[blockIdx.x] = (float)image_cost;
+}
+
+__global__ void softmax_backward_kernel(const float *y, const float *dy,
+                                        const float *loss_grad, float *dx,
+                                        long n, float invT)
+{
+    const long off = (long)blockIdx.x * n;
+    double dot = 0;
+    for (long i = threadIdx.x; i < n; i += blockDim.x)
+        dot += (double)y[off + i] * dy[off + i];
+    const float d = (float)dn_block_sum(dot);
+    for (long i = threadIdx.x; i < n; i += blockDim.x) {
+        float v = dx[off + i] + invT * y[off + i] * (dy[off + i] - d);
+        if (loss_grad)
+            v += loss_grad[off + i];
+        dx[off + i] = v;
+    }
+}
+
+extern "C" int softmax_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
+{
+    softmax_gpu *g = (softmax_gpu *)calloc(1, sizeof *g);
+    if (!g)
+        return dn_fail(err, "out of memory");
+    l->priv_gpu = g;
+    g->loss_grad = dn_gpu_floats((size_t)l->batch * l->inputs, err);
+    return g->loss_grad ? 0 : -1;
+}
+
+extern "C" void softmax_forward_gpu(dn_layer *l, dn_net *net)
+{
+    const softmax *p = (const softmax *)l->priv;
+    softmax_gpu *g = (softmax_gpu *)l->priv_gpu;
+    const int loss = dn_softmax_loss_active(l, net);
+    if (l->is_loss && !loss) /* a loss layer that is not last: cost 0 */
+        DN_GPU_CUDA(net, cudaMemsetAsync(l->cost_gpu, 0,
+                                         sizeof(float) * l->batch,
+                                         dn_gpu_stream(net)));
+    softmax_forward_kernel<<<l->batch, THREADS, 0, dn_gpu_stream(net)>>>(
+        net->input_gpu, l->output_gpu, loss ? net->truth_gpu : NULL,
+        loss && net->train ? g->loss_grad : NULL, loss ? l->cost_gpu : NULL,
+        l->inputs, p->groups, p->temperature);
+    DN_GPU_LAUNCHED(net);
+    g->grad_ready = loss && net->train;
+}
+
+extern "C" void softmax_backward_gpu(dn_layer *l, dn_net *net)
+{
+    if (!net->delta_gpu)
+        return;
+    const softmax *p = (const softmax *)l->priv;
+    softmax_gpu *g = (softmax_gpu *)l->priv_gpu;
+    const long n = l->inputs / p->groups;
+    const int add_loss = g->grad_ready && net->train;
+    softmax_backward_kernel<<<l->batch * p->groups, THREADS, 0,
+                              dn_gpu_stream(net)>>>(
+        l->output_gpu, l->delta_gpu, add_loss ? g->loss_grad : NULL,
+        net->delta_gpu, n, 1.0f / p->temperature);
+    DN_GPU_LAUNCHED(net);
+}
+
+extern "C" void softmax_free_gpu(dn_layer *l)
+{
+    softmax_gpu *g = (softmax_gpu *)l->priv_gpu;
+    if (g)
+        dn_gpu_free(g->loss_grad);
+    free(g);
+    l->priv_gpu = NULL;
+}
