@@ -30,6 +30,11 @@ typedef struct dn_train_args {
      * writing <cfg>_last.weights first */
     volatile sig_atomic_t *stop;
     FILE *out;             /* progress lines; NULL means stdout */
+    dn_devices devices;    /* n = 0: the CPU (see dn_net_use_devices) */
+    /* called after every weight update with its batch number (0-based),
+     * rate and mean loss per image; may be NULL */
+    void (*on_update)(void *ctx, long batch, double lr, double loss);
+    void *on_update_ctx;
 } dn_train_args;
 
 /* Outcome of a training run that did not fail. */
@@ -51,10 +56,12 @@ typedef struct dn_eval_result {
     double loss;       /* mean loss per image */
 } dn_eval_result;
 
-/* Top-1/top-k and mean loss over the .data file's valid set. */
+/* Top-1/top-k and mean loss over the .data file's valid set, on devices
+ * (NULL: the CPU). */
 int dn_eval_classifier(const char *data_path, const char *cfg_path,
                        const char *weights, int argc, char **argv,
-                       dn_eval_result *res, dn_error *err);
+                       const dn_devices *devices, dn_eval_result *res,
+                       dn_error *err);
 
 typedef struct dn_predict_args {
     const char *data_path, *cfg_path, *weights;
@@ -63,6 +70,7 @@ typedef struct dn_predict_args {
     int top;           /* classes to print; 0: the .data file's top= */
     int argc;
     char **argv;
+    dn_devices devices; /* n = 0: the CPU */
 } dn_predict_args;
 
 /* Prints the top classes with percentages, Darknet style:

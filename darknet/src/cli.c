@@ -5,6 +5,7 @@
  * option it did not understand.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +49,35 @@ int dn_arg_long(int argc, char **argv, const char *name, long def, long *out,
         return dn_fail(err, "%s: expected an integer, got \"%s\"", name, v);
     *out = x;
     return 0;
+}
+
+int dn_arg_devices(int argc, char **argv, dn_devices *out, dn_error *err)
+{
+    const int nogpu = dn_arg_flag(argc, argv, "-nogpu");
+    const char *list = dn_arg_str(argc, argv, "-gpus", NULL);
+    memset(out, 0, sizeof *out);
+    if (nogpu && list)
+        return dn_fail(err, "-gpus and -nogpu contradict each other");
+    if (nogpu)
+        return 0;
+#ifndef DN_GPU
+    if (list)
+        return dn_fail(err, "-gpus %s: this darknet was built without GPU "
+                       "support; rebuild with make GPU=1 CUDNN=1, or drop "
+                       "-gpus to run on the CPU", list);
+    return 0;
+#else
+    if (list)
+        return dn_devices_parse(list, out, err);
+    if (dn_gpu_count() > 0) {
+        out->n = 1; /* Darknet's default: GPU 0 */
+        fprintf(stderr, "darknet: using GPU 0 (-nogpu for the CPU, -gpus to "
+                "choose)\n");
+    } else {
+        fprintf(stderr, "darknet: no CUDA device found: running on the CPU\n");
+    }
+    return 0;
+#endif
 }
 
 int dn_cli_load_cfg(const char *path, int argc, char **argv, dn_cfg **out,

@@ -26,6 +26,14 @@ int dn_arg_long(int argc, char **argv, const char *name, long def, long *out,
 int dn_cli_load_cfg(const char *path, int argc, char **argv, dn_cfg **out,
                     int *strict, dn_error *err);
 
+/*
+ * The device options: "-gpus 0,1" (CUDA devices), "-nogpu" (the CPU).
+ * Without either, a GPU build uses GPU 0 when there is one (Darknet's
+ * default) and the CPU otherwise, and says so on stderr; a CPU build uses
+ * the CPU. -gpus in a CPU build is an error that says how to rebuild.
+ */
+int dn_arg_devices(int argc, char **argv, dn_devices *out, dn_error *err);
+
 /* After a command consumed its own options: any other "-x" left is an
  * error (-set, -overlay and -strict are the cfg loader's). */
 int dn_check_options(int argc, char **argv, dn_error *err);

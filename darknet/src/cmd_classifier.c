@@ -5,7 +5,8 @@
  *                            [-save-epochs] [-backup DIR]
  *   darknet classifier valid DATA CFG WEIGHTS
  *   darknet classifier predict DATA CFG WEIGHTS [IMAGE] [-index N]
- * and on each: -set key=value, -overlay FILE, -strict.
+ * and on each: -set key=value, -overlay FILE, -strict, and the device:
+ * -gpus 0[,1,...] (CUDA devices; several train data-parallel) or -nogpu.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -28,7 +29,8 @@ static int usage(void)
             "                                [-save-epochs] [-backup DIR]\n"
             "       darknet classifier valid DATA CFG WEIGHTS\n"
             "       darknet classifier predict DATA CFG WEIGHTS [IMAGE] [-index N] [-top K]\n"
-            "options for all: -set key=value, -overlay FILE, -strict\n");
+            "options for all: -set key=value, -overlay FILE, -strict,\n"
+            "                 -gpus 0[,1,...] (GPU build; default GPU 0), -nogpu\n");
     return 2;
 }
 
@@ -41,6 +43,7 @@ static int train(int argc, char **argv)
     a.save_every_epoch = dn_arg_flag(argc, argv, "-save-epochs");
     a.backup = dn_arg_str(argc, argv, "-backup", NULL);
     if (dn_arg_long(argc, argv, "-every", 1, &every, &err) ||
+        dn_arg_devices(argc, argv, &a.devices, &err) ||
         dn_check_options(argc, argv, &err)) {
         fprintf(stderr, "darknet classifier train: %s\n", err.msg);
         return 2;
@@ -70,15 +73,18 @@ static int train(int argc, char **argv)
 static int valid(int argc, char **argv)
 {
     dn_error err;
+    dn_devices dev;
     char *pos[4];
-    if (dn_check_options(argc, argv, &err)) {
+    if (dn_arg_devices(argc, argv, &dev, &err) ||
+        dn_check_options(argc, argv, &err)) {
         fprintf(stderr, "darknet classifier valid: %s\n", err.msg);
         return 2;
     }
     if (dn_positional(argc, argv, pos, 4) != 3)
         return usage();
     dn_eval_result r;
-    if (dn_eval_classifier(pos[0], pos[1], pos[2], argc, argv, &r, &err)) {
+    if (dn_eval_classifier(pos[0], pos[1], pos[2], argc, argv, &dev, &r,
+                           &err)) {
         fprintf(stderr, "darknet classifier valid: %s\n", err.msg);
         return 1;
     }
@@ -91,8 +97,10 @@ static int predict(int argc, char **argv)
 {
     dn_error err;
     long index, top;
+    dn_devices dev;
     if (dn_arg_long(argc, argv, "-index", -1, &index, &err) ||
         dn_arg_long(argc, argv, "-top", 0, &top, &err) ||
+        dn_arg_devices(argc, argv, &dev, &err) ||
         dn_check_options(argc, argv, &err)) {
         fprintf(stderr, "darknet classifier predict: %s\n", err.msg);
         return 2;
@@ -104,7 +112,7 @@ static int predict(int argc, char **argv)
     dn_predict_args p = {.data_path = pos[0], .cfg_path = pos[1],
                          .weights = pos[2], .image = n == 4 ? pos[3] : NULL,
                          .index = index, .top = (int)top, .argc = argc,
-                         .argv = argv};
+                         .argv = argv, .devices = dev};
     if (!p.image && p.index < 0) {
         /* Darknet reads image paths from stdin when none is given */
         char line[4096];

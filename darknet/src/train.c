@@ -182,6 +182,8 @@ static int evaluate(session *s, int k, eval_acc *acc, dn_error *err)
         int count = dn_loader_get(s->valid_loader, b, net->input_data,
                                   net->truth, s->labels);
         dn_net_forward(net, 0);
+        if (dn_net_check(net, err))
+            return -1;
         for (int i = 0; i < count; i++) {
             int t1, tk;
             rank_of(out->output + (long)i * out->outputs, out->outputs,
@@ -197,7 +199,7 @@ static int evaluate(session *s, int k, eval_acc *acc, dn_error *err)
 
 static int checkpoint(session *s, const char *suffix, dn_error *err)
 {
-    char path[1300], state[1400];
+    char path[1400], state[1500];
     snprintf(path, sizeof path, "%s/%s_%s.weights", s->backup, s->base, suffix);
     snprintf(state, sizeof state, "%s.state", path);
     if (dn_weights_save(s->net, path, err) || dn_state_save(s->net, state, err))
@@ -254,6 +256,9 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
         else if (stat(state, &st) == 0 && dn_state_load(net, state, err))
             goto done;
     }
+    /* on a device the weights stay there; the loop below is the same */
+    if (dn_net_use_devices(net, &a->devices, err))
+        goto done;
     dn_section *ns = &net->cfg->sections[0];
     long epochs;
     double halt_loss;
@@ -277,9 +282,10 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
         goto done;
 
     fprintf(out, "%s: %ld training images, batch %ld (%d x %d), %ld batches "
-            "per epoch, %ld batches (%.2f epochs), policy %s\n", a->cfg_path,
-            s.train->n, ipb, net->batch, net->subdivisions, bpe, max_batches,
-            (double)max_batches / bpe, dn_schedule_policy(net->schedule));
+            "per epoch, %ld batches (%.2f epochs), policy %s, on %s\n",
+            a->cfg_path, s.train->n, ipb, net->batch, net->subdivisions, bpe,
+            max_batches, (double)max_batches / bpe,
+            dn_schedule_policy(net->schedule), dn_net_device_name(net));
     dn_net_summary(net, out);
     fflush(out);
 
@@ -317,6 +323,8 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
             }
             net->seen += (uint64_t)net->batch;
         }
+        if (dn_net_check(net, err)) /* a device error, before its NaNs */
+            goto done;
         loss /= (double)ipb;
         if (!isfinite(loss)) {
             rc = dn_fail(err, "loss is %f at batch %ld (lr %g): training "
@@ -325,6 +333,8 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
             goto done;
         }
         dn_net_update(net, lr);
+        if (a->on_update)
+            a->on_update(a->on_update_ctx, clock.batch, lr, loss);
         avg_loss = avg_loss < 0 ? loss : avg_loss * 0.9 + loss * 0.1;
         ep.batches++;
         ep.images += ipb;
@@ -394,13 +404,15 @@ done:
 
 int dn_eval_classifier(const char *data_path, const char *cfg_path,
                        const char *weights, int argc, char **argv,
-                       dn_eval_result *res, dn_error *err)
+                       const dn_devices *devices, dn_eval_result *res,
+                       dn_error *err)
 {
     session s;
     int rc = -1;
     if (session_open(&s, data_path, cfg_path, argc, argv, 0, 1, 0, err))
         goto done;
-    if (weights && dn_weights_load(s.net, weights, err))
+    if ((weights && dn_weights_load(s.net, weights, err)) ||
+        dn_net_use_devices(s.net, devices, err))
         goto done;
     long top;
     if (dn_sec_int(s.data_sec, "top", 5, 1, 1 << 20, &top, err))
@@ -463,7 +475,9 @@ int dn_predict_classifier(const dn_predict_args *p, FILE *out, dn_error *err)
                      p->index >= 0, 1, err))
         goto done;
     dn_net *net = s.net;
-    if (dn_weights_load(net, p->weights, err) || predict_input(&s, p, &one, err))
+    if (dn_weights_load(net, p->weights, err) ||
+        dn_net_use_devices(net, &p->devices, err) ||
+        predict_input(&s, p, &one, err))
         goto done;
     long top = p->top;
     if (top <= 0 && dn_sec_int(s.data_sec, "top", 5, 1, 1 << 20, &top, err))
@@ -476,6 +490,8 @@ int dn_predict_classifier(const dn_predict_args *p, FILE *out, dn_error *err)
     dn_augment_apply(s.aug, one, &record, 1, net->seed, 0, 0, net->input_data,
                      scratch);
     dn_net_forward(net, 0);
+    if (dn_net_check(net, err))
+        goto done;
     const float *prob = dn_net_output_layer(net)->output;
     if (p->image)
         fprintf(out, "%s: Predicted in %f seconds.\n", p->image, now() - t0);
