@@ -134,6 +134,20 @@ static void test_set_and_overlay(void **state)
                                     "2,1,0.25\n");
 }
 
+/* An overlay made for training (the trainer's epochs and halting keys)
+ * draws its schedule without errors. */
+static void test_trainer_keys_accepted(void **state)
+{
+    const char *cfg = tu_write_file("trainer.cfg", STEPS_CFG);
+    const char *ov = tu_write_file("trainer-ov.cfg", "[net]\nepochs=60\n"
+                                   "halt_loss=4.5\nhalt_after_epochs=2\n");
+    const char *csv = csv_path();
+    const char *args[] = {"lr", cfg, "-overlay", ov, "-strict", "-epochs", "1",
+                          "-batches-per-epoch", "2", "-csv", csv, NULL};
+    assert_int_equal(run_lr(args), 0);
+    assert_non_null(slurp(csv));
+}
+
 /* Each of these exits non-zero and writes no CSV. */
 static void test_errors(void **state)
 {
@@ -197,6 +211,7 @@ int main(void)
         cmocka_unit_test(test_batches_per_epoch),
         cmocka_unit_test(test_runs_to_max_batches),
         cmocka_unit_test(test_set_and_overlay),
+        cmocka_unit_test(test_trainer_keys_accepted),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_png),
     };

@@ -60,10 +60,11 @@ typedef struct lr_run {
 } lr_run;
 
 /* [net] keys read by training and not by the schedule (Darknet's
- * parse_net_options and darknet/src/network.c). */
+ * parse_net_options, darknet/src/network.c and darknet/src/train.c). */
 static const char *const known_net_keys[] = {
     "subdivisions", "height", "width", "channels", "inputs", "momentum",
     "decay", "adam", "B1", "B2", "eps", "seed", "threads", "time_steps",
+    "epochs", "halt_loss", "halt_after_epochs",
     "notruth", "random", "max_crop", "min_crop", "max_ratio", "min_ratio",
     "center", "clip", "angle", "aspect", "saturation", "exposure", "hue",
     NULL,
