@@ -2,10 +2,11 @@
  * blas.c - GEMM through CBLAS, im2col/col2im, element-wise kernels. See
  * blas.h for the layouts.
  *
- * The loops are OpenMP-parallel over independent output blocks (rows of col
- * for im2col, image planes for col2im) so that no two threads write the same
+ * The loops are OpenMP-parallel over independent output blocks (an image's
+ * channel plane, or one row of col) so that no two threads write the same
  * float; small problems stay serial (the `if` clauses), where forking costs
- * more than it saves.
+ * more than it saves. Inside a parallel region (the convolution gives each
+ * thread whole images) every function here runs on the calling thread.
  */
 #include <string.h>
 #ifdef _OPENMP
