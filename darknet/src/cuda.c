@@ -87,8 +87,9 @@ static int ctx_create(int device, dn_gpu_ctx **out, dn_error *err)
     struct cudaDeviceProp prop;
     if (DN_CUDA_OK(cudaSetDevice(device), err) ||
         DN_CUDA_OK(cudaGetDeviceProperties(&prop, device), err) ||
-        DN_CUDA_OK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking),
-                err) ||
+        /* a blocking stream: ordered after setup's cudaMemset/cudaMemcpy
+         * on the legacy stream without explicit waits */
+        DN_CUDA_OK(cudaStreamCreate(&c->stream), err) ||
         DN_CUBLAS_OK(cublasCreate(&c->blas), err) ||
         DN_CUBLAS_OK(cublasSetStream(c->blas, c->stream), err))
         goto fail;
@@ -147,18 +148,6 @@ void dn_gpu_free(void *p)
 {
     if (p)
         cudaFree(p);
-}
-
-int dn_gpu_upload(float *dev, const float *host, size_t n, dn_error *err)
-{
-    return DN_CUDA_OK(cudaMemcpy(dev, host, n * sizeof(float),
-                              cudaMemcpyHostToDevice), err);
-}
-
-int dn_gpu_download(float *host, const float *dev, size_t n, dn_error *err)
-{
-    return DN_CUDA_OK(cudaMemcpy(host, dev, n * sizeof(float),
-                              cudaMemcpyDeviceToHost), err);
 }
 
 #else

@@ -88,9 +88,6 @@ void dn_gpu_note(dn_net *net, const dn_error *e);
 void *dn_gpu_bytes(size_t bytes, dn_error *err);
 float *dn_gpu_floats(size_t n, dn_error *err);
 void dn_gpu_free(void *p); /* NULL is fine */
-/* Synchronous copies of n floats (setup, tests, checkpoints). */
-int dn_gpu_upload(float *dev, const float *host, size_t n, dn_error *err);
-int dn_gpu_download(float *host, const float *dev, size_t n, dn_error *err);
 
 /* Device allocations are aligned to this many bytes inside the arenas. */
 #define DN_GPU_ALIGN 256
