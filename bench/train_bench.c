@@ -5,10 +5,17 @@
  * GFLOP/s (training counted as 3x the forward FLOPs: forward, input
  * gradients and weight gradients).
  *
- *   train_bench CFG BATCH [TIMED] [WARMUP]
+ *   train_bench CFG BATCH [TIMED] [WARMUP] [-gpus 0[,1,...]]
+ *
+ * With -gpus (a GPU build) the network trains on the device and each timed
+ * batch ends when the device has finished it (dn_net_sync), as a PyTorch
+ * loop timed with torch.cuda.synchronize(). The cfg's tf32 key applies
+ * (default 1: TF32 tensor cores allowed); -set-style overrides are not
+ * taken here.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "darknet.h"
@@ -28,12 +35,27 @@ static int cmp(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
+    dn_error err;
+    dn_devices dev = {0};
+    /* -gpus LIST anywhere; the rest are positional */
+    int n = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-gpus") == 0 && i + 1 < argc) {
+            if (dn_devices_parse(argv[++i], &dev, &err)) {
+                fprintf(stderr, "train_bench: %s\n", err.msg);
+                return 2;
+            }
+            continue;
+        }
+        argv[++n] = argv[i];
+    }
+    argc = n + 1;
     if (argc < 3) {
-        fprintf(stderr, "usage: train_bench CFG BATCH [TIMED] [WARMUP]\n");
+        fprintf(stderr, "usage: train_bench CFG BATCH [TIMED] [WARMUP] "
+                        "[-gpus 0[,1,...]]\n");
         return 2;
     }
     int timed = argc > 3 ? atoi(argv[3]) : 20, warmup = argc > 4 ? atoi(argv[4]) : 3;
-    dn_error err;
     dn_cfg *cfg;
     dn_net *net;
     char set[64];
@@ -50,6 +72,11 @@ int main(int argc, char **argv)
         net->input_data[i] = (float)dn_rng_uniform(&r);
     for (int b = 0; b < net->batch; b++)
         net->truth[b * net->truths + b % net->truths] = 1;
+    if (dn_net_use_devices(net, &dev, &err)) {
+        fprintf(stderr, "train_bench: %s\n", err.msg);
+        dn_net_free(net);
+        return 1;
+    }
     double *t = malloc(sizeof *t * (timed > 0 ? timed : 1));
     for (int i = 0; i < warmup + timed; i++) {
         double t0 = now();
@@ -57,6 +84,12 @@ int main(int argc, char **argv)
         dn_net_backward(net);
         dn_net_update(net, 0.01);
         net->seen += net->batch;
+        if (dn_net_sync(net, &err)) { /* the device has finished the batch */
+            fprintf(stderr, "train_bench: %s\n", err.msg);
+            free(t);
+            dn_net_free(net);
+            return 1;
+        }
         if (i >= warmup)
             t[i - warmup] = now() - t0;
     }
@@ -64,8 +97,9 @@ int main(int argc, char **argv)
     double med = t[timed / 2];
     double flops = 3 * dn_net_flops(net) * net->batch;
     printf("images/s %.1f  GFLOP/s %.1f  median batch %.3f s  (batch %d, %d timed, "
-           "%.3f GFLOP/image training)\n", net->batch / med, flops / med / 1e9, med,
-           net->batch, timed, 3 * dn_net_flops(net) / 1e9);
+           "%.3f GFLOP/image training)%s%s\n", net->batch / med, flops / med / 1e9,
+           med, net->batch, timed, 3 * dn_net_flops(net) / 1e9,
+           dev.n ? " on " : "", dev.n ? dn_net_device_name(net) : "");
     free(t);
     dn_net_free(net);
     return 0;

@@ -1,0 +1,121 @@
+#!/bin/bash
+# One prepared check of the CUDA backend on a machine with a GPU:
+#   1. build with GPU=1 CUDNN=1 (all cores) in build/gpu
+#   2. run the GPU tests: CPU/GPU parity of every layer, training on the
+#      device (tests/gpu/test_*.c), in strict fp32
+#   3. benchmark training of ResNet-18-CIFAR and ResNet-34-CIFAR at batch
+#      128 on GPU 0 (bench/train_bench -gpus 0: median of 20 timed batches
+#      after 5 warm-up ones, TF32 allowed), and PyTorch's images/s for the
+#      same networks on the same GPU when python3 has torch with CUDA
+#
+#   tests/gpu/device-check.sh [OUTDIR]     (default results/gpu)
+#
+# Writes OUTDIR/device-check.log (everything) and OUTDIR/summary.md (the
+# table). Every step is printed and time-limited; a failing test step does
+# not stop the benchmark (the exit status reports it). Meant to finish in
+# well under 5 minutes on an H200.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+OUT=${1:-results/gpu}
+B=${GPU_BUILD:-build/gpu}
+JOBS=$(nproc 2>/dev/null || echo 4)
+BATCH=128
+TIMED=20
+WARMUP=5
+mkdir -p "$OUT"
+LOG="$OUT/device-check.log"
+: > "$LOG"
+failed=()
+T0=$(date +%s)
+
+say() { echo "$*" | tee -a "$LOG"; }
+# step NAME SECONDS CMD...: run with a time limit, log, remember failures
+step() {
+    local name=$1 limit=$2
+    shift 2
+    say ""
+    say "== [$(( $(date +%s) - T0 ))s] $name (limit ${limit}s): $*"
+    local rc=0
+    timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$LOG" || rc=${PIPESTATUS[0]}
+    if [ "$rc" -ne 0 ]; then
+        local why=""
+        [ "$rc" -eq 124 ] && why=", timed out"
+        say "== $name: FAILED (exit $rc$why)"
+        failed+=("$name")
+    fi
+    return 0
+}
+field() { sed -n "s|.*$1 \([0-9.]*\).*|\1|p" | tail -1; }
+
+say "# device check, $(date -u '+%Y-%m-%d %H:%M UTC'), $(hostname)"
+# what the machine is (information only: a failure here fails nothing)
+if command -v nvidia-smi >/dev/null; then
+    say "$(nvidia-smi -L 2>&1 || true)"
+    say "$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 || true)"
+else
+    say "(no nvidia-smi)"
+fi
+say "$("${CUDA_DIR:-/usr/local/cuda}/bin/nvcc" --version 2>&1 | tail -2 || true)"
+
+step "build" 300 make -j"$JOBS" --no-print-directory GPU=1 CUDNN=1 \
+    BUILD="$B" BIN="$B/bin" "$B/bin/darknet" gpu-tests "$B/bench/train_bench"
+if [ ${#failed[@]} -gt 0 ]; then
+    say "build failed: nothing to run"
+    exit 1
+fi
+
+export NVIDIA_TF32_OVERRIDE=0 # the tests compare fp32 with fp32
+for t in "$B"/tests/gpu/test_*; do
+    step "$(basename "$t")" 150 "$t"
+done
+unset NVIDIA_TF32_OVERRIDE
+
+declare -A ours torch
+for net in resnet18 resnet34; do
+    out="$OUT/bench-$net.txt"
+    step "darknet $net batch $BATCH" 120 \
+        bash -c "set -o pipefail; '$B/bench/train_bench' cfg/$net-cifar.cfg $BATCH $TIMED $WARMUP -gpus 0 | tee '$out'"
+    ours[$net]=$(field "images/s" < "$out" || true)
+done
+if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' \
+        >/dev/null 2>&1; then
+    for net in resnet18 resnet34; do
+        out="$OUT/torch-$net.txt"
+        step "pytorch $net batch $BATCH" 150 \
+            bash -c "set -o pipefail; python3 bench/torch_peer.py $BATCH $TIMED $WARMUP 4 --arch $net --device cuda | tee '$out'"
+        torch[$net]=$(field "images/s" < "$out" || true)
+    done
+else
+    say ""
+    say "== PyTorch peer skipped: python3 has no torch with CUDA"
+fi
+
+SUMMARY="$OUT/summary.md"
+{
+    echo "# Training throughput on $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
+    echo
+    echo "Batch $BATCH, 32x32x3 CIFAR shapes, median of $TIMED timed batches after"
+    echo "$WARMUP warm-up ones. This framework: bench/train_bench -gpus 0 (cuDNN, TF32"
+    echo "allowed, the input copied up every batch). PyTorch: bench/torch_peer.py"
+    echo "--device cuda (eager, NCHW, cudnn.benchmark, TF32 allowed, the input"
+    echo "resident on the device)."
+    echo
+    echo "| network | this framework img/s | PyTorch img/s | ratio |"
+    echo "|---|---|---|---|"
+    for net in resnet18 resnet34; do
+        o=${ours[$net]:-}
+        p=${torch[$net]:-}
+        r=$(awk -v o="$o" -v p="$p" 'BEGIN { if (o > 0 && p > 0) printf "%.2fx", o / p; else print "-" }')
+        echo "| $net | ${o:--} | ${p:--} | $r |"
+    done
+    echo
+    if [ ${#failed[@]} -eq 0 ]; then
+        echo "All steps passed in $(( $(date +%s) - T0 )) s."
+    else
+        echo "FAILED steps: ${failed[*]} ($(( $(date +%s) - T0 )) s; see device-check.log)."
+    fi
+} > "$SUMMARY"
+say ""
+cat "$SUMMARY" | tee -a "$LOG"
+[ ${#failed[@]} -eq 0 ]
