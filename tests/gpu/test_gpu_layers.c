@@ -13,11 +13,12 @@
  * row are in the table. fp32 throughout: every cfg sets tf32=0, and
  * tests/gpu/run.sh sets NVIDIA_TF32_OVERRIDE=0.
  *
- * Bounds: element-wise layers (pooling, dropout, activations, route,
- * shortcut) agree to rounding: 1e-6. Products and reductions sum in another
- * order on the device: 1e-5 forward, 1e-4 for gradients, and 1e-3 where
- * batch normalisation's backward subtracts nearly equal terms or attention
- * chains four products.
+ * Bounds: layers without products (pooling, dropout, softmax, logistic)
+ * agree to rounding: 1e-6. Products and reductions sum in another order on
+ * the device, and cuDNN may pick Winograd or FFT convolutions (fp32, but
+ * with their own rounding): 1e-4 forward, 1e-3 for gradients, 2e-3 where
+ * batch normalisation's backward subtracts nearly equal terms over few
+ * values. A wrong index or a missing term shows as an error near 1.
  *
  * A second group draws convolution shapes at random (seeded): channels,
  * size, stride, padding, dilation, groups, batch norm and activation.
@@ -49,34 +50,34 @@ typedef struct parity_case {
 static const parity_case cases[] = {
     /* [convolutional] */
     {"conv_3x3_s1_bias_leaky", NET(3, 3, 8, 8) CONV(5, 3, 1, 1, leaky), 1,
-     1e-5, 1e-4},
+     1e-4, 1e-3},
     {"conv_3x3_s2_bn_relu", NET(4, 4, 9, 9) "batch_normalize=1\n"
-     CONV(6, 3, 2, 1, relu), 1, 1e-5, 1e-3},
+     CONV(6, 3, 2, 1, relu), 1, 1e-4, 2e-3},
     {"conv_bn_relu_inference", NET(2, 3, 6, 6) "[convolutional]\n"
      "batch_normalize=1\nfilters=4\nsize=3\npad=1\nactivation=relu\n", 0,
-     1e-5, 1e-4},
+     1e-4, 1e-3},
     {"conv_1x1_direct_linear", NET(3, 6, 5, 5) CONV(4, 1, 1, 0, linear), 1,
-     1e-5, 1e-4},
+     1e-4, 1e-3},
     {"conv_groups2_dilation2_mish", NET(2, 4, 9, 9) "[convolutional]\n"
      "filters=6\nsize=3\ngroups=2\ndilation=2\npadding=2\nactivation=mish\n",
-     1, 1e-5, 1e-4},
+     1, 1e-4, 1e-3},
     {"conv_5x5_s2_bn_swish", NET(3, 2, 11, 10) "[convolutional]\n"
      "batch_normalize=1\nfilters=3\nsize=5\nstride=2\npad=1\n"
-     "activation=swish\n", 1, 1e-5, 1e-3},
+     "activation=swish\n", 1, 1e-4, 2e-3},
     {"conv_depthwise_gelu", NET(2, 4, 7, 7) "[convolutional]\nfilters=4\n"
-     "size=3\ngroups=4\npad=1\nactivation=gelu\n", 1, 1e-5, 1e-4},
+     "size=3\ngroups=4\npad=1\nactivation=gelu\n", 1, 1e-4, 1e-3},
     /* [connected] */
-    {"connected_logistic", NET_FLAT(4, 13) "[connected]\noutput=7\n", 1, 1e-5,
-     1e-4},
+    {"connected_logistic", NET_FLAT(4, 13) "[connected]\noutput=7\n", 1, 1e-4,
+     1e-3},
     {"connected_bn_relu", NET(5, 2, 3, 3) "[connected]\noutput=6\n"
-     "batch_normalize=1\nactivation=relu\n", 1, 1e-5, 1e-3},
+     "batch_normalize=1\nactivation=relu\n", 1, 1e-4, 2e-3},
     {"connected_gelu_inference", NET_FLAT(3, 9) "[connected]\noutput=5\n"
-     "activation=gelu\n", 0, 1e-5, 1e-4},
+     "activation=gelu\n", 0, 1e-4, 1e-3},
     /* [batchnorm] */
-    {"batchnorm_train", NET(4, 3, 5, 5) "[batchnorm]\n", 1, 1e-5, 1e-3},
-    {"batchnorm_inference", NET(3, 3, 4, 4) "[batchnorm]\n", 0, 1e-5, 1e-4},
+    {"batchnorm_train", NET(4, 3, 5, 5) "[batchnorm]\n", 1, 1e-4, 2e-3},
+    {"batchnorm_inference", NET(3, 3, 4, 4) "[batchnorm]\n", 0, 1e-4, 1e-3},
     {"batchnorm_after_conv", NET(3, 2, 6, 6) CONV(4, 3, 1, 1, linear)
-     "[batchnorm]\n", 1, 1e-5, 1e-3},
+     "[batchnorm]\n", 1, 1e-4, 2e-3},
     /* [maxpool] */
     {"maxpool_2x2_s2", NET(2, 2, 4, 4) "[maxpool]\nsize=2\nstride=2\n", 1,
      1e-6, 1e-6},
@@ -100,29 +101,29 @@ static const parity_case cases[] = {
     {"softmax_loss_inference", NET_FLAT(2, 5) "[softmax]\n", 0, 1e-6, 1e-6},
     {"logistic_loss", NET_FLAT(4, 6) "[logistic]\n", 1, 1e-6, 1e-6},
     {"logistic_inside", NET_FLAT(3, 6) "[logistic]\nnoloss=1\n"
-     "[connected]\noutput=4\nactivation=linear\n", 1, 1e-5, 1e-4},
+     "[connected]\noutput=4\nactivation=linear\n", 1, 1e-4, 1e-3},
     /* [shortcut] */
     {"shortcut_relu", NET(2, 3, 4, 4) CONV(3, 3, 1, 1, leaky)
      CONV(3, 3, 1, 1, linear) "[shortcut]\nfrom=-2\nactivation=relu\n", 1,
-     1e-5, 1e-4},
+     1e-4, 1e-3},
     {"shortcut_gelu_alpha_beta", NET(2, 2, 4, 4) CONV(2, 1, 1, 0, tanh)
-     "[shortcut]\nfrom=-1\nalpha=0.5\nbeta=2\nactivation=gelu\n", 1, 1e-5,
-     1e-4},
+     "[shortcut]\nfrom=-1\nalpha=0.5\nbeta=2\nactivation=gelu\n", 1, 1e-4,
+     1e-3},
     /* [route] */
     {"route_concat", NET(2, 2, 5, 5) CONV(3, 3, 1, 1, leaky)
      CONV(2, 1, 1, 0, linear) "[route]\nlayers=-1,-2\n" CONV(2, 3, 1, 1, elu),
-     1, 1e-5, 1e-4},
+     1, 1e-4, 1e-3},
     {"route_input", NET(2, 3, 4, 4) CONV(2, 3, 1, 1, selu)
-     "[route]\nlayers=-1,input\n", 1, 1e-5, 1e-4},
+     "[route]\nlayers=-1,input\n", 1, 1e-4, 1e-3},
     /* [attention] and [layernorm] */
     {"attention_2heads_positional", NET(2, 4, 3, 3) "[attention]\nheads=2\n"
-     "positional=1\n", 1, 1e-5, 1e-3},
-    {"attention_1head", NET(3, 6, 2, 4) "[attention]\nheads=1\n", 1, 1e-5,
-     1e-3},
-    {"layernorm", NET(3, 5, 3, 2) "[layernorm]\n", 1, 1e-5, 1e-4},
+     "positional=1\n", 1, 1e-4, 2e-3},
+    {"attention_1head", NET(3, 6, 2, 4) "[attention]\nheads=1\n", 1, 1e-4,
+     2e-3},
+    {"layernorm", NET(3, 5, 3, 2) "[layernorm]\n", 1, 1e-4, 1e-3},
     {"transformer_block", NET(2, 4, 3, 3) CONV(4, 1, 1, 0, linear)
-     "[layernorm]\n[attention]\nheads=2\n[shortcut]\nfrom=0\n", 1, 1e-5,
-     1e-3},
+     "[layernorm]\n[attention]\nheads=2\n[shortcut]\nfrom=0\n", 1, 1e-4,
+     2e-3},
     /* a small residual network with its loss, end to end */
     {"resnet_block_softmax", NET(4, 3, 8, 8) "[convolutional]\n"
      "batch_normalize=1\nfilters=4\nsize=3\npad=1\nactivation=relu\n"
@@ -130,7 +131,7 @@ static const parity_case cases[] = {
      "activation=relu\n[convolutional]\nbatch_normalize=1\nfilters=4\n"
      "size=3\npad=1\nactivation=linear\n[shortcut]\nfrom=-3\n"
      "activation=relu\n[maxpool]\nsize=2\nstride=2\n[avgpool]\n"
-     "[connected]\noutput=5\nactivation=linear\n[softmax]\n", 1, 1e-5, 1e-3},
+     "[connected]\noutput=5\nactivation=linear\n[softmax]\n", 1, 1e-4, 2e-3},
 };
 
 #define N_CASES (sizeof cases / sizeof *cases)
@@ -268,8 +269,9 @@ static void test_random_convolutions(void **state)
         printf("%s: %dx%dx%d batch %d -> %d filters %dx%d/%d pad %d dil %d "
                "groups %d bn %d %s\n", name, c, h, w, batch, filters, size,
                size, stride, padding, dilation, groups, bn, act);
-        parity_case pc = {name, cfg, 1, 1e-5, bn && batch * h * w < 8 ? 1e-2
-                                                                       : 1e-3};
+        /* batch norm over fewer than 8 values per channel is ill-conditioned */
+        parity_case pc = {name, cfg, 1, 1e-4,
+                          bn && batch * h * w < 8 ? 1e-2 : 2e-3};
         failures += !run_case(&pc);
     }
     if (failures)
