@@ -4,7 +4,7 @@
 #   make OPENCV=1             image lists through OpenCV
 #   make DEBUG=1              -O0 -g
 #   make BLAS=openblas|blis   CPU GEMM library
-#   make test | bench | demo | figure1 | plugins | test-gpu | deps | clean
+#   make test | bench | demo | figure1 | experiment | plugins | test-gpu | deps | clean
 
 GPU     ?= 0
 CUDNN   ?= 0
@@ -178,13 +178,20 @@ demo: deps $(BIN)/darknet
 figure1: $(BIN)/darknet
 	@scripts/figure1.sh
 
+# One run of the paper's experiments (experiments/README.md), e.g.
+#   make experiment NET=resnet34 SCHED=log EXP=1 EPOCHS=3 DATA=cfg/fashion-mnist.data
+experiment: $(BIN)/darknet
+	@test -n "$(NET)" -a -n "$(SCHED)" || { echo "usage: make experiment NET=resnet34 SCHED=none|step|cosine|log [EXP=1|2] [EPOCHS=N] [DATA=file]"; exit 2; }
+	@DARKNET=$(BIN)/darknet experiments/run $(NET) $(SCHED) --exp $(or $(EXP),1) \
+	    $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(DATA),--data $(DATA))
+
 deps:
 	@scripts/deps.sh
 
 clean:
 	rm -rf $(BUILD) $(BIN) libdarknet.a
 
-.PHONY: all plugins test test-gpu gpu-tests bench demo figure1 deps clean libdarknet.a
+.PHONY: all plugins test test-gpu gpu-tests bench demo figure1 experiment deps clean libdarknet.a
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
