@@ -20,6 +20,8 @@ if [ "$1" = "--if-gpu" ]; then
     fi
 fi
 B=${GPU_BUILD:-build/gpu}
+# a make of its own (run from make test: not a sub-make of that one)
+unset MAKEFLAGS MFLAGS MAKELEVEL
 JOBS=$(nproc 2>/dev/null || echo 2)
 make -j"$JOBS" --no-print-directory GPU=1 CUDNN=1 BUILD="$B" BIN="$B/bin" gpu-tests
 # strict fp32 everywhere: TF32 off in cuBLAS and cuDNN whatever the cfg says
