@@ -7,6 +7,8 @@
  *    uninterrupted one;
  *  - halting on halt_loss, stopping on NaN, stopping on request;
  *  - the per-epoch CSV log;
+ *  - the update hook sees every update's batch and the scheduler's rate;
+ *  - -gpus in a build without GPU support is an error that says so;
  *  - bad input: classes mismatch.
  */
 #include <math.h>
@@ -260,6 +262,72 @@ static void classes_mismatch_is_an_error(void **state)
     assert_contains(err.msg, "10 outputs");
 }
 
+typedef struct rates {
+    int n;
+    long batch[64];
+    double lr[64];
+} rates;
+
+static void record_rate(void *ctx, long batch, double lr, double loss)
+{
+    rates *r = ctx;
+    (void)loss;
+    if (r->n < 64) {
+        r->batch[r->n] = batch;
+        r->lr[r->n++] = lr;
+    }
+}
+
+static void update_hook_sees_every_rate(void **state)
+{
+    dn_error err;
+    dn_train_outcome outcome;
+    char *argv[] = {"train"};
+    rates seen = {0};
+    FILE *quiet = fopen("/dev/null", "w");
+    dn_train_args a = {.data_path = data_path, .cfg_path = cfg_path,
+                       .argc = 1, .argv = argv, .backup = backup_dir("hook"),
+                       .out = quiet, .on_update = record_rate,
+                       .on_update_ctx = &seen};
+    int rc = dn_train_classifier(&a, &outcome, &err);
+    fclose(quiet);
+    if (rc) {
+        print_error("%s\n", err.msg);
+        fail();
+    }
+    /* the rates the scheduler gives at each update's clock (batch 20, 12
+     * updates per epoch, 3 epochs) */
+    dn_cfg *cfg;
+    dn_net *net;
+    if (dn_cfg_load(cfg_path, &cfg, &err) || dn_net_make(cfg, NULL, &net, &err)) {
+        print_error("%s\n", err.msg);
+        fail();
+    }
+    const long bpe = TRAIN_N / 20, total = 3 * bpe;
+    assert_int_equal(seen.n, total);
+    for (long b = 0; b < total; b++) {
+        dn_clock clock = dn_clock_at((uint64_t)b * 20, 20, bpe, total);
+        assert_int_equal(seen.batch[b], b);
+        assert_true(seen.lr[b] == dn_schedule_rate(net->schedule, &clock));
+    }
+    dn_net_free(net);
+}
+
+static void gpus_need_a_gpu_build(void **state)
+{
+    dn_error err;
+    dn_train_outcome outcome;
+    char *argv[] = {"train"};
+    dn_train_args a = {.data_path = data_path, .cfg_path = cfg_path,
+                       .argc = 1, .argv = argv, .backup = backup_dir("gpus"),
+                       .devices = {.n = 1, .ids = {0}}};
+    if (dn_gpu_count() > 0)
+        skip(); /* a GPU build on a GPU machine: tests/gpu covers it */
+    assert_int_equal(dn_train_classifier(&a, &outcome, &err), -1);
+    assert_true(strstr(err.msg, "without GPU support") ||
+                strstr(err.msg, "CUDA"));
+}
+
 static void unknown_override_key_is_an_error(void **state)
 {
     dn_error err;
@@ -280,6 +348,8 @@ int main(void)
         cmocka_unit_test(stop_request_saves_last),
         cmocka_unit_test(classes_mismatch_is_an_error),
         cmocka_unit_test(unknown_override_key_is_an_error),
+        cmocka_unit_test(update_hook_sees_every_rate),
+        cmocka_unit_test(gpus_need_a_gpu_build),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
