@@ -130,11 +130,15 @@ static int find_algorithms(dn_layer *l, dn_net *net, conv_gpu *g,
                                               : "backward-filter");
         goto done;
     }
-    c->fwd = fp[i].algo, c->fwd_math = fp[i].mathType;
+    /* strict fp32: run them as they were measured, on FMA units; else in
+     * the math the search reports for them */
+    c->fwd = fp[i].algo, c->fwd_math = tf32 ? fp[i].mathType : CUDNN_FMA_MATH;
     c->fwd_bytes = fp[i].memory;
-    c->bwd_data = dp[j].algo, c->bwd_data_math = dp[j].mathType;
+    c->bwd_data = dp[j].algo;
+    c->bwd_data_math = tf32 ? dp[j].mathType : CUDNN_FMA_MATH;
     c->bwd_data_bytes = dp[j].memory;
-    c->bwd_filter = wp[k].algo, c->bwd_filter_math = wp[k].mathType;
+    c->bwd_filter = wp[k].algo;
+    c->bwd_filter_math = tf32 ? wp[k].mathType : CUDNN_FMA_MATH;
     c->bwd_filter_bytes = wp[k].memory;
     rc = 0;
 done:
