@@ -32,10 +32,10 @@ CFLAGS  += -O3 -march=x86-64-v3 -g
 endif
 
 ifeq ($(BLAS),openblas)
-CFLAGS  += -DDN_BLAS_OPENBLAS -I/usr/include/x86_64-linux-gnu/openblas-pthread
+CFLAGS  += -DDN_BLAS_OPENBLAS -isystem /usr/include/x86_64-linux-gnu/openblas-pthread
 LDLIBS  += -lopenblas
 else ifeq ($(BLAS),blis)
-CFLAGS  += -DDN_BLAS_BLIS -I/usr/include/blis
+CFLAGS  += -DDN_BLAS_BLIS -isystem /usr/include/x86_64-linux-gnu/blis-openmp
 LDLIBS  += -lblis
 else
 $(error BLAS must be openblas or blis)

@@ -88,13 +88,63 @@ static inline float grad(float x, float y, dn_activation a)
     }
 }
 
+/*
+ * The element loops: one loop per activation for the common ones, so the
+ * switch is decided once per range and the loop vectorises; the rest share
+ * a generic loop.
+ */
+static void forward_range(float *x, long n, dn_activation a)
+{
+    switch (a) {
+    case DN_RELU:
+        for (long i = 0; i < n; i++)
+            x[i] = x[i] > 0 ? x[i] : 0;
+        break;
+    case DN_LEAKY:
+        for (long i = 0; i < n; i++)
+            x[i] = x[i] > 0 ? x[i] : 0.1f * x[i];
+        break;
+    default:
+        for (long i = 0; i < n; i++)
+            x[i] = act(x[i], a);
+    }
+}
+
+static void backward_range(const float *x, const float *y, float *delta,
+                           long n, dn_activation a)
+{
+    switch (a) {
+    case DN_RELU:
+        for (long i = 0; i < n; i++)
+            delta[i] = y[i] > 0 ? delta[i] : 0;
+        break;
+    case DN_LEAKY:
+        for (long i = 0; i < n; i++)
+            delta[i] *= y[i] > 0 ? 1.0f : 0.1f;
+        break;
+    case DN_LOGISTIC:
+        for (long i = 0; i < n; i++)
+            delta[i] *= y[i] * (1 - y[i]);
+        break;
+    default:
+        for (long i = 0; i < n; i++)
+            delta[i] *= grad(x ? x[i] : 0, y[i], a);
+    }
+}
+
+/* ranges of this many elements go to the OpenMP threads */
+#define RANGE 32768L
+
 void dn_activate(float *x, long n, dn_activation a)
 {
     if (a == DN_LINEAR)
         return;
-#pragma omp parallel for if (n > 32768)
-    for (long i = 0; i < n; i++)
-        x[i] = act(x[i], a);
+    const long ranges = (n + RANGE - 1) / RANGE;
+#pragma omp parallel for if (ranges > 1)
+    for (long r = 0; r < ranges; r++) {
+        long lo = r * RANGE, m = n - lo < RANGE ? n - lo : RANGE;
+        forward_range(x + lo, m, a);
+    }
 }
 
 void dn_activate_backward(const float *x, const float *y, float *delta, long n,
@@ -102,7 +152,10 @@ void dn_activate_backward(const float *x, const float *y, float *delta, long n,
 {
     if (a == DN_LINEAR)
         return;
-#pragma omp parallel for if (n > 32768)
-    for (long i = 0; i < n; i++)
-        delta[i] *= grad(x ? x[i] : 0, y[i], a);
+    const long ranges = (n + RANGE - 1) / RANGE;
+#pragma omp parallel for if (ranges > 1)
+    for (long r = 0; r < ranges; r++) {
+        long lo = r * RANGE, m = n - lo < RANGE ? n - lo : RANGE;
+        backward_range(x ? x + lo : NULL, y + lo, delta + lo, m, a);
+    }
 }

@@ -45,6 +45,8 @@ float *dn_calloc_floats(size_t n)
         fprintf(stderr, "darknet: out of memory allocating %zu floats\n", n);
         abort();
     }
-    memset(p, 0, (n ? n : 1) * sizeof *p);
+    /* explicit_bzero: a plain memset after malloc may be folded into calloc,
+     * which leaves the pages untouched until the first batch */
+    explicit_bzero(p, (n ? n : 1) * sizeof *p);
     return p;
 }
