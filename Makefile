@@ -138,8 +138,8 @@ $(BUILD)/asan/tests/%: $(BUILD)/asan/tests/%.o $(ASAN_OBJ)
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(ASAN_LIBS) -rdynamic
 
 test: deps $(BIN)/darknet plugins $(BAD_PLUGINS) $(TEST_BIN)
-	@tests/run_all.sh $(TEST_BIN)
 	@tests/gpu/run.sh --if-gpu
+	@tests/run_all.sh $(TEST_BIN)
 
 # CPU/GPU parity and GPU training tests (tests/gpu), built with GPU=1:
 # test-gpu builds them in build/gpu (GPU=1 CUDNN=1) and runs them.
