@@ -74,6 +74,9 @@ int dn_cfg_parse_string(const char *text, const char *name, dn_cfg **out,
 int dn_cfg_load_flat(const char *path, dn_cfg **out, dn_error *err);
 void dn_cfg_free(dn_cfg *cfg);
 
+/* Strip leading and trailing whitespace in place; returns the new start. */
+char *dn_trim(char *s);
+
 /* First section of this type, or NULL. */
 dn_section *dn_cfg_find(dn_cfg *cfg, const char *type);
 

@@ -41,15 +41,6 @@
 
 enum { STEP_STRETCH = 1, STEP_NORMALIZE = 2, STEP_MEAN = 4, STEP_GCN = 8 };
 
-static char *xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p)
-        memcpy(p, s, n);
-    return p;
-}
-
 static unsigned steps_of(const dn_augment *a)
 {
     return (a->contrast_stretch ? STEP_STRETCH : 0) |
@@ -492,7 +483,7 @@ static int zca_setup(dn_augment *a, dn_section *net, const dn_dataset *d,
         char path[4096];
         snprintf(path, sizeof path, "%s/zca-%016llx.bin", dir,
                  (unsigned long long)key);
-        a->zca_cache = xstrdup(path);
+        a->zca_cache = strdup(path);
         if (zca_cache_read(a, path, key, D)) {
             a->zca_from_cache = 1;
             return 0;

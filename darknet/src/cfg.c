@@ -14,16 +14,8 @@
 
 #include "darknet.h"
 
-static char *xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p)
-        memcpy(p, s, n);
-    return p;
-}
-
-static char *trim(char *s)
+/* Strip leading and trailing whitespace in place. */
+char *dn_trim(char *s)
 {
     while (isspace((unsigned char)*s))
         s++;
@@ -42,7 +34,7 @@ static const char *intern_path(dn_cfg *cfg, const char *path)
     if (!p)
         return NULL;
     cfg->paths = p;
-    p[cfg->n_paths] = xstrdup(path);
+    p[cfg->n_paths] = strdup(path);
     return p[cfg->n_paths++];
 }
 
@@ -59,7 +51,7 @@ static dn_section *add_section(dn_cfg *cfg, const char *type, int line,
     }
     dn_section *s = &cfg->sections[cfg->n_sections++];
     memset(s, 0, sizeof *s);
-    s->type = xstrdup(type);
+    s->type = strdup(type);
     s->line = line;
     s->path = path;
     return s;
@@ -78,8 +70,8 @@ static dn_kv *add_kv(dn_section *s, const char *key, const char *value,
     }
     dn_kv *kv = &s->kvs[s->n_kv++];
     memset(kv, 0, sizeof *kv);
-    kv->key = xstrdup(key);
-    kv->value = xstrdup(value);
+    kv->key = strdup(key);
+    kv->value = strdup(value);
     kv->line = line;
     kv->src = src;
     return kv;
@@ -103,16 +95,18 @@ static int parse_text(dn_cfg *cfg, const char *text, const char *name,
         buf[len] = '\0';
         p += len + (eol ? 1 : 0);
         lineno++;
-        char *line = trim(buf);
+        char *line = dn_trim(buf);
         int rc = 0;
         if (*line == '\0' || *line == '#' || *line == ';') {
             /* blank or comment */
         } else if (*line == '[' && !flat) {
             char *close = strchr(line, ']');
-            char *type = close ? trim(line + 1) : NULL;
-            if (close)
-                *close = '\0', type = trim(line + 1);
-            if (!close || *type == '\0' || *trim(close + 1) != '\0')
+            char *type = NULL;
+            if (close) {
+                *close = '\0';
+                type = dn_trim(line + 1);
+            }
+            if (!close || *type == '\0' || *dn_trim(close + 1) != '\0')
                 rc = dn_fail(err, "%s:%d: error: malformed section header: %s",
                              name, lineno, line);
             else
@@ -127,7 +121,7 @@ static int parse_text(dn_cfg *cfg, const char *text, const char *name,
                              "[section]: %s", name, lineno, line);
             } else {
                 *eq = '\0';
-                char *key = trim(line), *value = trim(eq + 1);
+                char *key = dn_trim(line), *value = dn_trim(eq + 1);
                 if (*key == '\0')
                     rc = dn_fail(err, "%s:%d: [%s] error: empty key in: %s=%s",
                                  name, lineno, cur->type, key, value);
@@ -180,7 +174,7 @@ static int load(const char *path, int flat, dn_cfg **out, dn_error *err)
     if (!text)
         return -1;
     dn_cfg *cfg = calloc(1, sizeof *cfg);
-    cfg->path = xstrdup(path);
+    cfg->path = strdup(path);
     int rc = parse_text(cfg, text, path, flat, err);
     free(text);
     if (rc) {
@@ -205,7 +199,7 @@ int dn_cfg_parse_string(const char *text, const char *name, dn_cfg **out,
                         dn_error *err)
 {
     dn_cfg *cfg = calloc(1, sizeof *cfg);
-    cfg->path = xstrdup(name);
+    cfg->path = strdup(name);
     if (parse_text(cfg, text, name, 0, err)) {
         dn_cfg_free(cfg);
         *out = NULL;
@@ -266,7 +260,7 @@ static int set_net_key(dn_cfg *cfg, const char *key, const char *value,
         dn_kv *kv = &net->kvs[i];
         if (strcmp(kv->key, key) == 0) {
             free(kv->value);
-            kv->value = xstrdup(value);
+            kv->value = strdup(value);
             kv->line = line;
             kv->src = src;
             kv->override = 1;
@@ -284,14 +278,14 @@ static int set_net_key(dn_cfg *cfg, const char *key, const char *value,
 
 int dn_cfg_set(dn_cfg *cfg, const char *assignment, dn_error *err)
 {
-    char *copy = xstrdup(assignment);
+    char *copy = strdup(assignment);
     char *eq = strchr(copy, '=');
     int rc;
     if (!eq) {
         rc = dn_fail(err, "-set %s: expected key=value", assignment);
     } else {
         *eq = '\0';
-        char *key = trim(copy), *value = trim(eq + 1);
+        char *key = dn_trim(copy), *value = dn_trim(eq + 1);
         if (*key == '\0' || *value == '\0')
             rc = dn_fail(err, "-set %s: expected key=value", assignment);
         else
@@ -473,12 +467,12 @@ static int split_list(dn_section *s, dn_kv *kv, int max, int *n, dn_error *err,
                       int (*item)(const char *tok, void *dst, int i), void *dst,
                       const char *what)
 {
-    char *copy = xstrdup(kv->value);
+    char *copy = strdup(kv->value);
     int count = 0, rc = 0;
     char *save = NULL;
     for (char *tok = strtok_r(copy, ",", &save); tok;
          tok = strtok_r(NULL, ",", &save)) {
-        char *t = trim(tok);
+        char *t = dn_trim(tok);
         if (count >= max) {
             rc = fail_at(s, kv, err, "at most %d values, got \"%s\"", max,
                          kv->value);

@@ -33,25 +33,6 @@
 #define MAX_FILES 256
 #define MAX_SIDE 65536
 
-static char *xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p)
-        memcpy(p, s, n);
-    return p;
-}
-
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    char *e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1]))
-        *--e = '\0';
-    return s;
-}
-
 static int ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), m = strlen(suffix);
@@ -68,12 +49,12 @@ static int is_dir(const char *path)
 static char *dir_of(const char *path)
 {
     if (is_dir(path))
-        return xstrdup(path);
+        return strdup(path);
     const char *slash = strrchr(path, '/');
     if (!slash)
-        return xstrdup(".");
+        return strdup(".");
     if (slash == path)
-        return xstrdup("/");
+        return strdup("/");
     char *d = malloc(slash - path + 1);
     memcpy(d, path, slash - path);
     d[slash - path] = '\0';
@@ -104,7 +85,7 @@ dn_dataset *dn_dataset_alloc(long n, int c, int h, int w, int classes,
     d->classes = classes;
     d->pixels = calloc((size_t)n * c * h * w + 1, 1);
     d->labels = calloc((size_t)n + 1, sizeof *d->labels);
-    d->source = xstrdup(source ? source : "(memory)");
+    d->source = strdup(source ? source : "(memory)");
     if (!d->pixels || !d->labels || !d->source) {
         dn_dataset_free(d);
         return NULL;
@@ -163,14 +144,14 @@ static int read_names(const char *path, char ***out, int *count, dn_error *err)
     int n = 0;
     char line[4096];
     while (fgets(line, sizeof line, f)) {
-        char *t = trim(line);
+        char *t = dn_trim(line);
         if (*t == '\0')
             continue;
         char **grown = realloc(names, (n + 1) * sizeof *names);
         if (!grown)
             break;
         names = grown;
-        names[n++] = xstrdup(t);
+        names[n++] = strdup(t);
     }
     fclose(f);
     if (n == 0) {
@@ -312,18 +293,18 @@ static int cifar_dir_files(const char *dir, const char *which, char ***files,
 static int split_paths(const char *spec, const char *what, char ***files,
                        int *n, dn_error *err)
 {
-    char *copy = xstrdup(spec), *save = NULL;
+    char *copy = strdup(spec), *save = NULL;
     char **list = calloc(MAX_FILES, sizeof *list);
     int count = 0, rc = 0;
     for (char *tok = strtok_r(copy, ",", &save); tok && !rc;
          tok = strtok_r(NULL, ",", &save)) {
-        char *t = trim(tok);
+        char *t = dn_trim(tok);
         if (*t == '\0')
             continue;
         if (count == MAX_FILES)
             rc = dn_fail(err, "%s: more than %d files", what, MAX_FILES);
         else
-            list[count++] = xstrdup(t);
+            list[count++] = strdup(t);
     }
     free(copy);
     if (!rc && count == 0)
@@ -644,7 +625,7 @@ int dn_image_list_read(const char *list, char *const *labels, int classes,
     char line[8192];
     while (!rc && fgets(line, sizeof line, f)) {
         lineno++;
-        char *t = trim(line);
+        char *t = dn_trim(line);
         if (*t == '\0')
             continue;
         int a = 0, b = 0;
@@ -663,7 +644,7 @@ int dn_image_list_read(const char *list, char *const *labels, int classes,
             ps = realloc(ps, cap * sizeof *ps);
             ls = realloc(ls, cap * sizeof *ls);
         }
-        ps[count] = xstrdup(t);
+        ps[count] = strdup(t);
         ls[count++] = label;
     }
     fclose(f);
