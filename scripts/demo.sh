@@ -6,14 +6,15 @@
 #   lr.png, lr.csv                  the four schedules, per batch
 #   loss.png                        train loss per epoch
 #   summary.md                      final train loss, test top-1, wall time
-# DEMO_EPOCHS (default 4) scales the run; DEMO_EVERY the progress lines.
+# DEMO_EPOCHS (default 4) scales the run; DEMO_EVERY the progress lines;
+# DEMO_OUT the output folder.
 set -eo pipefail
 EPOCHS=${DEMO_EPOCHS:-4}
 EVERY=${DEMO_EVERY:-50}
 DARKNET=${DARKNET:-bin/darknet}
 DATA=cfg/fashion-mnist.data
 CFG=cfg/resnet-small.cfg
-OUT=results/demo
+OUT=${DEMO_OUT:-results/demo}
 POLICIES="constant steps cosine_restart log_restart"
 TRAIN_SIZE=60000
 BATCH=$(sed -n 's/^batch *= *//p' $CFG | head -1)
