@@ -1,5 +1,5 @@
 # Darknet-style framework with warm-restart LR schedulers.
-#   make                      ./darknet and libdarknet.a (CPU, OpenBLAS)
+#   make                      bin/darknet, build/libdarknet.a, plugins (CPU, OpenBLAS)
 #   make GPU=1 CUDNN=1        CUDA backend (CUDA_DIR, CUDNN_DIR; NCCL=0 without NCCL)
 #   make OPENCV=1             image lists through OpenCV
 #   make DEBUG=1              -O0 -g
@@ -137,7 +137,13 @@ $(BUILD)/asan/tests/%.o: ASAN_CFLAGS += -DDN_TEST_PLUGIN_DIR='"$(BUILD)/plugins"
 $(BUILD)/asan/tests/%: $(BUILD)/asan/tests/%.o $(ASAN_OBJ)
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(ASAN_LIBS) -rdynamic
 
-test: deps $(BIN)/darknet plugins $(BAD_PLUGINS) $(TEST_BIN)
+# test, demo and bench first install what is missing (deps), then run a
+# fresh make: the switches above (OpenCV found or not) are decided after the
+# install, not before it.
+test: deps
+	@$(MAKE) --no-print-directory run-tests
+
+run-tests: $(BIN)/darknet plugins $(BAD_PLUGINS) $(TEST_BIN)
 	@tests/gpu/run.sh --if-gpu
 	@tests/run_all.sh $(TEST_BIN)
 
@@ -168,15 +174,24 @@ $(BUILD)/bench/darknet_peer: bench/darknet_peer.c
 	$(CC) -O2 -I/usr/lib/darknet/include -o $@ $< -L/usr/lib/darknet -ldarknet \
 	    -Wl,-rpath,/usr/lib/darknet -lm
 
-bench: $(BIN)/darknet $(BENCH_BIN) $(DARKNET_PEER)
+bench:
 	@scripts/deps.sh python3-torch
+	@$(MAKE) --no-print-directory run-bench
+
+run-bench: $(BIN)/darknet $(BENCH_BIN) $(DARKNET_PEER)
 	@BUILD=$(BUILD) bench/run.sh
 
-demo: deps $(BIN)/darknet
-	@scripts/demo.sh
+demo: deps
+	@$(MAKE) --no-print-directory run-demo
 
-figure1: $(BIN)/darknet
-	@scripts/figure1.sh
+run-demo: $(BIN)/darknet
+	@DARKNET=$(BIN)/darknet scripts/demo.sh
+
+figure1: deps
+	@$(MAKE) --no-print-directory run-figure1
+
+run-figure1: $(BIN)/darknet
+	@DARKNET=$(BIN)/darknet scripts/figure1.sh
 
 # One run of the paper's experiments (experiments/README.md), e.g.
 #   make experiment NET=resnet34 SCHED=log EXP=1 EPOCHS=3 DATA=cfg/fashion-mnist.data
@@ -191,7 +206,8 @@ deps:
 clean:
 	rm -rf $(BUILD) $(BIN) libdarknet.a
 
-.PHONY: all plugins test test-gpu gpu-tests bench demo figure1 experiment deps clean libdarknet.a
+.PHONY: all plugins test run-tests test-gpu gpu-tests bench run-bench demo run-demo \
+        figure1 run-figure1 experiment deps clean libdarknet.a
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
