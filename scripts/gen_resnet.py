@@ -70,8 +70,9 @@ def resnet_backbone(blocks, widths, kind="basic", stem=64):
 
 
 def resnet(blocks, widths, kind="basic", stem=64, batch=128, h=32, w=32, c=3,
-           classes=10, lr=0.1, title=""):
+           classes=10, lr=0.1, title="", net_extra=""):
     return "".join([f"# {title}\n", NET.format(batch=batch, h=h, w=w, c=c, lr=lr),
+                    net_extra,
                     resnet_backbone(blocks, widths, kind, stem),
                     f"\n[connected]\noutput={classes}\nactivation=linear\n"
                     "\n[softmax]\n"])
@@ -86,7 +87,11 @@ CFGS = {
                                          title="ResNet-50 for CIFAR-10 (32x32x3, 10 classes)"),
     "resnet-small.cfg": lambda: resnet([1, 1, 1], [16, 32, 64], stem=16, h=28, w=28, c=1,
                                        title="A small ResNet (8 conv layers) for 28x28 "
-                                             "grey images: the demo network"),
+                                             "grey images: the demo network",
+                                       net_extra="# PyTorch's batch-norm momentum: rolling "
+                                                 "statistics that follow\n# high learning "
+                                                 "rates closely enough to validate during "
+                                                 "training\nbn_momentum=0.1\n"),
 }
 
 if __name__ == "__main__":

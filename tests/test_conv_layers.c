@@ -356,6 +356,23 @@ static void test_batchnorm_statistics(void **state)
     dn_net_free(net);
 }
 
+/* [net] bn_momentum sets the weight of a batch in the rolling statistics
+ * (PyTorch's 0.1 here instead of Darknet's default 0.01). */
+static void test_batchnorm_momentum_key(void **state)
+{
+    (void)state;
+    dn_net *net = build_ok("[net]\nbatch=2\nheight=1\nwidth=2\nchannels=2\n"
+                           "bn_momentum=0.1\n[batchnorm]\n");
+    dn_layer *l = &net->layers[0];
+    const float x[8] = {1, 2, 0, 0, 3, 4, 0, 8};
+    memcpy(net->input_data, x, sizeof x);
+    dn_net_forward(net, 1);
+    const float *rolling_mean = l->saved[1], *rolling_variance = l->saved[2];
+    assert_float_equal(rolling_mean[0], 0.1f * 2.5f, 1e-7);
+    assert_float_equal(rolling_variance[1], 0.9f + 0.1f * 16.0f, 1e-6);
+    dn_net_free(net);
+}
+
 /* Conv with BN in inference mode is the affine map the rolling stats say. */
 static void test_conv_bn_inference_uses_rolling(void **state)
 {
@@ -576,6 +593,7 @@ int main(void)
         cmocka_unit_test(test_conv_hand_computed),
         cmocka_unit_test(test_conv_output_shapes),
         cmocka_unit_test(test_batchnorm_statistics),
+        cmocka_unit_test(test_batchnorm_momentum_key),
         cmocka_unit_test(test_conv_bn_inference_uses_rolling),
         cmocka_unit_test(test_saved_layout),
         cmocka_unit_test(test_init_deterministic),

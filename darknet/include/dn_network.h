@@ -121,6 +121,7 @@ struct dn_net {
     size_t workspace_size;
     /* optimisation ([net] keys, Darknet semantics) */
     double momentum, decay;
+    double bn_momentum; /* weight of a batch in batch norm's rolling stats */
     int adam;
     double b1, b2, eps;
     long max_batches;

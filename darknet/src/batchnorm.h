@@ -6,8 +6,10 @@
  * Conventions (PyTorch's, with Darknet's momentum):
  *   training:   normalise with the batch mean and the BIASED batch variance
  *               (divide by N = batch*spatial); update
- *                 rolling_mean     = 0.99 rolling_mean     + 0.01 mean
- *                 rolling_variance = 0.99 rolling_variance + 0.01 var*N/(N-1)
+ *                 rolling_mean     = (1-m) rolling_mean     + m mean
+ *                 rolling_variance = (1-m) rolling_variance + m var*N/(N-1)
+ *               with m = [net] bn_momentum (default 0.01, Darknet's; PyTorch
+ *               uses 0.1)
  *               i.e. the running variance is the UNBIASED estimate, as in
  *               torch.nn.BatchNorm2d (Darknet divides by N-1 for both).
  *   inference:  normalise with rolling_mean and rolling_variance.
@@ -20,7 +22,6 @@
 #include "layer_util.h"
 
 #define DN_BN_EPS 1e-5f
-#define DN_BN_MOMENTUM 0.01f /* weight of the new batch in the rolling stats */
 
 typedef struct dn_bn {
     int batch, channels;
@@ -31,10 +32,12 @@ typedef struct dn_bn {
     float *mean, *inv_std;   /* [channels]: statistics of the last forward */
     float *x_hat;            /* [batch, channels, spatial] of the last forward */
     float *sums;             /* [2*channels]: backward scratch */
+    float momentum;          /* weight of the new batch in the rolling stats */
 } dn_bn;
 
 /* Allocates everything; scales = 1, rolling mean 0, rolling variance 1. */
-void dn_bn_init(dn_bn *bn, int batch, int channels, long spatial);
+void dn_bn_init(dn_bn *bn, int batch, int channels, long spatial,
+                float momentum);
 void dn_bn_free(dn_bn *bn); /* safe on a zeroed or freed dn_bn */
 
 /*
@@ -72,7 +75,8 @@ typedef struct dn_post {
 } dn_post;
 
 void dn_post_init(dn_post *p, int batch, int channels, long spatial,
-                  int batch_normalize, dn_activation activation);
+                  int batch_normalize, dn_activation activation,
+                  float bn_momentum);
 void dn_post_free(dn_post *p);
 /* x: [batch, channels, spatial], in place */
 void dn_post_forward(dn_post *p, float *x, const float *biases, int train);

@@ -30,6 +30,7 @@ typedef struct dn_bn_gpu {
     float *scales, *rolling_mean, *rolling_variance; /* twins, not owned */
     float *mean, *inv_std; /* [channels]: the last forward's statistics */
     float *sums;           /* [2*channels]: backward's means */
+    float momentum;        /* the host's: weight of a batch in rolling stats */
 #ifdef DN_CUDNN
     cudnnTensorDescriptor_t x_desc;     /* [batch, channels, spatial, 1] */
     cudnnTensorDescriptor_t param_desc; /* [1, channels, 1, 1] */

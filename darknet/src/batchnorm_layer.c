@@ -22,9 +22,11 @@
 /* below this many values, a loop runs on one thread */
 #define PARALLEL_MIN 32768L
 
-void dn_bn_init(dn_bn *bn, int batch, int channels, long spatial)
+void dn_bn_init(dn_bn *bn, int batch, int channels, long spatial,
+                float momentum)
 {
     bn->batch = batch, bn->channels = channels, bn->spatial = spatial;
+    bn->momentum = momentum;
     bn->scales = dn_calloc_floats(channels);
     bn->rolling_mean = dn_calloc_floats(channels);
     bn->rolling_variance = dn_calloc_floats(channels);
@@ -81,11 +83,11 @@ static void batch_statistics(dn_bn *bn, const float *x)
         bn->mean[c] = (float)(mean + shift);
         bn->inv_std[c] = (float)(1.0 / sqrt(var + DN_BN_EPS));
         double unbiased = N > 1 ? var * N / (N - 1) : var;
-        bn->rolling_mean[c] = (float)((1 - DN_BN_MOMENTUM) * bn->rolling_mean[c] +
-                                      DN_BN_MOMENTUM * (mean + shift));
+        const double m = bn->momentum;
+        bn->rolling_mean[c] =
+            (float)((1 - m) * bn->rolling_mean[c] + m * (mean + shift));
         bn->rolling_variance[c] =
-            (float)((1 - DN_BN_MOMENTUM) * bn->rolling_variance[c] +
-                    DN_BN_MOMENTUM * unbiased);
+            (float)((1 - m) * bn->rolling_variance[c] + m * unbiased);
     }
 }
 
@@ -164,14 +166,15 @@ void dn_bn_backward(dn_bn *bn, const float *dy, float *dx, int accumulate,
 /* ------------------------------------------------------- output stage */
 
 void dn_post_init(dn_post *p, int batch, int channels, long spatial,
-                  int batch_normalize, dn_activation activation)
+                  int batch_normalize, dn_activation activation,
+                  float bn_momentum)
 {
     memset(p, 0, sizeof *p);
     p->batch = batch, p->channels = channels, p->spatial = spatial;
     p->batch_normalize = batch_normalize;
     p->activation = activation;
     if (batch_normalize)
-        dn_bn_init(&p->bn, batch, channels, spatial);
+        dn_bn_init(&p->bn, batch, channels, spatial, bn_momentum);
     if (dn_activation_needs_input(activation))
         p->pre = dn_calloc_floats((size_t)batch * channels * spatial);
 }
@@ -221,13 +224,14 @@ static void bn_layer_free(dn_layer *l)
 
 static int bn_layer_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
 {
-    (void)s, (void)net, (void)err;
+    (void)s, (void)err;
     batchnorm *p = calloc(1, sizeof *p);
     if (!p)
         return dn_fail(err, "out of memory");
     l->priv = p;
     l->out_c = l->c, l->out_h = l->h, l->out_w = l->w;
-    dn_bn_init(&p->bn, l->batch, l->c, (long)l->h * l->w);
+    dn_bn_init(&p->bn, l->batch, l->c, (long)l->h * l->w,
+               (float)net->bn_momentum);
     p->biases = dn_calloc_floats(l->c);
     l->params[0] = (dn_param){.name = "scales", .w = p->bn.scales, .n = l->c};
     l->params[1] = (dn_param){.name = "biases", .w = p->biases, .n = l->c};

@@ -26,7 +26,8 @@
 
 __global__ void bn_stats_kernel(const float *x, int batch, int channels,
                                 long spatial, float *mean, float *inv_std,
-                                float *rolling_mean, float *rolling_variance)
+                                float *rolling_mean, float *rolling_variance,
+                                float momentum)
 {
     const int c = blockIdx.x;
     const long n = (long)batch * spatial;
@@ -49,10 +50,10 @@ __global__ void bn_stats_kernel(const float *x, int batch, int channels,
     mean[c] = (float)(m + shift);
     inv_std[c] = (float)(1.0 / sqrt(var + DN_BN_EPS));
     const double unbiased = N > 1 ? var * N / (N - 1) : var;
-    rolling_mean[c] = (float)((1 - DN_BN_MOMENTUM) * rolling_mean[c] +
-                              DN_BN_MOMENTUM * (m + shift));
-    rolling_variance[c] = (float)((1 - DN_BN_MOMENTUM) * rolling_variance[c] +
-                                  DN_BN_MOMENTUM * unbiased);
+    rolling_mean[c] = (float)((1 - momentum) * rolling_mean[c] +
+                              momentum * (m + shift));
+    rolling_variance[c] = (float)((1 - momentum) * rolling_variance[c] +
+                                  momentum * unbiased);
 }
 
 __global__ void bn_rolling_kernel(const float *rolling_mean,
@@ -131,6 +132,7 @@ extern "C" int dn_bn_gpu_init(dn_bn_gpu *g, const dn_bn *bn, const dn_layer *l,
 {
     memset(g, 0, sizeof *g);
     g->batch = bn->batch, g->channels = bn->channels, g->spatial = bn->spatial;
+    g->momentum = bn->momentum;
     g->scales = dn_gpu_twin(l, bn->scales);
     g->rolling_mean = dn_gpu_twin(l, bn->rolling_mean);
     g->rolling_variance = dn_gpu_twin(l, bn->rolling_variance);
@@ -183,7 +185,7 @@ extern "C" void dn_bn_gpu_forward(dn_net *net, dn_bn_gpu *g, const float *x,
         DN_GPU_CUDNN(net, cudnnBatchNormalizationForwardTraining(
                               dn_gpu_dnn(net), CUDNN_BATCHNORM_SPATIAL, &one,
                               &zero, g->x_desc, x, g->x_desc, y, g->param_desc,
-                              g->scales, biases, DN_BN_MOMENTUM,
+                              g->scales, biases, g->momentum,
                               g->rolling_mean, g->rolling_variance, DN_BN_EPS,
                               g->mean, g->inv_std));
         return;
@@ -193,7 +195,7 @@ extern "C" void dn_bn_gpu_forward(dn_net *net, dn_bn_gpu *g, const float *x,
         bn_stats_kernel<<<C, THREADS, 0, s>>>(x, g->batch, C, g->spatial,
                                               g->mean, g->inv_std,
                                               g->rolling_mean,
-                                              g->rolling_variance);
+                                              g->rolling_variance, g->momentum);
     else
         bn_rolling_kernel<<<dn_blocks(C), 256, 0, s>>>(
             g->rolling_mean, g->rolling_variance, g->mean, g->inv_std, C);

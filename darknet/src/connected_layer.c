@@ -49,7 +49,8 @@ static int connected_make(dn_layer *l, dn_section *s, dn_net *net,
     l->out_c = (int)outputs, l->out_h = 1, l->out_w = 1;
     fc->weights = dn_calloc_floats(n_weights);
     fc->biases = dn_calloc_floats(outputs);
-    dn_post_init(&fc->post, l->batch, (int)outputs, 1, (int)bn, act);
+    dn_post_init(&fc->post, l->batch, (int)outputs, 1, (int)bn, act,
+                 (float)net->bn_momentum);
 
     int k = 0;
     l->params[k++] = (dn_param){.name = "biases", .w = fc->biases, .n = outputs};

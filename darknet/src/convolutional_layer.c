@@ -173,7 +173,8 @@ static int conv_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
 
     cv->weights = dn_calloc_floats(n_weights);
     cv->biases = dn_calloc_floats(cv->filters);
-    dn_post_init(&cv->post, l->batch, cv->filters, hw, bn, act);
+    dn_post_init(&cv->post, l->batch, cv->filters, hw, bn, act,
+                 (float)net->bn_momentum);
     int k = 0;
     l->params[k++] = (dn_param){.name = "biases", .w = cv->biases,
                                 .n = cv->filters};

@@ -47,6 +47,7 @@ static int parse_net_options(dn_net *net, dn_section *s,
         dn_sec_int(s, "channels", 0, 0, 1 << 16, &c, err) ||
         dn_sec_double(s, "momentum", 0.9, 0, 1, &net->momentum, err) ||
         dn_sec_double(s, "decay", 0.0001, 0, 1, &net->decay, err) ||
+        dn_sec_double(s, "bn_momentum", 0.01, 1e-6, 1, &net->bn_momentum, err) ||
         dn_sec_int(s, "adam", 0, 0, 1, &adam, err) ||
         dn_sec_double(s, "B1", 0.9, 0, 1, &net->b1, err) ||
         dn_sec_double(s, "B2", 0.999, 0, 1, &net->b2, err) ||
