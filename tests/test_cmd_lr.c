@@ -65,7 +65,7 @@ static void test_csv_single_cfg(void **state)
     assert_string_equal(slurp(csv), "batch,epoch,lr\n"
                                     "0,0,0.1\n1,0.25,0.1\n2,0.5,0.1\n3,0.75,0.1\n"
                                     "4,1,0.05\n5,1.25,0.05\n6,1.5,0.05\n"
-                                    "7,1.75,0.05\n8,2,0.05\n");
+                                    "7,1.75,0.05\n");
 }
 
 static void test_csv_several_cfgs(void **state)
@@ -81,10 +81,10 @@ static void test_csv_several_cfgs(void **state)
     const char *out = slurp(csv);
     char want[2600];
     snprintf(want, sizeof want, "cfg,batch,epoch,lr\n%s,0,0,0.1\n%s,1,0.5,0.1\n"
-             "%s,2,1,0.1\n\"%s\",0,0,0.123456789\n", a, a, a, b);
+             "\"%s\",0,0,0.123456789\n", a, a, b);
     if (strncmp(out, want, strlen(want)) != 0)
         fail_msg("got:\n%s\nwant prefix:\n%s", out, want);
-    assert_int_equal(count_lines(out), 1 + 3 + 3);
+    assert_int_equal(count_lines(out), 1 + 2 + 2);
 }
 
 /* Default clock: train size 50000 (CIFAR-10), batches per epoch
@@ -96,19 +96,19 @@ static void test_batches_per_epoch(void **state)
     const char *args[] = {"lr", cfg, "-epochs", "1", "-csv", csv, NULL};
     assert_int_equal(run_lr(args), 0);
     const char *out = slurp(csv);
-    assert_int_equal(count_lines(out), 1 + 501);
-    assert_non_null(strstr(out, "\n500,1,0.001\n"));
+    assert_int_equal(count_lines(out), 1 + 500); /* updates 0..499 */
+    assert_non_null(strstr(out, "\n499,0.998,0.001\n"));
 
     const char *cfg2 = tu_write_file("b128.cfg", "[net]\nbatch=128\n");
     const char *args2[] = {"lr", cfg2, "-epochs", "1", "-train-size", "1000",
                            "-csv", csv, NULL};
     assert_int_equal(run_lr(args2), 0);
     out = slurp(csv);
-    assert_int_equal(count_lines(out), 1 + 8); /* 1000/128 = 7 per epoch */
-    assert_non_null(strstr(out, "\n7,1,0.001\n"));
+    assert_int_equal(count_lines(out), 1 + 7); /* 1000/128 = 7 per epoch */
+    assert_non_null(strstr(out, "\n6,0.857142857,0.001\n"));
 }
 
-/* Without -epochs the rows run to max_batches. */
+/* Without -epochs the rows are the max_batches updates of a training run. */
 static void test_runs_to_max_batches(void **state)
 {
     const char *cfg = tu_write_file("max.cfg", "[net]\nbatch=1\nmax_batches=5\n"
@@ -118,7 +118,7 @@ static void test_runs_to_max_batches(void **state)
     const char *args[] = {"lr", cfg, "-batches-per-epoch", "5", "-csv", csv, NULL};
     assert_int_equal(run_lr(args), 0);
     assert_string_equal(slurp(csv), "batch,epoch,lr\n0,0,1\n1,0.2,0.8\n"
-                                    "2,0.4,0.6\n3,0.6,0.4\n4,0.8,0.2\n5,1,0\n");
+                                    "2,0.4,0.6\n3,0.6,0.4\n4,0.8,0.2\n");
 }
 
 static void test_set_and_overlay(void **state)
@@ -127,11 +127,11 @@ static void test_set_and_overlay(void **state)
     const char *ov = tu_write_file("ov.cfg", "[net]\nlearning_rate=0.3\nsteps=2\n");
     const char *csv = csv_path();
     const char *args[] = {"lr", cfg, "-overlay", ov, "-set", "learning_rate=0.5",
-                          "-epochs", "1", "-batches-per-epoch", "2", "-csv",
+                          "-epochs", "2", "-batches-per-epoch", "2", "-csv",
                           csv, NULL};
     assert_int_equal(run_lr(args), 0);
     assert_string_equal(slurp(csv), "batch,epoch,lr\n0,0,0.5\n1,0.5,0.5\n"
-                                    "2,1,0.25\n");
+                                    "2,1,0.25\n3,1.5,0.25\n");
 }
 
 /* An overlay made for training (the trainer's epochs and halting keys)

@@ -9,8 +9,9 @@
  * Clock: batches_per_epoch = B, or max(1, floor(train_size / batch)) with
  * batch = [net] batch (images per weight update) and train_size 50000 by
  * default (CIFAR-10's training set, the paper's benchmark). Rows cover
- * batches 0..N, N = ceil(epochs * batches_per_epoch), or [net] max_batches
- * without -epochs.
+ * batches 0..N-1, N = ceil(epochs * batches_per_epoch), or [net] max_batches
+ * without -epochs: the rates of exactly the N updates a training run of that
+ * length makes.
  *
  * Output: CSV with header batch,epoch,lr (numbers %.9g); with several cfgs a
  * first column cfg holds the cfg path as given, one block of rows per cfg
@@ -33,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -55,7 +57,7 @@ typedef struct lr_run {
     dn_schedule *schedule;
     long batch; /* [net] batch: images per weight update */
     long batches_per_epoch, max_batches;
-    long last_batch; /* rows are batches 0..last_batch */
+    long last_batch; /* rows are batches 0..last_batch (the last update) */
     char label[256];
 } lr_run;
 
@@ -155,9 +157,10 @@ static int load_run(const char *path, int argc, char **argv,
         r->batches_per_epoch = o->train_size / r->batch > 0
                                    ? o->train_size / r->batch : 1;
     if (o->epochs > 0)
-        r->last_batch = (long)ceil(o->epochs * (double)r->batches_per_epoch - 1e-9);
+        r->last_batch =
+            (long)ceil(o->epochs * (double)r->batches_per_epoch - 1e-9) - 1;
     else if (r->max_batches > 0)
-        r->last_batch = r->max_batches;
+        r->last_batch = r->max_batches - 1;
     else
         return dn_fail(err, "%s: no -epochs given and [net] max_batches is not "
                        "set", path);
@@ -233,6 +236,11 @@ static FILE *open_temp(const char *path, char *tmp, size_t n, dn_error *err)
 {
     snprintf(tmp, n, "%s.XXXXXX", path);
     int fd = mkstemp(tmp);
+    if (fd >= 0) { /* mkstemp creates 0600: give it a normal file's mode */
+        mode_t mask = umask(0);
+        umask(mask);
+        fchmod(fd, 0666 & ~mask);
+    }
     FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
     if (!f) {
         dn_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
