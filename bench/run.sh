@@ -13,7 +13,7 @@ mkdir -p "$OUT"
 LOG="$OUT/bench.log"
 : > "$LOG"
 say() { echo "$*" | tee -a "$LOG"; }
-field() { sed -n "s/.*$1 \([0-9.]*\).*/\1/p"; }
+field() { sed -n "s|.*$1 \([0-9.]*\).*|\1|p"; }
 
 say "# make bench, $(date -u +%Y-%m-%d), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 say "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset}"
