@@ -45,7 +45,7 @@ TABLE="$OUT/bench.md"
 {
     echo "# Training throughput, ResNet-18-CIFAR (32x32x3, 10 classes)"
     echo
-    echo "$(head -2 "$LOG" | tail -1)"
+    head -2 "$LOG" | sed "s/^# //"
     echo
     echo "Medians of $TIMED timed batches after $WARMUP warm-up (Debian's darknet: 2 after 1);"
     echo "GFLOP/s counts training as 3x the forward FLOPs. SGEMM ceiling: $CEIL GFLOP/s."
