@@ -34,27 +34,6 @@ static const char *NET =
     "[connected]\noutput=10\nactivation=linear\n"
     "[softmax]\n";
 
-static void write_cifar(const char *path, int n, unsigned seed)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    dn_rng r;
-    dn_rng_seed(&r, seed);
-    unsigned char rec[3073];
-    for (int i = 0; i < n; i++) {
-        int label = i % 10;
-        rec[0] = (unsigned char)label;
-        for (int j = 0; j < 3072; j++)
-            rec[1 + j] = (unsigned char)(dn_rng_u64(&r) % 80);
-        int ch = label % 3, y0 = (label / 5) * 16 + 4, x0 = (label % 5) * 6;
-        for (int y = y0; y < y0 + 8; y++)
-            for (int x = x0; x < x0 + 6; x++)
-                rec[1 + ch * 1024 + y * 32 + x] = 250;
-        assert_int_equal(fwrite(rec, sizeof rec, 1, f), 1);
-    }
-    fclose(f);
-}
-
 static char data_path[512], cfg_path[512];
 
 static int setup(void **state)
@@ -62,8 +41,8 @@ static int setup(void **state)
     char train[512], valid[512], text[2048];
     snprintf(train, sizeof train, "%s/train.bin", tu_tmpdir());
     snprintf(valid, sizeof valid, "%s/valid.bin", tu_tmpdir());
-    write_cifar(train, TRAIN_N, 1);
-    write_cifar(valid, VALID_N, 2);
+    tu_write_cifar_pattern(train, TRAIN_N, 1);
+    tu_write_cifar_pattern(valid, VALID_N, 2);
     snprintf(text, sizeof text, "classes=10\ntrain=%s\nvalid=%s\nbackup=%s/backup\n",
              train, valid, tu_tmpdir());
     snprintf(data_path, sizeof data_path, "%s", tu_write_file("t.data", text));

@@ -53,3 +53,24 @@ void tu_assert_contains(const char *msg, const char *needle, const char *file,
         _fail(file, line);
     }
 }
+
+void tu_write_cifar_pattern(const char *path, int n, unsigned seed)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    dn_rng r;
+    dn_rng_seed(&r, seed);
+    unsigned char rec[3073];
+    for (int i = 0; i < n; i++) {
+        int label = i % 10;
+        rec[0] = (unsigned char)label;
+        for (int j = 0; j < 3072; j++)
+            rec[1 + j] = (unsigned char)(dn_rng_u64(&r) % 80);
+        int ch = label % 3, y0 = (label / 5) * 16 + 4, x0 = (label % 5) * 6;
+        for (int y = y0; y < y0 + 8; y++)
+            for (int x = x0; x < x0 + 6; x++)
+                rec[1 + ch * 1024 + y * 32 + x] = 250;
+        assert_int_equal(fwrite(rec, sizeof rec, 1, f), 1);
+    }
+    fclose(f);
+}

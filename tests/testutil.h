@@ -14,6 +14,10 @@
 const char *tu_tmpdir(void);
 /* Write text to tu_tmpdir()/name; returns the full path (static storage per call). */
 char *tu_write_file(const char *name, const char *text);
+/* n CIFAR-10 binary records (label byte + 3x32x32 bytes) at path, with a
+ * learnable pattern: noise 0..79, and for label k = i % 10 a bright 8x6
+ * square in channel k % 3 at a place of its own. */
+void tu_write_cifar_pattern(const char *path, int n, unsigned seed);
 /* Assert that msg contains needle, printing both when not. */
 #define assert_contains(msg, needle) tu_assert_contains((msg), (needle), __FILE__, __LINE__)
 void tu_assert_contains(const char *msg, const char *needle, const char *file, int line);
