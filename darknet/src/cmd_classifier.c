@@ -88,8 +88,11 @@ static int valid(int argc, char **argv)
         fprintf(stderr, "darknet classifier valid: %s\n", err.msg);
         return 1;
     }
-    printf("%ld images: top-1 %.4f, top-%d %.4f, loss %.4f\n", r.images, r.top1,
-           r.k, r.topk, r.loss);
+    if (r.k > 1)
+        printf("%ld images: top-1 %.4f, top-%d %.4f, loss %.4f\n", r.images,
+               r.top1, r.k, r.topk, r.loss);
+    else
+        printf("%ld images: top-1 %.4f, loss %.4f\n", r.images, r.top1, r.loss);
     return 0;
 }
 
