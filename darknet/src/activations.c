@@ -12,14 +12,12 @@
 #include <math.h>
 #include <string.h>
 
+#include "activation_math.h"
 #include "layer_util.h"
 
 static const char *const names[DN_N_ACTIVATIONS + 1] = {
     "linear", "relu", "leaky", "logistic", "tanh", "elu", "selu",
     "mish",   "swish", "gelu", NULL};
-
-#define SELU_L 1.0507009873554805f
-#define SELU_A 1.6732632423543772f
 
 int dn_parse_activation(dn_section *s, const char *def, dn_activation *out,
                         dn_error *err)
@@ -36,56 +34,6 @@ const char *dn_activation_name(dn_activation a) { return names[a]; }
 int dn_activation_needs_input(dn_activation a)
 {
     return a == DN_MISH || a == DN_SWISH || a == DN_GELU;
-}
-
-static inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-
-static inline float softplus(float x)
-{
-    return x > 20.0f ? x : log1pf(expf(x));
-}
-
-static inline float act(float x, dn_activation a)
-{
-    switch (a) {
-    case DN_LINEAR: return x;
-    case DN_RELU: return x > 0 ? x : 0;
-    case DN_LEAKY: return x > 0 ? x : 0.1f * x;
-    case DN_LOGISTIC: return sigmoid(x);
-    case DN_TANH: return tanhf(x);
-    case DN_ELU: return x > 0 ? x : expm1f(x);
-    case DN_SELU: return x > 0 ? SELU_L * x : SELU_L * SELU_A * expm1f(x);
-    case DN_MISH: return x * tanhf(softplus(x));
-    case DN_SWISH: return x * sigmoid(x);
-    case DN_GELU: return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
-    default: return x;
-    }
-}
-
-/* f'(x), from x and/or y = f(x) */
-static inline float grad(float x, float y, dn_activation a)
-{
-    switch (a) {
-    case DN_LINEAR: return 1;
-    case DN_RELU: return y > 0 ? 1.0f : 0.0f;
-    case DN_LEAKY: return y > 0 ? 1.0f : 0.1f;
-    case DN_LOGISTIC: return y * (1 - y);
-    case DN_TANH: return 1 - y * y;
-    case DN_ELU: return y > 0 ? 1.0f : y + 1.0f;
-    case DN_SELU: return y > 0 ? SELU_L : y + SELU_L * SELU_A;
-    case DN_MISH: {
-        float t = tanhf(softplus(x));
-        return t + x * (1 - t * t) * sigmoid(x);
-    }
-    case DN_SWISH: {
-        float s = sigmoid(x);
-        return s + x * s * (1 - s);
-    }
-    case DN_GELU:
-        return 0.5f * (1.0f + erff(x * (float)M_SQRT1_2)) +
-               x * expf(-0.5f * x * x) * 0.3989422804014327f;
-    default: return 1;
-    }
 }
 
 /*
@@ -106,7 +54,7 @@ static void forward_range(float *x, long n, dn_activation a)
         break;
     default:
         for (long i = 0; i < n; i++)
-            x[i] = act(x[i], a);
+            x[i] = dn_act(x[i], a);
     }
 }
 
@@ -128,7 +76,7 @@ static void backward_range(const float *x, const float *y, float *delta,
         break;
     default:
         for (long i = 0; i < n; i++)
-            delta[i] *= grad(x ? x[i] : 0, y[i], a);
+            delta[i] *= dn_act_grad(x ? x[i] : 0, y[i], a);
     }
 }
 
