@@ -166,7 +166,7 @@ DARKNET_PEER := $(if $(wildcard /usr/lib/darknet/libdarknet.so),$(BUILD)/bench/d
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libdarknet.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
 
 # Debian's darknet, as a peer in the benchmark table only
 $(BUILD)/bench/darknet_peer: bench/darknet_peer.c

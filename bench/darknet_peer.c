@@ -9,20 +9,10 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #include "darknet.h"
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv)
 {
@@ -46,13 +36,12 @@ int main(int argc, char **argv)
     }
     double *t = malloc(sizeof *t * timed);
     for (int i = 0; i < warmup + timed; i++) {
-        double t0 = now();
+        double t0 = bench_now();
         train_network(net, d);
         if (i >= warmup)
-            t[i - warmup] = now() - t0;
+            t[i - warmup] = bench_now() - t0;
     }
-    qsort(t, timed, sizeof *t, cmp);
-    double med = t[timed / 2];
+    double med = bench_median(t, timed);
     printf("images/s %.2f  median batch %.3f s  (batch %d, %d timed)\n",
            batch / med, med, batch, timed);
     return 0;

@@ -9,20 +9,10 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #include "blas.h"
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static double gflops(int M, int N, int K)
 {
@@ -35,16 +25,16 @@ static double gflops(int M, int N, int K)
     double flop = 2.0 * M * N * K, t[9];
     int reps = (int)(2e9 / flop) + 1;
     for (int r = 0; r < 9; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         for (int i = 0; i < reps; i++)
             dn_gemm(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
-        t[r] = (now() - t0) / reps;
+        t[r] = (bench_now() - t0) / reps;
     }
-    qsort(t, 9, sizeof *t, cmp);
+    
     free(A);
     free(B);
     free(C);
-    return flop / t[4] / 1e9;
+    return flop / bench_median(t, 9) / 1e9;
 }
 
 int main(void)

@@ -18,20 +18,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #include "darknet.h"
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv)
 {
@@ -79,7 +69,7 @@ int main(int argc, char **argv)
     }
     double *t = malloc(sizeof *t * (timed > 0 ? timed : 1));
     for (int i = 0; i < warmup + timed; i++) {
-        double t0 = now();
+        double t0 = bench_now();
         dn_net_forward(net, 1);
         dn_net_backward(net);
         dn_net_update(net, 0.01);
@@ -91,10 +81,9 @@ int main(int argc, char **argv)
             return 1;
         }
         if (i >= warmup)
-            t[i - warmup] = now() - t0;
+            t[i - warmup] = bench_now() - t0;
     }
-    qsort(t, timed, sizeof *t, cmp);
-    double med = t[timed / 2];
+    double med = bench_median(t, timed);
     double flops = 3 * dn_net_flops(net) * net->batch;
     printf("images/s %.1f  GFLOP/s %.1f  median batch %.3f s  (batch %d, %d timed, "
            "%.3f GFLOP/image training)%s%s\n", net->batch / med, flops / med / 1e9,
