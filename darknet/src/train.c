@@ -43,6 +43,9 @@ typedef struct session {
     dn_augment *aug;
     dn_loader *train_loader, *valid_loader;
     int *labels;
+    /* the trainer's [net] keys and the .data file's top=, read once */
+    long epochs, halt_after, top;
+    double halt_loss;
     char base[256];   /* cfg basename without extension */
     char backup[1024];
 } session;
@@ -132,15 +135,16 @@ static int session_open(session *s, const char *data_path, const char *cfg_path,
     }
     if (dn_augment_parse(&net->cfg->sections[0], s->train, &s->aug, err))
         return -1;
-    /* keys the trainer reads, so that the unused-key check knows them */
+    /* read before the unused-key check, so that it knows them */
     dn_section *ns = &net->cfg->sections[0];
-    long dummy;
-    double ddummy;
-    if (dn_sec_int(ns, "epochs", 0, 0, 1L << 40, &dummy, err) ||
-        dn_sec_double(ns, "halt_loss", 0, 0, 1e30, &ddummy, err) ||
-        dn_sec_int(ns, "halt_after_epochs", 0, 0, 1L << 40, &dummy, err))
+    if (dn_sec_int(ns, "epochs", 0, 0, 1L << 40, &s->epochs, err) ||
+        dn_sec_double(ns, "halt_loss", 0, 0, 1e30, &s->halt_loss, err) ||
+        dn_sec_int(ns, "halt_after_epochs", 0, 0, 1L << 40, &s->halt_after,
+                   err) ||
+        dn_sec_int(s->data_sec, "top", 5, 1, 1 << 20, &s->top, err))
         return -1;
-    dn_sec_kv(s->data_sec, "top");
+    if (s->top > net->truths)
+        s->top = net->truths;
     dn_sec_kv(s->data_sec, "labels");
     dn_sec_kv(s->data_sec, "names");
     if (dn_cfg_check_unused(net->cfg, strict, stderr, err))
@@ -259,15 +263,8 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
     /* on a device the weights stay there; the loop below is the same */
     if (dn_net_use_devices(net, &a->devices, err))
         goto done;
-    dn_section *ns = &net->cfg->sections[0];
-    long epochs;
-    double halt_loss;
-    long halt_after;
-    if (dn_sec_int(ns, "epochs", 0, 0, 1L << 40, &epochs, err) ||
-        dn_sec_double(ns, "halt_loss", 0, 0, 1e30, &halt_loss, err) ||
-        dn_sec_int(ns, "halt_after_epochs", 0, 0, 1L << 40, &halt_after, err))
-        goto done;
-
+    const long epochs = s.epochs, halt_after = s.halt_after;
+    const double halt_loss = s.halt_loss;
     const long ipb = net->images_per_batch;
     const long bpe = s.train->n / ipb > 0 ? s.train->n / ipb : 1;
     long max_batches = epochs > 0 ? epochs * bpe : net->max_batches;
@@ -414,11 +411,7 @@ int dn_eval_classifier(const char *data_path, const char *cfg_path,
     if ((weights && dn_weights_load(s.net, weights, err)) ||
         dn_net_use_devices(s.net, devices, err))
         goto done;
-    long top;
-    if (dn_sec_int(s.data_sec, "top", 5, 1, 1 << 20, &top, err))
-        goto done;
-    if (top > s.net->truths)
-        top = s.net->truths;
+    const long top = s.top;
     eval_acc acc;
     if (evaluate(&s, (int)top, &acc, err))
         goto done;
@@ -479,9 +472,7 @@ int dn_predict_classifier(const dn_predict_args *p, FILE *out, dn_error *err)
         dn_net_use_devices(net, &p->devices, err) ||
         predict_input(&s, p, &one, err))
         goto done;
-    long top = p->top;
-    if (top <= 0 && dn_sec_int(s.data_sec, "top", 5, 1, 1 << 20, &top, err))
-        goto done;
+    long top = p->top > 0 ? p->top : s.top;
     if (top > net->truths)
         top = net->truths;
     double t0 = now();
