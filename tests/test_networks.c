@@ -139,7 +139,7 @@ static dn_net *build(const net_case *t)
         dn_cfg_set(cfg, "subdivisions=1", &err))
         fail_msg("%s: %s", t->cfg, err.msg);
     dn_net *net;
-    dn_net_options opt = {.report = NULL};
+    dn_net_options opt = {0};
     if (dn_net_make(cfg, &opt, &net, &err)) {
         dn_cfg_free(cfg);
         fail_msg("%s: %s", t->cfg, err.msg);

@@ -148,9 +148,10 @@ struct dn_net {
 
 typedef struct dn_net_options {
     int batch_override;  /* >0: force the forward batch (inference) */
-    int strict;          /* unused keys are errors */
-    FILE *report;        /* warnings (unused keys); NULL for none */
 } dn_net_options;
+
+/* Keys nothing read are checked by the caller once everything that reads
+ * the cfg (network, schedule, data, trainer) has run: dn_cfg_check_unused. */
 
 /* Build a network from a parsed cfg (takes ownership of cfg on success). */
 int dn_net_make(dn_cfg *cfg, const dn_net_options *opt, dn_net **out,
