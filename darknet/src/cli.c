@@ -107,19 +107,27 @@ fail:
 }
 
 
+/* Slots that the cfg loader's option at argv[i] takes (-set/-overlay with
+ * their value: 2, -strict: 1), or 0 when argv[i] is not one of them. */
+static int loader_option(int argc, char **argv, int i)
+{
+    if ((strcmp(argv[i], "-set") == 0 || strcmp(argv[i], "-overlay") == 0) &&
+        i + 1 < argc)
+        return 2;
+    return strcmp(argv[i], "-strict") == 0;
+}
+
 int dn_positional(int argc, char **argv, char **pos, int max)
 {
     int n = 0;
     for (int i = 1; i < argc; i++) {
         if (!argv[i])
             continue;
-        if ((strcmp(argv[i], "-set") == 0 || strcmp(argv[i], "-overlay") == 0)
-            && i + 1 < argc) {
-            i++;
+        int skip = loader_option(argc, argv, i);
+        if (skip) {
+            i += skip - 1;
             continue;
         }
-        if (strcmp(argv[i], "-strict") == 0)
-            continue;
         if (n < max)
             pos[n] = argv[i];
         n++;
@@ -132,13 +140,13 @@ int dn_check_options(int argc, char **argv, dn_error *err)
     for (int i = 1; i < argc; i++) {
         if (!argv[i] || argv[i][0] != '-' || argv[i][1] == '\0')
             continue;
-        if ((strcmp(argv[i], "-set") == 0 || strcmp(argv[i], "-overlay") == 0)
-            && i + 1 < argc) {
-            i++;
+        int skip = loader_option(argc, argv, i);
+        if (skip) {
+            i += skip - 1;
             continue;
         }
-        if (strcmp(argv[i], "-strict") == 0)
-            continue;
+        if (strcmp(argv[i], "-set") == 0 || strcmp(argv[i], "-overlay") == 0)
+            return dn_fail(err, "%s needs a value", argv[i]);
         return dn_fail(err, "unknown option %s", argv[i]);
     }
     return 0;
