@@ -41,7 +41,7 @@ run_torch() { # $1 batch, $2 "tuned" for glibc settings that keep memory mapped
     fi
 }
 
-TABLE="$OUT/bench.md"
+TABLE="$OUT/bench.md.tmp" # renamed to bench.md when complete
 {
     echo "# Training throughput, ResNet-18-CIFAR (32x32x3, 10 classes)"
     echo
@@ -71,6 +71,8 @@ for batch in 64 128; do
             (best > 0 ? sprintf("%.2fx", o / best) : "-"),
             (d > 0 ? sprintf("%.1fx", o / d) : "-") }' >> "$TABLE"
 done
+mv "$TABLE" "$OUT/bench.md"
+TABLE="$OUT/bench.md"
 say ""
 cat "$TABLE"
 echo "(full log: $LOG)"
