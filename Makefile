@@ -4,6 +4,7 @@
 #   make OPENCV=1             image lists through OpenCV
 #   make DEBUG=1              -O0 -g
 #   make BLAS=openblas|blis   CPU GEMM library
+#   make ONEDNN=0             convolutions through im2col + GEMM only, no oneDNN
 #   make test | bench | demo | figure1 | experiment | plugins | test-gpu | deps | clean
 
 GPU     ?= 0
@@ -12,6 +13,7 @@ NCCL    ?= 1
 OPENCV  ?= 1
 DEBUG   ?= 0
 BLAS    ?= openblas
+ONEDNN  ?= 1
 CUDA_DIR  ?= /usr/local/cuda
 CUDNN_DIR ?= $(CUDA_DIR)
 NCCL_DIR  ?= $(CUDA_DIR)
@@ -39,6 +41,17 @@ CFLAGS  += -DDN_BLAS_BLIS -isystem /usr/include/x86_64-linux-gnu/blis-openmp
 LDLIBS  += -lblis
 else
 $(error BLAS must be openblas or blis)
+endif
+
+# oneDNN (Debian's libdnnl-dev) runs [convolutional] on the CPU; without its
+# header the build says so and keeps the im2col + GEMM path alone
+ifeq ($(ONEDNN),1)
+ifneq ($(wildcard /usr/include/oneapi/dnnl/dnnl.h),)
+CFLAGS  += -DDN_ONEDNN
+LDLIBS  += -ldnnl
+else
+$(warning oneDNN not found (apt-get install libdnnl-dev): convolutions use im2col + GEMM)
+endif
 endif
 
 OPENCV_OK := $(shell pkg-config --exists opencv4 2>/dev/null && echo 1)

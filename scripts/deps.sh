@@ -3,7 +3,7 @@
 # missing. Needs root (or sudo) when something is missing. Extra package
 # names may be given as arguments (make bench adds python3-torch).
 set -e
-PKGS="build-essential pkg-config libopenblas-dev libcmocka-dev zlib1g-dev \
+PKGS="build-essential pkg-config libopenblas-dev libdnnl-dev libcmocka-dev zlib1g-dev \
 gnuplot-nox dataset-fashion-mnist darknet libopencv-dev $*"
 missing=""
 for p in $PKGS; do

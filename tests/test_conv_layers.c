@@ -22,6 +22,7 @@
 
 #include "batchnorm.h"
 #include "blas.h"
+#include "conv_onednn.h"
 #include "gradcheck.h"
 #include "layer_util.h"
 #include "testutil.h"
@@ -196,28 +197,42 @@ static double compare(const char *what, const float *got, const double *ref,
     return worst;
 }
 
+/* Subtracts what a buffer held before a pass that adds into it. */
+static void subtract(float *x, float before, long n)
+{
+    for (long i = 0; i < n; i++)
+        x[i] -= before;
+}
+
+static const char *const backends[] = {"im2col", "onednn"};
+
 static void test_conv_matches_reference(void **state)
 {
     (void)state;
     dn_rng rng;
     dn_rng_seed(&rng, 7);
     const size_t n_shapes = sizeof ref_shapes / sizeof *ref_shapes;
-    /* each shape on one thread (chunks in turn, parallel steps) and on two
-     * (whole chunks per thread, per-thread weight gradients) */
-    for (size_t run = 0; run < 2 * n_shapes; run++) {
+    /* each shape through each backend this build has, on one thread (im2col:
+     * chunks in turn, parallel steps) and on two (whole chunks per thread,
+     * per-thread weight gradients). The gradients are added to buffers that
+     * already hold a value, as with subdivisions and shortcuts. */
+    const int n_backends = dn_onednn_available() ? 2 : 1;
+    for (size_t run = 0; run < 2 * n_backends * n_shapes; run++) {
         const conv_shape *s = &ref_shapes[run % n_shapes];
-        const int threads = run < n_shapes ? 1 : 2;
+        const int threads = run / n_shapes % 2 ? 2 : 1;
+        const char *backend = backends[run / (2 * n_shapes)];
         char cfg[512];
         snprintf(cfg, sizeof cfg,
                  "[net]\nbatch=%d\nheight=%d\nwidth=%d\nchannels=%d\nthreads=%d\n"
+                 "conv_backend=%s\n"
                  "[convolutional]\nfilters=%d\nsize=%d\nstride=%d\npadding=%d\n"
                  "groups=%d\ndilation=%d\nactivation=linear\n",
-                 s->batch, s->h, s->w, s->c, threads, s->filters, s->size,
-                 s->stride, s->padding, s->groups, s->dilation);
-        printf("threads %d: batch %d, %dx%dx%d, %d filters %dx%d/%d, padding %d, "
-               "groups %d, dilation %d\n", threads, s->batch, s->c, s->h, s->w,
-               s->filters, s->size, s->size, s->stride, s->padding, s->groups,
-               s->dilation);
+                 s->batch, s->h, s->w, s->c, threads, backend, s->filters,
+                 s->size, s->stride, s->padding, s->groups, s->dilation);
+        printf("%s, threads %d: batch %d, %dx%dx%d, %d filters %dx%d/%d, "
+               "padding %d, groups %d, dilation %d\n", backend, threads,
+               s->batch, s->c, s->h, s->w, s->filters, s->size, s->size,
+               s->stride, s->padding, s->groups, s->dilation);
         dn_net *net = build_ok(cfg);
         dn_layer *l = &net->layers[0];
         assert_string_equal(l->params[0].name, "biases");
@@ -228,11 +243,17 @@ static void test_conv_matches_reference(void **state)
         fill_uniform(l->params[1].w, l->params[1].n, &rng);
         float *dy = malloc(ny * sizeof *dy);
         fill_uniform(dy, ny, &rng);
-        net->input_delta = calloc(nx, sizeof(float));
+        net->input_delta = malloc(nx * sizeof(float));
 
-        dn_net_forward(net, 1);
+        dn_net_forward(net, 1); /* clears the deltas */
+        for (long i = 0; i < nx; i++)
+            net->input_delta[i] = 0.5f;
+        for (long i = 0; i < l->params[1].n; i++)
+            l->params[1].grad[i] = 0.25f;
         memcpy(l->delta, dy, ny * sizeof *dy);
         dn_net_backward(net);
+        subtract(net->input_delta, 0.5f, nx);
+        subtract(l->params[1].grad, 0.25f, l->params[1].n);
 
         double *y = calloc(ny, sizeof *y), *dx = calloc(nx, sizeof *dx);
         double *dw = calloc(l->params[1].n, sizeof *dw);
@@ -553,6 +574,9 @@ static const error_case error_cases[] = {
      "test.cfg:8: [connected] activation: unknown value \"soft\"; valid: linear"},
     {NET(1, 3, 5, 5) "[connected]\nbatch_normalize=2\n",
      "test.cfg:7: [connected] batch_normalize: expected an integer"},
+    {NET(1, 3, 5, 5) "conv_backend=mkl\n[convolutional]\n",
+     "test.cfg:6: [net] conv_backend: unknown value \"mkl\"; valid: auto, "
+     "onednn, im2col"},
 };
 
 static void test_cfg_errors(void **state)
@@ -579,15 +603,44 @@ static void test_cfg_errors(void **state)
 
 /* ----------------------------------------------------------------- main */
 
+/* A case's twin on the other convolution backend: "[net]" + its keys +
+ * conv_backend=im2col + the layers. The case itself runs on the default,
+ * oneDNN where the build has it. */
+static gc_case im2col_twin(const gc_case *c, char *name, size_t name_size,
+                           char *cfg, size_t cfg_size)
+{
+    const char *layers = strstr(c->cfg, "\n[") + 1;
+    snprintf(name, name_size, "%s (im2col)", c->name);
+    snprintf(cfg, cfg_size, "%.*sconv_backend=im2col\n%s",
+             (int)(layers - c->cfg), c->cfg, layers);
+    gc_case twin = *c;
+    twin.name = name, twin.cfg = cfg;
+    return twin;
+}
+
 int main(void)
 {
-    static struct CMUnitTest grad_tests[N_GRAD_CASES];
-    for (size_t i = 0; i < N_GRAD_CASES; i++)
-        grad_tests[i] = (struct CMUnitTest){
+    static struct CMUnitTest grad_tests[2 * N_GRAD_CASES];
+    static gc_case twins[N_GRAD_CASES];
+    static char names[N_GRAD_CASES][128], cfgs[N_GRAD_CASES][1024];
+    size_t n_grad = 0;
+    for (size_t i = 0; i < N_GRAD_CASES; i++) {
+        grad_tests[n_grad++] = (struct CMUnitTest){
             .name = grad_cases[i].name,
             .test_func = test_gradient,
             .initial_state = (void *)&grad_cases[i],
         };
+        if (!dn_onednn_available() ||
+            !strstr(grad_cases[i].cfg, "[convolutional]"))
+            continue;
+        twins[i] = im2col_twin(&grad_cases[i], names[i], sizeof names[i],
+                               cfgs[i], sizeof cfgs[i]);
+        grad_tests[n_grad++] = (struct CMUnitTest){
+            .name = twins[i].name,
+            .test_func = test_gradient,
+            .initial_state = &twins[i],
+        };
+    }
     const struct CMUnitTest unit_tests[] = {
         cmocka_unit_test(test_conv_matches_reference),
         cmocka_unit_test(test_conv_hand_computed),
@@ -602,6 +655,7 @@ int main(void)
         cmocka_unit_test(test_cfg_errors),
     };
     int failed = cmocka_run_group_tests_name("conv layers", unit_tests, NULL, NULL);
-    failed += cmocka_run_group_tests_name("gradient checks", grad_tests, NULL, NULL);
+    failed += _cmocka_run_group_tests("gradient checks", grad_tests, n_grad,
+                                      NULL, NULL);
     return failed ? 1 : 0;
 }

@@ -101,6 +101,8 @@ const char *dn_layer_type_names(void); /* comma-separated, static buffer */
 
 /* --------------------------------------------------------------- network */
 
+enum { DN_CONV_AUTO, DN_CONV_ONEDNN, DN_CONV_IM2COL };
+
 struct dn_net {
     dn_layer *layers;
     int n;
@@ -129,6 +131,9 @@ struct dn_net {
     uint64_t seen; /* images seen: the clock's source */
     uint64_t seed;
     int threads;
+    /* [net] conv_backend= (CPU convolutions): DN_CONV_AUTO takes oneDNN
+     * where the build has it and it runs the shape, else im2col + GEMM */
+    int conv_backend;
     dn_cfg *cfg; /* owned */
     /* Device (GPU builds; see darknet/src/network_gpu.c). gpu_state is NULL
      * on the CPU. A device-resident net keeps every weight, gradient,

@@ -25,6 +25,12 @@
  * A 1x1, stride-1, unpadded convolution with one image a chunk reads its
  * input as col directly (no im2col).
  *
+ * With oneDNN in the build (ONEDNN=1, the default) the convolution itself
+ * goes to oneDNN's primitives instead (conv_onednn.c): [net]
+ * conv_backend=auto (default) uses them where oneDNN accepts the shape,
+ * onednn insists (an error where it cannot), im2col never uses them. Bias,
+ * batch norm and the activation stay here either way.
+ *
  * Threads: with at least as many chunks as threads, each thread takes whole
  * chunks (im2col, GEMM, col2im on its own scratch): one fork per pass, and
  * col is used while it is still in cache. The weight gradient then goes to a
@@ -75,6 +81,7 @@ static void conv_free(dn_layer *l)
     if (!cv)
         return;
     dn_post_free(&cv->post);
+    dn_onednn_conv_free(cv->onednn);
     free(cv->weights);
     free(cv->biases);
     free(cv);
@@ -131,6 +138,30 @@ static int choose_images_per_gemm(long rows, long hw, int batch, int threads)
     return (int)(n < 1 ? 1 : n);
 }
 
+/* The oneDNN convolution for this layer, as [net] conv_backend= asks:
+ * 0 with cv->onednn set or left NULL (im2col), -1 on error. */
+static int onednn_make(dn_layer *l, dn_section *s, conv *cv, dn_net *net,
+                       dn_error *err)
+{
+    if (net->conv_backend == DN_CONV_IM2COL)
+        return 0;
+    const dn_onednn_shape shape = {
+        .batch = l->batch, .c = l->c, .h = l->h, .w = l->w,
+        .filters = cv->filters, .out_h = l->out_h, .out_w = l->out_w,
+        .size = cv->size, .stride = cv->stride, .padding = cv->padding,
+        .dilation = cv->dilation, .groups = cv->groups};
+    char why[256];
+    size_t workspace;
+    cv->onednn = dn_onednn_conv_make(&shape, &workspace, why, sizeof why);
+    if (cv->onednn)
+        l->workspace = workspace;
+    else if (net->conv_backend == DN_CONV_ONEDNN)
+        return dn_fail(err, "%s:%d: [convolutional] layer %d: [net] "
+                       "conv_backend=onednn, but %s", s->path, s->line,
+                       l->index, why);
+    return 0;
+}
+
 static int conv_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
 {
     conv *cv = calloc(1, sizeof *cv);
@@ -149,6 +180,8 @@ static int conv_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
                            "not fit the %dx%d input with padding %d", cv->size,
                            cv->size, cv->dilation, l->h, l->w, cv->padding);
     l->out_c = cv->filters, l->out_h = g->out_h, l->out_w = g->out_w;
+    if (onednn_make(l, s, cv, net, err))
+        return -1;
 
     const long hw = (long)g->out_h * g->out_w;
     const long k_group = (long)(l->c / cv->groups) * cv->size * cv->size;
@@ -164,7 +197,9 @@ static int conv_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
     cv->col_floats = cv->direct ? 0 : (size_t)(rows * per * hw);
     cv->rows_floats = per > 1 ? (size_t)cv->filters * per * hw : 0;
     cv->scratch_floats = cv->col_floats + cv->rows_floats;
-    if (cv->chunks > 1 && cv->threads > 1) { /* image-parallel passes */
+    if (cv->onednn) {
+        /* the workspace is oneDNN's (set above) */
+    } else if (cv->chunks > 1 && cv->threads > 1) { /* image-parallel passes */
         cv->scratch_floats += (size_t)n_weights;
         l->workspace = cv->scratch_floats * cv->threads;
     } else {
@@ -242,6 +277,12 @@ static void forward_chunk(const dn_layer *l, const conv *cv, const float *in,
 static void conv_forward(dn_layer *l, dn_net *net)
 {
     conv *cv = l->priv;
+    if (cv->onednn) {
+        dn_onednn_conv_forward(cv->onednn, net->input, cv->weights, l->output,
+                               net->workspace);
+        dn_post_forward(&cv->post, l->output, cv->biases, net->train);
+        return;
+    }
     const int per = cv->images_per_gemm, threads = pass_threads(cv);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) \
     if (threads > 1)
@@ -301,6 +342,11 @@ static void conv_backward(dn_layer *l, dn_net *net)
     /* l->delta becomes dL/d(conv output), before bias/BN */
     dn_post_backward(&cv->post, l->output, l->delta, l->params[0].grad,
                      scales ? scales->grad : NULL, net->train);
+    if (cv->onednn) {
+        dn_onednn_conv_backward(cv->onednn, net->input, cv->weights, l->delta,
+                                weights->grad, net->delta, net->workspace);
+        return;
+    }
     const int per = cv->images_per_gemm, threads = pass_threads(cv);
     const size_t dw_at = cv->col_floats + cv->rows_floats;
 #pragma omp parallel num_threads(threads) if (threads > 1)

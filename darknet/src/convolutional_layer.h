@@ -11,6 +11,7 @@ extern "C" {
 
 #include "batchnorm.h"
 #include "blas.h"
+#include "conv_onednn.h"
 #include "layer_util.h"
 
 typedef struct conv {
@@ -26,6 +27,7 @@ typedef struct conv {
     float *weights;      /* [filters, c/groups, size, size] */
     float *biases;       /* [filters] */
     dn_post post;        /* bias or BN, then activation */
+    dn_onednn_conv *onednn; /* oneDNN runs the convolution; NULL: im2col */
 } conv;
 
 #ifdef DN_GPU

@@ -39,6 +39,8 @@ static const char *canonical(const char *type)
 static int parse_net_options(dn_net *net, dn_section *s,
                              const dn_net_options *opt, dn_error *err)
 {
+    static const char *const conv_backends[] = {"auto", "onednn", "im2col",
+                                                NULL};
     long batch, subdivisions, h, w, c, adam, max_batches, seed, threads, tf32;
     if (dn_sec_int(s, "batch", 1, 1, 1 << 20, &batch, err) ||
         dn_sec_int(s, "subdivisions", 1, 1, 1 << 20, &subdivisions, err) ||
@@ -55,7 +57,9 @@ static int parse_net_options(dn_net *net, dn_section *s,
         dn_sec_int(s, "max_batches", 0, 0, __LONG_MAX__, &max_batches, err) ||
         dn_sec_int(s, "seed", 1, 0, __LONG_MAX__, &seed, err) ||
         dn_sec_int(s, "threads", 0, 0, 1024, &threads, err) ||
-        dn_sec_int(s, "tf32", 1, 0, 1, &tf32, err))
+        dn_sec_int(s, "tf32", 1, 0, 1, &tf32, err) ||
+        dn_sec_choice(s, "conv_backend", "auto", conv_backends,
+                      &net->conv_backend, err))
         return -1;
     if (batch % subdivisions)
         return dn_sec_fail(s, "subdivisions", err,

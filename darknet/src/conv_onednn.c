@@ -1,0 +1,445 @@
+/*
+ * conv_onednn.c - [convolutional] through oneDNN's convolution primitives.
+ * See conv_onednn.h.
+ *
+ * Three primitives per layer, created once: forward, backward data (dL/dx)
+ * and backward weights (dL/dW). Each is created with format "any" for its
+ * tensors, so oneDNN picks the layouts its fastest kernel for this CPU wants;
+ * a "port" then joins the framework's plain tensor to the primitive's
+ * layout with a reorder (none when the two agree). Gradients are ADDED into
+ * the framework's buffers (Darknet accumulates over subdivisions, and a
+ * layer's input gradient may already hold a route's or shortcut's part):
+ * the output reorder carries a sum post-op, which oneDNN's convolution
+ * itself does not offer for gradients.
+ *
+ * Dilation: oneDNN counts the gaps between taps (Darknet's dilation - 1).
+ * Right/bottom padding is what makes oneDNN's output size equal Darknet's
+ * floor((in + 2p - d(k-1) - 1)/s) + 1; it is smaller than p when the
+ * division drops a remainder.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conv_onednn.h"
+
+#ifndef DN_ONEDNN
+
+int dn_onednn_available(void) { return 0; }
+
+dn_onednn_conv *dn_onednn_conv_make(const dn_onednn_shape *s,
+                                    size_t *workspace_floats, char *why,
+                                    size_t why_size)
+{
+    (void)s;
+    *workspace_floats = 0;
+    snprintf(why, why_size, "this build has no oneDNN (make ONEDNN=1)");
+    return NULL;
+}
+
+void dn_onednn_conv_forward(dn_onednn_conv *cv, const float *in,
+                            const float *weights, float *out, float *workspace)
+{
+    (void)cv, (void)in, (void)weights, (void)out, (void)workspace;
+}
+
+void dn_onednn_conv_backward(dn_onednn_conv *cv, const float *in,
+                             const float *weights, const float *delta,
+                             float *dweights, float *in_delta, float *workspace)
+{
+    (void)cv, (void)in, (void)weights, (void)delta, (void)dweights;
+    (void)in_delta, (void)workspace;
+}
+
+const char *dn_onednn_conv_impl(const dn_onednn_conv *cv)
+{
+    (void)cv;
+    return "none";
+}
+
+void dn_onednn_conv_free(dn_onednn_conv *cv) { (void)cv; }
+
+#else
+
+#include <pthread.h>
+
+#include <dnnl.h>
+#include <dnnl_debug.h>
+
+/* Workspace offsets are kept to multiples of 64 bytes. */
+#define ALIGN_FLOATS 16
+
+/* One process-wide CPU engine and in-order stream. */
+static dnnl_engine_t engine;
+static dnnl_stream_t stream;
+static dnnl_status_t engine_status = dnnl_success;
+static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+
+static void engine_init(void)
+{
+    engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0);
+    if (engine_status == dnnl_success)
+        engine_status = dnnl_stream_create(&stream, engine,
+                                           dnnl_stream_default_flags);
+}
+
+/*
+ * A tensor argument of a primitive: `user` wraps the framework's buffer,
+ * `inner` the primitive's layout in the workspace (the same object as user
+ * when no reorder is needed). Inputs reorder user -> inner before the
+ * primitive; outputs inner -> user after it (adding when `accumulate`).
+ */
+typedef struct port {
+    dnnl_memory_t user, inner;
+    dnnl_primitive_t reorder; /* NULL: inner is user */
+    size_t offset;            /* inner's place in the workspace, floats */
+    int output;
+} port;
+
+typedef struct step {
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t prim;
+    dnnl_memory_t scratch; /* NULL when the primitive needs none */
+    size_t scratch_offset;
+} step;
+
+struct dn_onednn_conv {
+    step fwd, bwd_data, bwd_weights;
+    port fwd_src, fwd_weights, fwd_dst;
+    port bd_diff_dst, bd_weights, bd_diff_src;
+    port bw_src, bw_diff_dst, bw_diff_weights;
+    int share_diff_dst; /* bwd weights reads bwd data's diff_dst as is */
+    char impl[256];
+};
+
+/* Records the first failure of a oneDNN call. */
+typedef struct status_log {
+    dnnl_status_t status;
+    char *why;
+    size_t why_size;
+} status_log;
+
+static int failed(status_log *log, dnnl_status_t st, const char *what)
+{
+    if (st == dnnl_success)
+        return 0;
+    if (log->status == dnnl_success) {
+        log->status = st;
+        snprintf(log->why, log->why_size, "oneDNN %s: %s", what,
+                 dnnl_status2str(st));
+    }
+    return 1;
+}
+
+static size_t reserve(size_t *next, size_t bytes)
+{
+    size_t at = *next, floats = (bytes + sizeof(float) - 1) / sizeof(float);
+    *next += (floats + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+    return at;
+}
+
+static int port_make(port *p, const dnnl_memory_desc_t *user_md,
+                     const dnnl_memory_desc_t *inner_md, int output,
+                     int accumulate, size_t *next, status_log *log)
+{
+    p->output = output;
+    if (failed(log, dnnl_memory_create(&p->user, user_md, engine,
+                                       DNNL_MEMORY_NONE), "memory"))
+        return -1;
+    if (!accumulate && dnnl_memory_desc_equal(user_md, inner_md)) {
+        p->inner = p->user;
+        return 0;
+    }
+    p->offset = reserve(next, dnnl_memory_desc_get_size(inner_md));
+    if (failed(log, dnnl_memory_create(&p->inner, inner_md, engine,
+                                       DNNL_MEMORY_NONE), "memory"))
+        return -1;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t ops = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    int bad = failed(log, dnnl_primitive_attr_create(&attr), "attr");
+    if (!bad && accumulate)
+        bad = failed(log, dnnl_post_ops_create(&ops), "post-ops") ||
+              failed(log, dnnl_post_ops_append_sum(ops, 1.0f), "sum") ||
+              failed(log, dnnl_primitive_attr_set_post_ops(attr, ops), "sum");
+    if (!bad)
+        bad = failed(log, output
+                     ? dnnl_reorder_primitive_desc_create(&pd, inner_md, engine,
+                                                          user_md, engine, attr)
+                     : dnnl_reorder_primitive_desc_create(&pd, user_md, engine,
+                                                          inner_md, engine, attr),
+                     "reorder");
+    if (!bad)
+        bad = failed(log, dnnl_primitive_create(&p->reorder, pd), "reorder");
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    if (ops)
+        dnnl_post_ops_destroy(ops);
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
+    return bad ? -1 : 0;
+}
+
+static void port_free(port *p)
+{
+    if (p->reorder)
+        dnnl_primitive_destroy(p->reorder);
+    if (p->inner && p->inner != p->user)
+        dnnl_memory_destroy(p->inner);
+    if (p->user)
+        dnnl_memory_destroy(p->user);
+}
+
+static void run_reorder(dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to)
+{
+    const dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+    dnnl_primitive_execute(r, stream, 2, args);
+}
+
+/* Points the port at this call's buffers; an input is reordered in. */
+static dnnl_memory_t port_bind(port *p, const float *user, float *workspace)
+{
+    dnnl_memory_set_data_handle(p->user, (void *)user);
+    if (!p->reorder)
+        return p->user;
+    dnnl_memory_set_data_handle(p->inner, workspace + p->offset);
+    if (!p->output)
+        run_reorder(p->reorder, p->user, p->inner);
+    return p->inner;
+}
+
+/* After the primitive: an output is reordered (or added) out. */
+static void port_finish(port *p)
+{
+    if (p->output && p->reorder)
+        run_reorder(p->reorder, p->inner, p->user);
+}
+
+/* Creates the primitive of an op descriptor with a user-managed scratchpad. */
+static int step_make(step *st, const void *op_desc,
+                     const_dnnl_primitive_desc_t hint, size_t *next,
+                     status_log *log)
+{
+    dnnl_primitive_attr_t attr;
+    if (failed(log, dnnl_primitive_attr_create(&attr), "attr"))
+        return -1;
+    int bad = failed(log, dnnl_primitive_attr_set_scratchpad_mode(
+                              attr, dnnl_scratchpad_mode_user), "attr") ||
+              failed(log, dnnl_primitive_desc_create(&st->pd, op_desc, attr,
+                                                     engine, hint),
+                     "convolution");
+    dnnl_primitive_attr_destroy(attr);
+    if (bad)
+        return -1;
+    const dnnl_memory_desc_t *md =
+        dnnl_primitive_desc_query_md(st->pd, dnnl_query_scratchpad_md, 0);
+    if (md && dnnl_memory_desc_get_size(md) > 0) {
+        st->scratch_offset = reserve(next, dnnl_memory_desc_get_size(md));
+        if (failed(log, dnnl_memory_create(&st->scratch, md, engine,
+                                           DNNL_MEMORY_NONE), "scratchpad"))
+            return -1;
+    }
+    return failed(log, dnnl_primitive_create(&st->prim, st->pd), "convolution");
+}
+
+static void step_free(step *st)
+{
+    if (st->prim)
+        dnnl_primitive_destroy(st->prim);
+    if (st->scratch)
+        dnnl_memory_destroy(st->scratch);
+    if (st->pd)
+        dnnl_primitive_desc_destroy(st->pd);
+}
+
+/* args[0..n) plus the scratchpad, then run. */
+static void step_run(step *st, dnnl_exec_arg_t *args, int n, float *workspace)
+{
+    if (st->scratch) {
+        dnnl_memory_set_data_handle(st->scratch, workspace + st->scratch_offset);
+        args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, st->scratch};
+    }
+    dnnl_primitive_execute(st->prim, stream, n, args);
+}
+
+static const dnnl_memory_desc_t *md_of(const step *st, dnnl_query_t what)
+{
+    return dnnl_primitive_desc_query_md(st->pd, what, 0);
+}
+
+static const char *impl_of(const step *st)
+{
+    const char *s = NULL;
+    if (dnnl_primitive_desc_query(st->pd, dnnl_query_impl_info_str, 0, &s) !=
+        dnnl_success || !s)
+        return "?";
+    return s;
+}
+
+int dn_onednn_available(void) { return 1; }
+
+dn_onednn_conv *dn_onednn_conv_make(const dn_onednn_shape *s,
+                                    size_t *workspace_floats, char *why,
+                                    size_t why_size)
+{
+    status_log log = {dnnl_success, why, why_size};
+    *workspace_floats = 0;
+    pthread_once(&engine_once, engine_init);
+    if (failed(&log, engine_status, "engine"))
+        return NULL;
+    dn_onednn_conv *cv = calloc(1, sizeof *cv);
+    if (!cv) {
+        snprintf(why, why_size, "out of memory");
+        return NULL;
+    }
+    const int G = s->groups;
+    const dnnl_dims_t src_dims = {s->batch, s->c, s->h, s->w};
+    const dnnl_dims_t dst_dims = {s->batch, s->filters, s->out_h, s->out_w};
+    const dnnl_dims_t w_dims = {G, s->filters / G, s->c / G, s->size, s->size};
+    const dnnl_dims_t strides = {s->stride, s->stride};
+    const dnnl_dims_t dilates = {s->dilation - 1, s->dilation - 1};
+    const dnnl_dims_t pad_l = {s->padding, s->padding};
+    const int span = (s->size - 1) * s->dilation + 1;
+    const dnnl_dims_t pad_r = {(s->out_h - 1) * s->stride + span - s->h - s->padding,
+                               (s->out_w - 1) * s->stride + span - s->w - s->padding};
+    const int w_ndims = G > 1 ? 5 : 4;
+    const dnnl_dim_t *w_shape = G > 1 ? w_dims : w_dims + 1;
+    const dnnl_format_tag_t w_tag = G > 1 ? dnnl_goihw : dnnl_oihw;
+
+    dnnl_memory_desc_t src_u, dst_u, w_u, src_any, dst_any, w_any;
+    dnnl_convolution_desc_t fwd_d, bd_d, bw_d;
+    size_t next = 0; /* forward's workspace; backward's starts at 0 again */
+    size_t fwd_end = 0;
+    int bad =
+        failed(&log, dnnl_memory_desc_init_by_tag(&src_u, 4, src_dims, dnnl_f32,
+                                                  dnnl_nchw), "input shape") ||
+        failed(&log, dnnl_memory_desc_init_by_tag(&dst_u, 4, dst_dims, dnnl_f32,
+                                                  dnnl_nchw), "output shape") ||
+        failed(&log, dnnl_memory_desc_init_by_tag(&w_u, w_ndims, w_shape,
+                                                  dnnl_f32, w_tag), "weights") ||
+        failed(&log, dnnl_memory_desc_init_by_tag(&src_any, 4, src_dims,
+                                                  dnnl_f32, dnnl_format_tag_any),
+               "input shape") ||
+        failed(&log, dnnl_memory_desc_init_by_tag(&dst_any, 4, dst_dims,
+                                                  dnnl_f32, dnnl_format_tag_any),
+               "output shape") ||
+        failed(&log, dnnl_memory_desc_init_by_tag(&w_any, w_ndims, w_shape,
+                                                  dnnl_f32, dnnl_format_tag_any),
+               "weights") ||
+        failed(&log, dnnl_dilated_convolution_forward_desc_init(
+                         &fwd_d, dnnl_forward_training, dnnl_convolution_direct,
+                         &src_any, &w_any, NULL, &dst_any, strides, dilates,
+                         pad_l, pad_r), "forward") ||
+        failed(&log, dnnl_dilated_convolution_backward_data_desc_init(
+                         &bd_d, dnnl_convolution_direct, &src_any, &w_any,
+                         &dst_any, strides, dilates, pad_l, pad_r),
+               "backward data") ||
+        failed(&log, dnnl_dilated_convolution_backward_weights_desc_init(
+                         &bw_d, dnnl_convolution_direct, &src_any, &w_any, NULL,
+                         &dst_any, strides, dilates, pad_l, pad_r),
+               "backward weights");
+    /* forward */
+    bad = bad || step_make(&cv->fwd, &fwd_d, NULL, &next, &log) ||
+          port_make(&cv->fwd_src, &src_u, md_of(&cv->fwd, dnnl_query_src_md),
+                    0, 0, &next, &log) ||
+          port_make(&cv->fwd_weights, &w_u,
+                    md_of(&cv->fwd, dnnl_query_weights_md), 0, 0, &next, &log) ||
+          port_make(&cv->fwd_dst, &dst_u, md_of(&cv->fwd, dnnl_query_dst_md),
+                    1, 0, &next, &log);
+    fwd_end = next;
+    next = 0;
+    /* backward data, then backward weights, after it in the workspace */
+    bad = bad ||
+          step_make(&cv->bwd_data, &bd_d, cv->fwd.pd, &next, &log) ||
+          port_make(&cv->bd_diff_dst, &dst_u,
+                    md_of(&cv->bwd_data, dnnl_query_diff_dst_md), 0, 0, &next,
+                    &log) ||
+          port_make(&cv->bd_weights, &w_u,
+                    md_of(&cv->bwd_data, dnnl_query_weights_md), 0, 0, &next,
+                    &log) ||
+          port_make(&cv->bd_diff_src, &src_u,
+                    md_of(&cv->bwd_data, dnnl_query_diff_src_md), 1, 1, &next,
+                    &log) ||
+          step_make(&cv->bwd_weights, &bw_d, cv->fwd.pd, &next, &log) ||
+          port_make(&cv->bw_src, &src_u,
+                    md_of(&cv->bwd_weights, dnnl_query_src_md), 0, 0, &next,
+                    &log) ||
+          port_make(&cv->bw_diff_weights, &w_u,
+                    md_of(&cv->bwd_weights, dnnl_query_diff_weights_md), 1, 1,
+                    &next, &log);
+    if (!bad) {
+        const dnnl_memory_desc_t *a = md_of(&cv->bwd_data, dnnl_query_diff_dst_md),
+                                 *b = md_of(&cv->bwd_weights, dnnl_query_diff_dst_md);
+        cv->share_diff_dst = dnnl_memory_desc_equal(a, b);
+        if (!cv->share_diff_dst)
+            bad = port_make(&cv->bw_diff_dst, &dst_u, b, 0, 0, &next, &log);
+    }
+    if (bad) {
+        dn_onednn_conv_free(cv);
+        return NULL;
+    }
+    *workspace_floats = fwd_end > next ? fwd_end : next;
+    snprintf(cv->impl, sizeof cv->impl, "%s / %s / %s", impl_of(&cv->fwd),
+             impl_of(&cv->bwd_data), impl_of(&cv->bwd_weights));
+    return cv;
+}
+
+void dn_onednn_conv_forward(dn_onednn_conv *cv, const float *in,
+                            const float *weights, float *out, float *workspace)
+{
+    dnnl_exec_arg_t args[4] = {
+        {DNNL_ARG_SRC, port_bind(&cv->fwd_src, in, workspace)},
+        {DNNL_ARG_WEIGHTS, port_bind(&cv->fwd_weights, weights, workspace)},
+        {DNNL_ARG_DST, port_bind(&cv->fwd_dst, out, workspace)},
+    };
+    step_run(&cv->fwd, args, 3, workspace);
+    port_finish(&cv->fwd_dst);
+    dnnl_stream_wait(stream);
+}
+
+void dn_onednn_conv_backward(dn_onednn_conv *cv, const float *in,
+                             const float *weights, const float *delta,
+                             float *dweights, float *in_delta, float *workspace)
+{
+    dnnl_memory_t diff_dst = port_bind(&cv->bd_diff_dst, delta, workspace);
+    if (in_delta) {
+        dnnl_exec_arg_t args[4] = {
+            {DNNL_ARG_DIFF_DST, diff_dst},
+            {DNNL_ARG_WEIGHTS, port_bind(&cv->bd_weights, weights, workspace)},
+            {DNNL_ARG_DIFF_SRC, port_bind(&cv->bd_diff_src, in_delta, workspace)},
+        };
+        step_run(&cv->bwd_data, args, 3, workspace);
+        port_finish(&cv->bd_diff_src);
+    }
+    if (!cv->share_diff_dst)
+        diff_dst = port_bind(&cv->bw_diff_dst, delta, workspace);
+    dnnl_exec_arg_t args[4] = {
+        {DNNL_ARG_SRC, port_bind(&cv->bw_src, in, workspace)},
+        {DNNL_ARG_DIFF_DST, diff_dst},
+        {DNNL_ARG_DIFF_WEIGHTS,
+         port_bind(&cv->bw_diff_weights, dweights, workspace)},
+    };
+    step_run(&cv->bwd_weights, args, 3, workspace);
+    port_finish(&cv->bw_diff_weights);
+    dnnl_stream_wait(stream);
+}
+
+const char *dn_onednn_conv_impl(const dn_onednn_conv *cv) { return cv->impl; }
+
+void dn_onednn_conv_free(dn_onednn_conv *cv)
+{
+    if (!cv)
+        return;
+    port *ports[] = {&cv->fwd_src, &cv->fwd_weights, &cv->fwd_dst,
+                     &cv->bd_diff_dst, &cv->bd_weights, &cv->bd_diff_src,
+                     &cv->bw_src, &cv->bw_diff_dst, &cv->bw_diff_weights};
+    for (size_t i = 0; i < sizeof ports / sizeof *ports; i++)
+        port_free(ports[i]);
+    step_free(&cv->fwd);
+    step_free(&cv->bwd_data);
+    step_free(&cv->bwd_weights);
+    free(cv);
+}
+
+#endif

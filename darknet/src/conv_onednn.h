@@ -1,0 +1,58 @@
+/*
+ * conv_onednn.h - a convolution's forward and backward passes through
+ * oneDNN (Intel's deep-learning primitives library, Debian's libdnnl-dev),
+ * for [convolutional] on the CPU when the build has ONEDNN=1.
+ *
+ * The framework keeps every tensor in Darknet's plain layouts (activations
+ * [n, c, h, w], weights [filters, c/groups, size, size]); oneDNN's fastest
+ * kernels want channel-blocked layouts (nChw16c and friends), so each call
+ * reorders into the layout the primitive chose, runs it, and reorders back.
+ * All of those buffers and oneDNN's own scratchpad live in the network's
+ * shared workspace, sized when the layer is made: nothing is allocated per
+ * batch.
+ */
+#ifndef DN_CONV_ONEDNN_H
+#define DN_CONV_ONEDNN_H
+
+#include <stddef.h>
+
+typedef struct dn_onednn_conv dn_onednn_conv;
+
+typedef struct dn_onednn_shape {
+    int batch, c, h, w;                /* input [batch, c, h, w] */
+    int filters, out_h, out_w;         /* output [batch, filters, out_h, out_w] */
+    int size, stride, padding, dilation, groups;
+} dn_onednn_shape;
+
+/* 1 when this build has oneDNN. */
+int dn_onednn_available(void);
+
+/*
+ * Creates the primitives for one convolution and sets *workspace_floats to
+ * the shared scratch its calls need. Returns NULL when oneDNN cannot run this
+ * shape (or the build lacks it), with the reason in why.
+ */
+dn_onednn_conv *dn_onednn_conv_make(const dn_onednn_shape *s,
+                                    size_t *workspace_floats, char *why,
+                                    size_t why_size);
+
+/* in [batch, c, h, w], weights [filters, c/groups, size, size] ->
+ * out [batch, filters, out_h, out_w] (overwritten; no bias) */
+void dn_onednn_conv_forward(dn_onednn_conv *cv, const float *in,
+                            const float *weights, float *out, float *workspace);
+
+/*
+ * delta: dL/d(out). ADDS dL/d(weights) into dweights and, when in_delta is
+ * not NULL, dL/d(in) into in_delta.
+ */
+void dn_onednn_conv_backward(dn_onednn_conv *cv, const float *in,
+                             const float *weights, const float *delta,
+                             float *dweights, float *in_delta,
+                             float *workspace);
+
+/* The implementations oneDNN chose, e.g. "jit:avx512_core / ... / ...". */
+const char *dn_onednn_conv_impl(const dn_onednn_conv *cv);
+
+void dn_onednn_conv_free(dn_onednn_conv *cv);
+
+#endif
