@@ -5,13 +5,13 @@
  * GFLOP/s (training counted as 3x the forward FLOPs: forward, input
  * gradients and weight gradients).
  *
- *   train_bench CFG BATCH [TIMED] [WARMUP] [-gpus 0[,1,...]]
+ *   train_bench CFG BATCH [TIMED] [WARMUP] [-gpus 0[,1,...]] [-set KEY=VALUE]...
  *
  * With -gpus (a GPU build) the network trains on the device and each timed
  * batch ends when the device has finished it (dn_net_sync), as a PyTorch
  * loop timed with torch.cuda.synchronize(). The cfg's tf32 key applies
- * (default 1: TF32 tensor cores allowed); -set-style overrides are not
- * taken here.
+ * (default 1: TF32 tensor cores allowed). -set changes a [net] key as the
+ * darknet command's -set does (e.g. -set conv_backend=im2col).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,9 +27,14 @@ int main(int argc, char **argv)
 {
     dn_error err;
     dn_devices dev = {0};
-    /* -gpus LIST anywhere; the rest are positional */
-    int n = 0;
+    /* -gpus LIST and -set K=V anywhere; the rest are positional */
+    const char *sets[16];
+    int n = 0, n_sets = 0;
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-set") == 0 && i + 1 < argc && n_sets < 16) {
+            sets[n_sets++] = argv[++i];
+            continue;
+        }
         if (strcmp(argv[i], "-gpus") == 0 && i + 1 < argc) {
             if (dn_devices_parse(argv[++i], &dev, &err)) {
                 fprintf(stderr, "train_bench: %s\n", err.msg);
@@ -42,7 +47,7 @@ int main(int argc, char **argv)
     argc = n + 1;
     if (argc < 3) {
         fprintf(stderr, "usage: train_bench CFG BATCH [TIMED] [WARMUP] "
-                        "[-gpus 0[,1,...]]\n");
+                        "[-gpus 0[,1,...]] [-set KEY=VALUE]...\n");
         return 2;
     }
     int timed = argc > 3 ? atoi(argv[3]) : 20, warmup = argc > 4 ? atoi(argv[4]) : 3;
@@ -50,7 +55,10 @@ int main(int argc, char **argv)
     dn_net *net;
     char set[64];
     snprintf(set, sizeof set, "batch=%s", argv[2]);
-    if (dn_cfg_load(argv[1], &cfg, &err) || dn_cfg_set(cfg, set, &err) ||
+    int bad = dn_cfg_load(argv[1], &cfg, &err);
+    for (int i = 0; !bad && i < n_sets; i++)
+        bad = dn_cfg_set(cfg, sets[i], &err);
+    if (bad || dn_cfg_set(cfg, set, &err) ||
         dn_cfg_set(cfg, "subdivisions=1", &err) ||
         dn_net_make(cfg, NULL, &net, &err)) {
         fprintf(stderr, "train_bench: %s\n", err.msg);
