@@ -144,6 +144,7 @@ static const conv_shape ref_shapes[] = {
     {2, 2, 6, 6, 3, 4, 3, 3, 1, 1},   /* even kernel, wide padding */
     {2, 3, 9, 8, 2, 3, 2, 3, 1, 3},   /* dilation 3, stride 2 */
     {2, 2, 66, 66, 3, 3, 2, 1, 1, 2}, /* a plane too big to pad on the stack */
+    {3, 4, 6, 6, 4, 3, 2, 1, 2, 1},   /* small plane (oneDNN: GEMM dW), groups */
 };
 
 /* Index into a [.., n1, n2, n3] tensor. */

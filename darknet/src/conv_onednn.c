@@ -412,6 +412,10 @@ void dn_onednn_conv_backward(dn_onednn_conv *cv, const float *in,
         step_run(&cv->bwd_data, args, 3, workspace);
         port_finish(&cv->bd_diff_src);
     }
+    if (!dweights) {
+        dnnl_stream_wait(stream);
+        return;
+    }
     if (!cv->share_diff_dst)
         diff_dst = port_bind(&cv->bw_diff_dst, delta, workspace);
     dnnl_exec_arg_t args[4] = {

@@ -42,8 +42,8 @@ void dn_onednn_conv_forward(dn_onednn_conv *cv, const float *in,
                             const float *weights, float *out, float *workspace);
 
 /*
- * delta: dL/d(out). ADDS dL/d(weights) into dweights and, when in_delta is
- * not NULL, dL/d(in) into in_delta.
+ * delta: dL/d(out). ADDS dL/d(weights) into dweights and dL/d(in) into
+ * in_delta, each when not NULL.
  */
 void dn_onednn_conv_backward(dn_onednn_conv *cv, const float *in,
                              const float *weights, const float *delta,
