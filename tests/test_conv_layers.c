@@ -286,6 +286,31 @@ static void test_conv_matches_reference(void **state)
     }
 }
 
+/* conv_backend=onednn builds where the build has oneDNN and is an error
+ * naming the layer and the reason where it has not; im2col always builds. */
+static void test_conv_backend_key(void **state)
+{
+    (void)state;
+    const char *onednn = NET(2, 3, 5, 5) "conv_backend=onednn\n"
+                         "[convolutional]\nfilters=4\nsize=3\npad=1\n";
+    dn_error err = {{0}};
+    dn_net *net = build(onednn, &err);
+    if (dn_onednn_available()) {
+        assert_non_null(net);
+        assert_non_null(((conv *)net->layers[0].priv)->onednn);
+        dn_net_free(net);
+    } else {
+        assert_null(net);
+        assert_contains(err.msg, "test.cfg:7: [convolutional] layer 0: [net] "
+                                 "conv_backend=onednn, but this build has no "
+                                 "oneDNN");
+    }
+    net = build_ok(NET(2, 3, 5, 5) "conv_backend=im2col\n"
+                   "[convolutional]\nfilters=4\nsize=3\npad=1\n");
+    assert_null(((conv *)net->layers[0].priv)->onednn);
+    dn_net_free(net);
+}
+
 /* A 3x3 kernel on a 4x4 image, worked by hand. */
 static void test_conv_hand_computed(void **state)
 {
@@ -655,6 +680,7 @@ int main(void)
     }
     const struct CMUnitTest unit_tests[] = {
         cmocka_unit_test(test_conv_matches_reference),
+        cmocka_unit_test(test_conv_backend_key),
         cmocka_unit_test(test_conv_hand_computed),
         cmocka_unit_test(test_conv_output_shapes),
         cmocka_unit_test(test_batchnorm_statistics),
