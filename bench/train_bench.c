@@ -31,7 +31,12 @@ int main(int argc, char **argv)
     const char *sets[16];
     int n = 0, n_sets = 0;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-set") == 0 && i + 1 < argc && n_sets < 16) {
+        if (strcmp(argv[i], "-set") == 0) {
+            if (i + 1 == argc || n_sets == 16) {
+                fprintf(stderr, "train_bench: -set %s\n", i + 1 == argc
+                        ? "needs KEY=VALUE" : "given more than 16 times");
+                return 2;
+            }
             sets[n_sets++] = argv[++i];
             continue;
         }

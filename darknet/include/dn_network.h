@@ -101,6 +101,7 @@ const char *dn_layer_type_names(void); /* comma-separated, static buffer */
 
 /* --------------------------------------------------------------- network */
 
+/* [net] conv_backend= values, in the order of their names in network.c */
 enum { DN_CONV_AUTO, DN_CONV_ONEDNN, DN_CONV_IM2COL };
 
 struct dn_net {

@@ -198,10 +198,24 @@ static void port_free(port *p)
         dnnl_memory_destroy(p->user);
 }
 
+/* A primitive that was created for these shapes and buffers does not fail
+ * to run unless something is broken: say what and stop, as on running out
+ * of memory. */
+static void execute(dnnl_primitive_t p, int n, const dnnl_exec_arg_t *args,
+                    const char *what)
+{
+    const dnnl_status_t st = dnnl_primitive_execute(p, stream, n, args);
+    if (st != dnnl_success) {
+        fprintf(stderr, "darknet: oneDNN %s failed: %s\n", what,
+                dnnl_status2str(st));
+        abort();
+    }
+}
+
 static void run_reorder(dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to)
 {
     const dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-    dnnl_primitive_execute(r, stream, 2, args);
+    execute(r, 2, args, "reorder");
 }
 
 /* Points the port at this call's buffers; an input is reordered in. */
@@ -267,7 +281,7 @@ static void step_run(step *st, dnnl_exec_arg_t *args, int n, float *workspace)
         dnnl_memory_set_data_handle(st->scratch, workspace + st->scratch_offset);
         args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, st->scratch};
     }
-    dnnl_primitive_execute(st->prim, stream, n, args);
+    execute(st->prim, n, args, "convolution");
 }
 
 static const dnnl_memory_desc_t *md_of(const step *st, dnnl_query_t what)
@@ -367,7 +381,14 @@ dn_onednn_conv *dn_onednn_conv_make(const dn_onednn_shape *s,
                     &log) ||
           port_make(&cv->bd_diff_src, &src_u,
                     md_of(&cv->bwd_data, dnnl_query_diff_src_md), 1, 1, &next,
-                    &log) ||
+                    &log);
+    if (!bad && s->skip_weight_gradient) {
+        *workspace_floats = fwd_end > next ? fwd_end : next;
+        snprintf(cv->impl, sizeof cv->impl, "%s / %s / (not oneDNN)",
+                 impl_of(&cv->fwd), impl_of(&cv->bwd_data));
+        return cv;
+    }
+    bad = bad ||
           step_make(&cv->bwd_weights, &bw_d, cv->fwd.pd, &next, &log) ||
           port_make(&cv->bw_src, &src_u,
                     md_of(&cv->bwd_weights, dnnl_query_src_md), 0, 0, &next,
@@ -409,8 +430,9 @@ void dn_onednn_conv_backward(dn_onednn_conv *cv, const float *in,
                              const float *weights, const float *delta,
                              float *dweights, float *in_delta, float *workspace)
 {
-    dnnl_memory_t diff_dst = port_bind(&cv->bd_diff_dst, delta, workspace);
+    dnnl_memory_t diff_dst = NULL; /* bwd data's layout, reordered once */
     if (in_delta) {
+        diff_dst = port_bind(&cv->bd_diff_dst, delta, workspace);
         dnnl_exec_arg_t args[4] = {
             {DNNL_ARG_DIFF_DST, diff_dst},
             {DNNL_ARG_WEIGHTS, port_bind(&cv->bd_weights, weights, workspace)},
@@ -419,12 +441,14 @@ void dn_onednn_conv_backward(dn_onednn_conv *cv, const float *in,
         step_run(&cv->bwd_data, args, 3, workspace);
         port_finish(&cv->bd_diff_src);
     }
-    if (!dweights) {
+    if (!cv->bwd_weights.prim) { /* skip_weight_gradient */
         dnnl_stream_wait(stream);
         return;
     }
     if (!cv->share_diff_dst)
         diff_dst = port_bind(&cv->bw_diff_dst, delta, workspace);
+    else if (!diff_dst)
+        diff_dst = port_bind(&cv->bd_diff_dst, delta, workspace);
     dnnl_exec_arg_t args[4] = {
         {DNNL_ARG_SRC, port_bind(&cv->bw_src, in, workspace)},
         {DNNL_ARG_DIFF_DST, diff_dst},

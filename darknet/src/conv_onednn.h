@@ -22,6 +22,7 @@ typedef struct dn_onednn_shape {
     int batch, c, h, w;                /* input [batch, c, h, w] */
     int filters, out_h, out_w;         /* output [batch, filters, out_h, out_w] */
     int size, stride, padding, dilation, groups;
+    int skip_weight_gradient; /* 1: the caller computes dL/dW itself */
 } dn_onednn_shape;
 
 /* 1 when this build has oneDNN. */
@@ -42,8 +43,9 @@ void dn_onednn_conv_forward(dn_onednn_conv *cv, const float *in,
                             const float *weights, float *out, float *workspace);
 
 /*
- * delta: dL/d(out). ADDS dL/d(weights) into dweights and dL/d(in) into
- * in_delta, each when not NULL.
+ * delta: dL/d(out). ADDS dL/d(in) into in_delta when not NULL, and
+ * dL/d(weights) into dweights unless the shape had skip_weight_gradient
+ * (dweights is then unused; pass NULL).
  */
 void dn_onednn_conv_backward(dn_onednn_conv *cv, const float *in,
                              const float *weights, const float *delta,

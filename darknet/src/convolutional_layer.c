@@ -145,24 +145,30 @@ static int choose_images_per_gemm(long rows, long hw, int batch, int threads)
     return (int)(n < 1 ? 1 : n);
 }
 
-/* The oneDNN convolution for this layer, as [net] conv_backend= asks:
+/* The oneDNN convolution for this layer, as [net] conv_backend= asks
+ * (rows: of the im2col matrix, for the small-plane weight gradient):
  * 0 with cv->onednn set or left NULL (im2col), -1 on error. */
-static int onednn_make(dn_layer *l, dn_section *s, conv *cv, dn_net *net,
-                       dn_error *err)
+static int onednn_make(dn_layer *l, dn_section *s, conv *cv, long rows,
+                       dn_net *net, dn_error *err)
 {
     if (net->conv_backend == DN_CONV_IM2COL)
         return 0;
+    const long hw = (long)l->out_h * l->out_w;
+    const int gemm_dweights = hw <= GEMM_DWEIGHTS_MAX_HW &&
+                              rows * l->batch * hw <= MAX_COL_FLOATS;
     const dn_onednn_shape shape = {
         .batch = l->batch, .c = l->c, .h = l->h, .w = l->w,
         .filters = cv->filters, .out_h = l->out_h, .out_w = l->out_w,
         .size = cv->size, .stride = cv->stride, .padding = cv->padding,
-        .dilation = cv->dilation, .groups = cv->groups};
+        .dilation = cv->dilation, .groups = cv->groups,
+        .skip_weight_gradient = gemm_dweights};
     char why[256];
     size_t workspace;
     cv->onednn = dn_onednn_conv_make(&shape, &workspace, why, sizeof why);
-    if (cv->onednn)
+    if (cv->onednn) {
         cv->onednn_floats = workspace;
-    else if (net->conv_backend == DN_CONV_ONEDNN)
+        cv->gemm_dweights = gemm_dweights;
+    } else if (net->conv_backend == DN_CONV_ONEDNN)
         return dn_fail(err, "%s:%d: [convolutional] layer %d: [net] "
                        "conv_backend=onednn, but %s", s->path, s->line,
                        l->index, why);
@@ -187,17 +193,15 @@ static int conv_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
                            "not fit the %dx%d input with padding %d", cv->size,
                            cv->size, cv->dilation, l->h, l->w, cv->padding);
     l->out_c = cv->filters, l->out_h = g->out_h, l->out_w = g->out_w;
-    if (onednn_make(l, s, cv, net, err))
-        return -1;
 
     const long hw = (long)g->out_h * g->out_w;
     const long k_group = (long)(l->c / cv->groups) * cv->size * cv->size;
     const long rows = k_group * cv->groups; /* rows of col, all groups */
+    if (onednn_make(l, s, cv, rows, net, err))
+        return -1;
     const long n_weights = (long)cv->filters * k_group;
     /* [net] threads= is set on the pool only after the layers are made */
     cv->threads = net->threads > 0 ? net->threads : max_threads();
-    cv->gemm_dweights = cv->onednn && hw <= GEMM_DWEIGHTS_MAX_HW &&
-                        rows * l->batch * hw <= MAX_COL_FLOATS;
     const int per = cv->gemm_dweights
                         ? l->batch
                         : choose_images_per_gemm(rows, hw, l->batch, cv->threads);
