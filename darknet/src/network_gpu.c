@@ -76,9 +76,14 @@ int dn_devices_parse(const char *list, dn_devices *out, dn_error *err)
 #include <nccl.h>
 #endif
 
-/* While the layers choose their algorithms they may try ones that need this
- * much scratch (or half the free memory, if less). */
+/* While the layers choose their algorithms (cuDNN's searches) they may try
+ * ones that need this much scratch (or half the free memory, if less);
+ * without cuDNN there is no search. */
+#ifdef DN_CUDNN
 #define SEARCH_WORKSPACE_BYTES (1024UL << 20)
+#else
+#define SEARCH_WORKSPACE_BYTES 0UL
+#endif
 
 struct dn_gpu_front {
     int n;
@@ -270,7 +275,8 @@ static int make_layers(dn_net *net, dn_error *err)
     size_t search = SEARCH_WORKSPACE_BYTES;
     if (search > free_bytes / 2)
         search = free_bytes / 2;
-    if (!(net->workspace_gpu = dn_gpu_bytes(search, err)))
+    /* scratch only: not cleared */
+    if (search && DN_CUDA_OK(cudaMalloc(&net->workspace_gpu, search), err))
         return -1;
     net->workspace_gpu_bytes = search;
     for (int i = 0; i < net->n; i++) {
