@@ -1,15 +1,17 @@
 # Darknet-style framework with warm-restart LR schedulers.
 #   make                      bin/darknet, build/libdarknet.a, plugins (CPU, OpenBLAS)
 #   make GPU=1 CUDNN=1        CUDA backend (CUDA_DIR, CUDNN_DIR; NCCL=0 without NCCL)
+#   make GPU=1 EMU=1          the CUDA backend on a CPU emulation (tests only)
 #   make OPENCV=1             image lists through OpenCV
 #   make DEBUG=1              -O0 -g
 #   make BLAS=openblas|blis   CPU GEMM library
 #   make ONEDNN=0             convolutions through im2col + GEMM only, no oneDNN
-#   make test | bench | demo | figure1 | experiment | plugins | test-gpu | deps | clean
+#   make test | bench | demo | figure1 | experiment | plugins | test-gpu | test-gpu-emu | deps | clean
 
 GPU     ?= 0
 CUDNN   ?= 0
 NCCL    ?= 1
+EMU     ?= 0
 OPENCV  ?= 1
 DEBUG   ?= 0
 BLAS    ?= openblas
@@ -61,10 +63,21 @@ CXXFLAGS_CV := $(shell pkg-config --cflags opencv4)
 LDLIBS  += -lopencv_imgcodecs -lopencv_imgproc -lopencv_core -lstdc++
 endif
 
-ifeq ($(GPU),1)
+ifeq ($(GPU)$(EMU),11)
+# The GPU backend on tests/gpu/emu, a CPU emulation of CUDA, cuBLAS, cuDNN
+# and NCCL: runs the GPU tests where there is no GPU. A test tool only.
+CFLAGS  += -DDN_GPU -Itests/gpu/emu
+LDLIBS  += -lstdc++
+ifeq ($(CUDNN),1)
+CFLAGS  += -DDN_CUDNN
+endif
+ifeq ($(NCCL),1)
+CFLAGS  += -DDN_NCCL
+endif
+else ifeq ($(GPU),1)
 CFLAGS  += -DDN_GPU -I$(CUDA_DIR)/include
 LDLIBS  += -L$(CUDA_DIR)/lib64 -Wl,-rpath,$(CUDA_DIR)/lib64 -lcudart -lcublas
-NVFLAGS := $(ARCH) -O3 -Xcompiler -fPIC,-Wall -DDN_GPU -Idarknet/include -Idarknet/src -Iplugins -I$(CUDA_DIR)/include
+NVFLAGS := $(ARCH) -O3 -MMD -MP -Xcompiler -fPIC,-Wall -DDN_GPU -Idarknet/include -Idarknet/src -Iplugins -I$(CUDA_DIR)/include
 ifeq ($(CUDNN),1)
 CFLAGS  += -DDN_CUDNN -I$(CUDNN_DIR)/include
 NVFLAGS += -DDN_CUDNN -I$(CUDNN_DIR)/include
@@ -88,6 +101,10 @@ endif
 ifeq ($(GPU),1)
 LIB_OBJ   += $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
 endif
+ifeq ($(GPU)$(EMU),11)
+EMU_OBJ   := $(BUILD)/tests/gpu/emu/emu.o $(BUILD)/tests/gpu/emu/emu_cudnn.o
+LIB_OBJ   += $(EMU_OBJ)
+endif
 
 EXT_PLUGINS := $(BUILD)/plugins/libdn_sched_linear.so
 
@@ -108,9 +125,22 @@ $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) -O2 -fPIC -MMD -MP -Idarknet/include -Idarknet/src $(CXXFLAGS_CV) -c $< -o $@
 
+ifeq ($(EMU),1)
+EMU_CXXFLAGS := -std=c++17 -O2 -g -fPIC -Wall -Wno-unused-parameter -MMD -MP \
+    $(filter -D% -I% -isystem %openblas-pthread %blis-openmp,$(CFLAGS))
+$(BUILD)/%.cu.o: %.cu tests/gpu/emu/launch.pl
+	@mkdir -p $(dir $@)
+	perl tests/gpu/emu/launch.pl $< > $(BUILD)/$*.emu.cc
+	$(CXX) $(EMU_CXXFLAGS) -DDN_EMU_DEVICE_CODE -c $(BUILD)/$*.emu.cc -o $@
+
+$(BUILD)/tests/gpu/emu/%.o: tests/gpu/emu/%.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+else
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
+endif
 
 libdarknet.a: $(BUILD)/libdarknet.a
 	cp $< $@
@@ -161,9 +191,14 @@ run-tests: $(BIN)/darknet plugins $(BAD_PLUGINS) $(TEST_BIN)
 	@tests/run_all.sh $(TEST_BIN)
 
 # CPU/GPU parity and GPU training tests (tests/gpu), built with GPU=1:
-# test-gpu builds them in build/gpu (GPU=1 CUDNN=1) and runs them.
+# test-gpu builds them in build/gpu (GPU=1 CUDNN=1) and runs them on a GPU;
+# test-gpu-emu builds them in build/emu (GPU=1 EMU=1) and runs them on the
+# CUDA emulator of tests/gpu/emu (make test does so where there is no GPU).
 test-gpu:
 	@tests/gpu/run.sh
+
+test-gpu-emu:
+	@tests/gpu/run.sh --emu
 
 GPU_TEST_BIN := $(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu/%,$(wildcard tests/gpu/test_*.c))
 GPU_TEST_HELPERS := $(TEST_HELPERS) tests/gpu/gpu_testutil.c
@@ -171,6 +206,16 @@ GPU_TEST_HELPERS := $(TEST_HELPERS) tests/gpu/gpu_testutil.c
 $(BUILD)/tests/gpu/%: tests/gpu/%.c $(GPU_TEST_HELPERS) tests/gpu/gpu_testutil.h $(BUILD)/libdarknet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -Itests -o $@ $< $(GPU_TEST_HELPERS) $(BUILD)/libdarknet.a $(LDLIBS) -lcmocka -rdynamic
+
+ifeq ($(GPU)$(EMU),11)
+# the emulator's own test (tests/gpu/emu/test_emu.cu)
+GPU_TEST_BIN += $(BUILD)/tests/gpu/test_emu
+$(BUILD)/tests/gpu/test_emu: tests/gpu/emu/test_emu.cu tests/gpu/emu/launch.pl $(EMU_OBJ)
+	@mkdir -p $(dir $@)
+	perl tests/gpu/emu/launch.pl $< > $(BUILD)/tests/gpu/emu/test_emu.emu.cc
+	$(CXX) $(filter-out -MMD -MP,$(EMU_CXXFLAGS)) -o $@ $(BUILD)/tests/gpu/emu/test_emu.emu.cc \
+	    $(EMU_OBJ) $(LDLIBS) -lcmocka
+endif
 
 gpu-tests: $(GPU_TEST_BIN)
 
@@ -219,7 +264,7 @@ deps:
 clean:
 	rm -rf $(BUILD) $(BIN) libdarknet.a
 
-.PHONY: all plugins test run-tests test-gpu gpu-tests bench run-bench demo run-demo \
+.PHONY: all plugins test run-tests test-gpu test-gpu-emu gpu-tests bench run-bench demo run-demo \
         figure1 run-figure1 experiment deps clean libdarknet.a
 .SECONDARY:
 

@@ -11,7 +11,7 @@
 
 #include "layer_util.h"
 
-#ifdef __CUDACC__
+#if defined(__CUDACC__) || defined(DN_EMU_DEVICE_CODE)
 #define DN_HD __host__ __device__ inline
 #else
 #define DN_HD static inline

@@ -78,7 +78,7 @@ void dn_gpu_activate_backward(dn_net *net, const float *x, const float *y,
 }
 #endif
 
-#ifdef __CUDACC__
+#if defined(__CUDACC__) || defined(DN_EMU_DEVICE_CODE)
 /* ------------------------------------------------ device-side helpers */
 
 /* Blocks for n items at `threads` per block, for grid-stride loops. */
@@ -107,7 +107,7 @@ template <typename T> __device__ inline T dn_block_sum(T v)
         partial[warp] = v;
     __syncthreads();
     const int warps = (blockDim.x + 31) >> 5;
-    v = threadIdx.x < warps ? partial[threadIdx.x] : (T)0;
+    v = (int)threadIdx.x < warps ? partial[threadIdx.x] : (T)0;
     if (warp == 0)
         for (int o = 16; o > 0; o >>= 1)
             v += __shfl_down_sync(0xffffffffu, v, o);
@@ -131,7 +131,7 @@ template <typename T> __device__ inline T dn_block_max(T v)
     __syncthreads();
     const int warps = (blockDim.x + 31) >> 5;
     if (warp == 0) {
-        v = threadIdx.x < warps ? partial[threadIdx.x] : partial[0];
+        v = (int)threadIdx.x < warps ? partial[threadIdx.x] : partial[0];
         for (int o = 16; o > 0; o >>= 1) {
             T w = __shfl_down_sync(0xffffffffu, v, o);
             v = w > v ? w : v;

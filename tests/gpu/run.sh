@@ -3,42 +3,73 @@
 # short training runs on the device.
 #   tests/gpu/run.sh            build with GPU=1 CUDNN=1 in $GPU_BUILD
 #                               (default build/gpu) and run them all
-#   tests/gpu/run.sh --if-gpu   the same, only when this machine has an
-#                               NVIDIA GPU; otherwise one line says skipped
+#   tests/gpu/run.sh --if-gpu   the same when this machine has an NVIDIA GPU;
+#                               otherwise --emu
+#   tests/gpu/run.sh --emu      run them on the CUDA emulator (tests/gpu/emu:
+#                               every kernel of the backend, cuBLAS through
+#                               OpenBLAS, cuDNN and NCCL by reference code,
+#                               two emulated devices; not speed), built twice,
+#                               with cuDNN (build/emu-cudnn) and without
+#                               (build/emu), each program run twice: blocks
+#                               and threads in order, then in reverse
 # Each test binary itself skips (exit 0) when CUDA reports no device.
 set -e
 cd "$(dirname "$0")/../.."
 CUDA_DIR=${CUDA_DIR:-/usr/local/cuda}
+mode=gpu
 if [ "$1" = "--if-gpu" ]; then
     if ! { nvidia-smi -L 2>/dev/null | grep -q '^GPU'; } && [ ! -e /dev/nvidia0 ]; then
-        echo "GPU tests skipped: no GPU (nvidia-smi -L lists none, no /dev/nvidia0)"
-        exit 0
-    fi
-    if [ ! -x "$CUDA_DIR/bin/nvcc" ]; then
+        echo "no GPU here (nvidia-smi -L lists none, no /dev/nvidia0): the GPU tests run on the CUDA emulator"
+        mode=emu
+    elif [ ! -x "$CUDA_DIR/bin/nvcc" ]; then
         echo "GPU tests skipped: a GPU is present but no CUDA toolkit at $CUDA_DIR"
         exit 0
     fi
+elif [ "$1" = "--emu" ]; then
+    mode=emu
 fi
-B=${GPU_BUILD:-build/gpu}
 # a make of its own (run from make test: not a sub-make of that one)
 unset MAKEFLAGS MFLAGS MAKELEVEL
 JOBS=$(nproc 2>/dev/null || echo 2)
-make -j"$JOBS" --no-print-directory GPU=1 CUDNN=1 BUILD="$B" BIN="$B/bin" gpu-tests
+if [ $mode = emu ]; then
+    builds="build/emu:0 build/emu-cudnn:1"
+    orders="forward reverse"
+    for b in $builds; do
+        B=${b%:*}
+        mkdir -p "$B"
+        make -j"$JOBS" --no-print-directory GPU=1 EMU=1 CUDNN=${b#*:} \
+            BUILD="$B" BIN="$B/bin" gpu-tests > "$B/make.log" 2>&1 ||
+            { cat "$B/make.log"; exit 1; }
+    done
+else
+    B=${GPU_BUILD:-build/gpu}
+    builds="$B:1"
+    orders="forward"
+    make -j"$JOBS" --no-print-directory GPU=1 CUDNN=1 BUILD="$B" BIN="$B/bin" gpu-tests
+fi
 # strict fp32 everywhere: TF32 off in cuBLAS and cuDNN whatever the cfg says
 export NVIDIA_TF32_OVERRIDE=0
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 failed=""
 n=0
-for t in "$B"/tests/gpu/test_*; do
-    [ -x "$t" ] || continue
-    n=$((n + 1))
-    echo "=== $t"
-    if ! "$t"; then
-        failed="$failed $(basename "$t")"
-    fi
+for b in $builds; do
+    for t in "${b%:*}"/tests/gpu/test_*; do
+        [ -x "$t" ] || continue
+        for order in $orders; do
+            n=$((n + 1))
+            if [ $mode = emu ]; then
+                echo "=== $t (emulator, $order order)"
+            else
+                echo "=== $t"
+            fi
+            if ! DN_EMU_ORDER=$order "$t"; then
+                failed="$failed $t($order)"
+            fi
+        done
+    done
 done
 nfail=$(echo $failed | wc -w)
 echo
 [ -n "$failed" ] && echo "FAILED GPU test programs:$failed"
-echo "GPU test programs: $((n - nfail)) passed, $nfail failed"
+echo "GPU test programs ($mode): $((n - nfail)) passed, $nfail failed"
 [ -z "$failed" ]

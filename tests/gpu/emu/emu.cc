@@ -1,0 +1,814 @@
+/*
+ * emu.cc - the CPU emulation of CUDA, cuBLAS and NCCL behind
+ * tests/gpu/emu/{cuda_runtime.h,cublas_v2.h,nccl.h}; the model is
+ * described at the top of cuda_runtime.h.
+ */
+/* fibers switch stacks with _longjmp, which glibc's fortified longjmp
+ * would refuse */
+#undef _FORTIFY_SOURCE
+#include <cblas.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+
+#include <deque>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "cublas_v2.h"
+#include "cuda_runtime.h"
+#include "nccl.h"
+
+/* ------------------------------------------------------------ errors */
+
+void dn_emu_die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "CUDA emulator: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    fflush(NULL);
+    abort();
+}
+
+static cudaError_t last_error = cudaSuccess;
+
+static cudaError_t fail(cudaError_t e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "CUDA emulator: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    last_error = e;
+    return e;
+}
+
+cudaError_t cudaGetLastError(void)
+{
+    cudaError_t e = last_error;
+    last_error = cudaSuccess;
+    return e;
+}
+
+cudaError_t cudaPeekAtLastError(void) { return last_error; }
+
+const char *cudaGetErrorName(cudaError_t e)
+{
+    switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
+    case cudaErrorInvalidMemcpyDirection: return "cudaErrorInvalidMemcpyDirection";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    }
+    return "cudaErrorUnknown";
+}
+
+const char *cudaGetErrorString(cudaError_t e)
+{
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevicePointer: return "invalid device pointer";
+    case cudaErrorInvalidMemcpyDirection: return "invalid copy direction for memcpy";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+    }
+    return "unknown error";
+}
+
+/* ----------------------------------------------------------- devices */
+
+static int device_count(void)
+{
+    const char *s = getenv("DN_EMU_DEVICES");
+    int n = s ? atoi(s) : 2;
+    return n < 0 ? 0 : n > 8 ? 8 : n;
+}
+
+static thread_local int current_device = 0;
+
+cudaError_t cudaGetDeviceCount(int *count)
+{
+    *count = device_count();
+    return *count ? cudaSuccess : fail(cudaErrorNoDevice, "no emulated device (DN_EMU_DEVICES=0)");
+}
+
+cudaError_t cudaSetDevice(int device)
+{
+    if (device < 0 || device >= device_count())
+        return fail(cudaErrorInvalidDevice, "cudaSetDevice(%d): %d devices", device, device_count());
+    current_device = device;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetDevice(int *device)
+{
+    *device = current_device;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device)
+{
+    if (device < 0 || device >= device_count())
+        return fail(cudaErrorInvalidDevice, "cudaGetDeviceProperties(%d)", device);
+    memset(prop, 0, sizeof *prop);
+    snprintf(prop->name, sizeof prop->name, "CUDA emulator on the CPU (device %d)", device);
+    prop->totalGlobalMem = (size_t)16 << 30;
+    prop->major = 9;
+    prop->multiProcessorCount = 1;
+    prop->maxThreadsPerBlock = 1024;
+    prop->warpSize = 32;
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
+{
+    *total_bytes = (size_t)16 << 30;
+    *free_bytes = (size_t)12 << 30;
+    return cudaSuccess;
+}
+
+/* ------------------------------------------------------- allocations */
+
+/* base -> size, for device memory and for pinned host memory */
+static std::map<const char *, size_t> device_allocs, pinned_allocs;
+
+static int inside(const std::map<const char *, size_t> &m, const void *p, size_t bytes)
+{
+    const char *c = (const char *)p;
+    auto it = m.upper_bound(c);
+    if (it == m.begin())
+        return 0;
+    --it;
+    return c >= it->first && c + bytes <= it->first + it->second;
+}
+
+int dn_emu_is_device(const void *p, size_t bytes)
+{
+    return inside(device_allocs, p, bytes ? bytes : 1);
+}
+
+static int is_pinned(const void *p, size_t bytes)
+{
+    return inside(pinned_allocs, p, bytes ? bytes : 1);
+}
+
+cudaError_t cudaMalloc(void **p, size_t bytes)
+{
+    /* fresh device memory holds garbage: so does this, up to 64 MiB (past
+     * that, touching every page costs more than the test) */
+    char *m = (char *)malloc(bytes ? bytes : 1);
+    if (!m)
+        return fail(cudaErrorMemoryAllocation, "cudaMalloc(%zu)", bytes);
+    if (bytes <= (64u << 20))
+        memset(m, 0xA5, bytes);
+    device_allocs[m] = bytes ? bytes : 1;
+    *p = m;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFree(void *p)
+{
+    if (!p)
+        return cudaSuccess;
+    dn_emu_drain(); /* cudaFree waits for the device */
+    auto it = device_allocs.find((const char *)p);
+    if (it == device_allocs.end())
+        return fail(cudaErrorInvalidDevicePointer, "cudaFree(%p): not the start of a device allocation", p);
+    device_allocs.erase(it);
+    free(p);
+    return cudaSuccess;
+}
+
+cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned flags)
+{
+    char *m = (char *)malloc(bytes ? bytes : 1);
+    if (!m)
+        return fail(cudaErrorMemoryAllocation, "cudaHostAlloc(%zu)", bytes);
+    pinned_allocs[m] = bytes ? bytes : 1;
+    *p = m;
+    return cudaSuccess;
+}
+
+cudaError_t cudaMallocHost(void **p, size_t bytes) { return cudaHostAlloc(p, bytes, 0); }
+
+cudaError_t cudaFreeHost(void *p)
+{
+    if (!p)
+        return cudaSuccess;
+    dn_emu_drain();
+    auto it = pinned_allocs.find((const char *)p);
+    if (it == pinned_allocs.end())
+        return fail(cudaErrorInvalidValue, "cudaFreeHost(%p): not pinned memory", p);
+    pinned_allocs.erase(it);
+    free(p);
+    return cudaSuccess;
+}
+
+/* ------------------------------------------------------------ queues */
+
+struct queued {
+    void (*fn)(void *);
+    void *arg;
+    std::function<void()> body;
+};
+
+struct dn_emu_stream {
+    int device;
+};
+
+/* Every stream's work in issue order: one valid order of CUDA's. */
+static std::deque<queued> queue;
+static int draining = 0;
+
+void dn_emu_enqueue(cudaStream_t stream, void (*fn)(void *), void *arg)
+{
+    queue.push_back(queued{fn, arg, nullptr});
+}
+
+static void enqueue_body(std::function<void()> body)
+{
+    queue.push_back(queued{nullptr, nullptr, std::move(body)});
+}
+
+void dn_emu_enqueue_body(cudaStream_t stream, std::function<void()> body)
+{
+    enqueue_body(std::move(body));
+}
+
+static void check_collectives(void);
+
+void dn_emu_drain(void)
+{
+    if (draining)
+        dn_emu_die("the host waited for the device from inside device work");
+    check_collectives();
+    draining = 1;
+    while (!queue.empty()) {
+        queued q = std::move(queue.front());
+        queue.pop_front();
+        if (q.fn) {
+            q.fn(q.arg);
+            free(q.arg);
+        } else {
+            q.body();
+        }
+    }
+    draining = 0;
+}
+
+cudaError_t cudaStreamCreate(cudaStream_t *stream)
+{
+    *stream = new dn_emu_stream{current_device};
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamDestroy(cudaStream_t stream)
+{
+    dn_emu_drain();
+    delete stream;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t stream)
+{
+    dn_emu_drain();
+    return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize(void)
+{
+    dn_emu_drain();
+    return cudaSuccess;
+}
+
+/* ------------------------------------------------------------ copies */
+
+static const char *kind_name(enum cudaMemcpyKind k)
+{
+    static const char *names[] = {"HostToHost", "HostToDevice", "DeviceToHost",
+                                  "DeviceToDevice", "Default"};
+    return (unsigned)k < 5 ? names[k] : "?";
+}
+
+/* The pointers must be what kind says they are: dst_bytes from dst,
+ * src_bytes from src. */
+static cudaError_t check_spans(void *dst, size_t dst_bytes, const void *src,
+                               size_t src_bytes, enum cudaMemcpyKind kind,
+                               const char *call)
+{
+    if (kind == cudaMemcpyDefault || dst_bytes == 0)
+        return cudaSuccess;
+    int dst_dev = dn_emu_is_device(dst, dst_bytes), src_dev = dn_emu_is_device(src, src_bytes);
+    int want_dst = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+    int want_src = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+    if (dst_dev != want_dst || src_dev != want_src)
+        return fail(cudaErrorInvalidValue,
+                    "%s(%p <- %p, %zu / %zu bytes, %s): the destination %s "
+                    "device memory, the source %s",
+                    call, dst, src, dst_bytes, src_bytes, kind_name(kind),
+                    dst_dev ? "is" : "is not (all)",
+                    src_dev ? "is" : "is not (all)");
+    return cudaSuccess;
+}
+
+static cudaError_t check_copy(void *dst, const void *src, size_t bytes,
+                              enum cudaMemcpyKind kind, const char *call)
+{
+    return check_spans(dst, bytes, src, bytes, kind, call);
+}
+
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind)
+{
+    cudaError_t e = check_copy(dst, src, bytes, kind, "cudaMemcpy");
+    if (e)
+        return e;
+    dn_emu_drain();
+    if (bytes)
+        memmove(dst, src, bytes);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes,
+                            enum cudaMemcpyKind kind, cudaStream_t stream)
+{
+    cudaError_t e = check_copy(dst, src, bytes, kind, "cudaMemcpyAsync");
+    if (e || bytes == 0)
+        return e;
+    if (kind == cudaMemcpyHostToDevice && !is_pinned(src, bytes)) {
+        /* pageable source: CUDA stages it before returning */
+        std::vector<char> staged((const char *)src, (const char *)src + bytes);
+        enqueue_body([dst, staged]() { memcpy(dst, staged.data(), staged.size()); });
+    } else if (kind == cudaMemcpyDeviceToHost && !is_pinned(dst, bytes)) {
+        /* pageable destination: CUDA returns after the copy */
+        dn_emu_drain();
+        memcpy(dst, src, bytes);
+    } else {
+        enqueue_body([dst, src, bytes]() { memmove(dst, src, bytes); });
+    }
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src,
+                              size_t spitch, size_t width, size_t height,
+                              enum cudaMemcpyKind kind, cudaStream_t stream)
+{
+    if (width > dpitch || width > spitch)
+        return fail(cudaErrorInvalidValue, "cudaMemcpy2DAsync: width %zu "
+                    "over pitch %zu / %zu", width, dpitch, spitch);
+    if (width == 0 || height == 0)
+        return cudaSuccess;
+    /* each span, its first row to the end of its last, must be what kind
+     * says */
+    cudaError_t e = check_spans(dst, (height - 1) * dpitch + width, src,
+                                (height - 1) * spitch + width, kind,
+                                "cudaMemcpy2DAsync");
+    if (e)
+        return e;
+    if (kind != cudaMemcpyDeviceToDevice)
+        dn_emu_die("cudaMemcpy2DAsync: the emulator copies device to device only");
+    enqueue_body([=]() {
+        for (size_t r = 0; r < height; r++)
+            memmove((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
+    });
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t stream)
+{
+    if (bytes && !dn_emu_is_device(p, bytes))
+        return fail(cudaErrorInvalidValue, "cudaMemset(%p, %zu bytes): not a device range", p, bytes);
+    if (bytes)
+        enqueue_body([p, value, bytes]() { memset(p, value, bytes); });
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemset(void *p, int value, size_t bytes)
+{
+    cudaError_t e = cudaMemsetAsync(p, value, bytes, NULL);
+    dn_emu_drain();
+    return e;
+}
+
+/* ------------------------------------------------------------ kernels */
+
+enum { RUN, AT_WARP, AT_BLOCK, DONE };
+
+/* A GPU thread. Fibers live as long as the program: each loops "run the
+ * current kernel body, report DONE, wait", and switches with
+ * _setjmp/_longjmp (no signal-mask system call, unlike swapcontext);
+ * ucontext only starts a fiber the first time. */
+struct dn_emu_fiber {
+    jmp_buf jb;
+    ucontext_t start;
+    char *stack;
+    int started;
+    uint3 idx;
+    int state;
+    uint64_t shfl;
+};
+
+dn_emu_block_state dn_emu_now;
+
+static jmp_buf scheduler;
+static std::vector<dn_emu_fiber *> fibers;
+static const size_t STACK = 64 << 10;
+static const std::function<void()> *running_body;
+static const char *running_name;
+
+uint3 dn_emu_thread_idx(void)
+{
+    if (!dn_emu_now.self)
+        dn_emu_die("threadIdx read outside a kernel");
+    return dn_emu_now.self->idx;
+}
+
+static void wait_at(int state)
+{
+    dn_emu_fiber *self = dn_emu_now.self;
+    if (!self)
+        dn_emu_die("a barrier outside a kernel");
+    self->state = state;
+    if (!_setjmp(self->jb))
+        _longjmp(scheduler, 1);
+}
+
+static void fiber_main(void)
+{
+    for (;;) {
+        (*running_body)();
+        wait_at(DONE);
+    }
+}
+
+/* Run f until it waits or finishes. */
+static void resume(dn_emu_fiber *f)
+{
+    dn_emu_now.self = f;
+    if (!_setjmp(scheduler)) {
+        if (f->started)
+            _longjmp(f->jb, 1);
+        f->started = 1;
+        setcontext(&f->start);
+    }
+    dn_emu_now.self = NULL;
+}
+
+static dn_emu_fiber *fiber_make(void)
+{
+    dn_emu_fiber *f = new dn_emu_fiber();
+    void *s = mmap(NULL, STACK, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (s == MAP_FAILED)
+        dn_emu_die("out of memory for thread stacks");
+    f->stack = (char *)s;
+    getcontext(&f->start);
+    f->start.uc_stack.ss_sp = f->stack;
+    f->start.uc_stack.ss_size = STACK;
+    f->start.uc_link = NULL; /* fiber_main never returns */
+    makecontext(&f->start, fiber_main, 0);
+    return f;
+}
+
+void __syncthreads(void) { wait_at(AT_BLOCK); }
+
+uint64_t dn_emu_shfl_down(unsigned mask, uint64_t bits, unsigned delta, int width)
+{
+    dn_emu_fiber *self = dn_emu_now.self;
+    if (mask != 0xffffffffu)
+        dn_emu_die("kernel %s: __shfl_down_sync with mask %#x: the emulator "
+                   "knows full warps only", running_name, mask);
+    if (width <= 0 || width > 32 || (width & (width - 1)))
+        dn_emu_die("kernel %s: __shfl_down_sync width %d", running_name, width);
+    self->shfl = bits;
+    wait_at(AT_WARP); /* every lane has published */
+    const long me = (long)self->idx.x + (long)self->idx.y * blockDim.x +
+                    (long)self->idx.z * blockDim.x * blockDim.y;
+    const int lane = (int)(me & 31);
+    uint64_t r = bits;
+    if (lane % width + (int)delta < width)
+        r = fibers[me + delta]->shfl;
+    wait_at(AT_WARP); /* every lane has read */
+    return r;
+}
+
+static int reverse_order(void)
+{
+    const char *s = getenv("DN_EMU_ORDER");
+    return s && !strcmp(s, "reverse");
+}
+
+static void run_block(const dn_emu_config &cfg, uint3 block, int rev)
+{
+    const int n = (int)(cfg.block.x * cfg.block.y * cfg.block.z);
+    while ((int)fibers.size() < n)
+        fibers.push_back(fiber_make());
+    dn_emu_now.block_idx = block;
+    for (int t = 0; t < n; t++) {
+        dn_emu_fiber *f = fibers[t];
+        f->idx = uint3{(unsigned)t % cfg.block.x,
+                       (unsigned)t / cfg.block.x % cfg.block.y,
+                       (unsigned)t / (cfg.block.x * cfg.block.y)};
+        f->state = RUN;
+    }
+    for (;;) {
+        for (int k = 0; k < n; k++) {
+            dn_emu_fiber *f = fibers[rev ? n - 1 - k : k];
+            if (f->state == RUN)
+                resume(f);
+        }
+        int done = 0, at_block = 0, released = 0;
+        for (int t = 0; t < n; t++) {
+            done += fibers[t]->state == DONE;
+            at_block += fibers[t]->state == AT_BLOCK;
+        }
+        if (done == n)
+            return;
+        /* a shuffle completes when all 32 lanes of the warp are at it */
+        for (int w = 0; w * 32 < n; w++) {
+            int lanes = n - w * 32 < 32 ? n - w * 32 : 32, waiting = 0;
+            for (int t = w * 32; t < w * 32 + lanes; t++)
+                waiting += fibers[t]->state == AT_WARP;
+            if (waiting == 32) {
+                for (int t = w * 32; t < w * 32 + 32; t++)
+                    fibers[t]->state = RUN;
+                released = 1;
+            } else if (waiting) {
+                int exited = 0;
+                for (int t = w * 32; t < w * 32 + lanes; t++)
+                    exited += fibers[t]->state == DONE;
+                dn_emu_die("kernel %s, block (%u,%u,%u): __shfl_down_sync with "
+                           "a full mask reached by %d lanes of warp %d; %d lanes "
+                           "exist, %d returned, the rest wait at __syncthreads",
+                           running_name, block.x, block.y, block.z, waiting, w,
+                           lanes, exited);
+            }
+        }
+        if (released)
+            continue;
+        if (at_block == n) {
+            for (int t = 0; t < n; t++)
+                fibers[t]->state = RUN;
+            continue;
+        }
+        dn_emu_die("kernel %s, block (%u,%u,%u): __syncthreads reached by %d of "
+                   "%d threads; %d returned before it",
+                   running_name, block.x, block.y, block.z, at_block, n, done);
+    }
+}
+
+void dn_emu_launch_body(const dn_emu_config &cfg, const char *name,
+                        std::function<void()> body)
+{
+    const dim3 g = cfg.grid, b = cfg.block;
+    const unsigned long threads = (unsigned long)b.x * b.y * b.z;
+    if (!g.x || !g.y || !g.z || !threads || threads > 1024 || b.z > 64 ||
+        g.x > 2147483647u || g.y > 65535 || g.z > 65535) {
+        fail(cudaErrorInvalidConfiguration,
+             "kernel %s: grid (%u,%u,%u), block (%u,%u,%u)", name, g.x, g.y,
+             g.z, b.x, b.y, b.z);
+        return;
+    }
+    if (cfg.shared > 48 * 1024) {
+        fail(cudaErrorInvalidValue, "kernel %s: %zu bytes of dynamic shared memory",
+             name, cfg.shared);
+        return;
+    }
+    dn_emu_config c = cfg;
+    enqueue_body([c, name, body]() {
+        running_body = &body;
+        running_name = name;
+        dn_emu_now.block_dim = c.block;
+        dn_emu_now.grid_dim = c.grid;
+        const unsigned long nb = (unsigned long)c.grid.x * c.grid.y * c.grid.z;
+        const int rev = reverse_order();
+        for (unsigned long k = 0; k < nb; k++) {
+            unsigned long i = rev ? nb - 1 - k : k;
+            run_block(c, uint3{(unsigned)(i % c.grid.x),
+                               (unsigned)(i / c.grid.x % c.grid.y),
+                               (unsigned)(i / ((unsigned long)c.grid.x * c.grid.y))},
+                      rev);
+        }
+        running_body = NULL;
+    });
+}
+
+/* ------------------------------------------------------------ cuBLAS */
+
+struct dn_emu_cublas {
+    cudaStream_t stream;
+    cublasMath_t math;
+};
+
+cublasStatus_t cublasCreate(cublasHandle_t *h)
+{
+    *h = new dn_emu_cublas{NULL, CUBLAS_DEFAULT_MATH};
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasDestroy(cublasHandle_t h)
+{
+    dn_emu_drain();
+    delete h;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s)
+{
+    h->stream = s;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m)
+{
+    h->math = m;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+const char *cublasGetStatusString(cublasStatus_t s)
+{
+    switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    default: return "CUBLAS_STATUS_UNKNOWN";
+    }
+}
+
+/* A column-major rows x cols matrix with leading dimension ld must lie in
+ * device memory (cuBLAS would fault otherwise). */
+static void check_matrix(const char *call, char which, const float *p, int rows,
+                         int cols, int ld, long stride, int count)
+{
+    if (rows == 0 || cols == 0)
+        return;
+    size_t span = ((size_t)(cols - 1) * ld + rows) * sizeof(float);
+    for (int i = 0; i < count; i += count > 1 ? count - 1 : 1)
+        if (!dn_emu_is_device(p + (long)i * stride, span))
+            dn_emu_die("%s: matrix %c (%p + %d x %ld floats, %d x %d, ld %d) "
+                       "is not inside one device allocation",
+                       call, which, (const void *)p, i, stride, rows, cols, ld);
+}
+
+static cublasStatus_t gemm(const char *call, cublasHandle_t h,
+                           cublasOperation_t ta, cublasOperation_t tb, int m,
+                           int n, int k, const float *alpha, const float *A,
+                           int lda, long sa, const float *B, int ldb, long sb,
+                           const float *beta, float *C, int ldc, long sc,
+                           int count)
+{
+    if (!h)
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    const int ar = ta == CUBLAS_OP_N ? m : k, ac = ta == CUBLAS_OP_N ? k : m;
+    const int br = tb == CUBLAS_OP_N ? k : n, bc = tb == CUBLAS_OP_N ? n : k;
+    if (m < 0 || n < 0 || k < 0 || count < 0 || lda < (ar > 1 ? ar : 1) ||
+        ldb < (br > 1 ? br : 1) || ldc < (m > 1 ? m : 1) ||
+        (ta != CUBLAS_OP_N && ta != CUBLAS_OP_T) ||
+        (tb != CUBLAS_OP_N && tb != CUBLAS_OP_T)) {
+        fprintf(stderr, "CUDA emulator: %s: m %d n %d k %d lda %d ldb %d ldc %d: "
+                "invalid\n", call, m, n, k, lda, ldb, ldc);
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    if (m == 0 || n == 0 || count == 0)
+        return CUBLAS_STATUS_SUCCESS;
+    check_matrix(call, 'A', A, ar, ac, lda, sa, count);
+    check_matrix(call, 'B', B, br, bc, ldb, sb, count);
+    check_matrix(call, 'C', C, m, n, ldc, sc, count);
+    const float al = *alpha, be = *beta; /* host pointer mode */
+    enqueue_body([=]() {
+        for (int i = 0; i < count; i++)
+            cblas_sgemm(CblasColMajor,
+                        ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
+                        tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m, n, k,
+                        al, A + (long)i * sa, lda, B + (long)i * sb, ldb, be,
+                        C + (long)i * sc, ldc);
+    });
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta,
+                           cublasOperation_t tb, int m, int n, int k,
+                           const float *alpha, const float *A, int lda,
+                           const float *B, int ldb, const float *beta, float *C,
+                           int ldc)
+{
+    return gemm("cublasSgemm", h, ta, tb, m, n, k, alpha, A, lda, 0, B, ldb,
+                0, beta, C, ldc, 0, 1);
+}
+
+cublasStatus_t cublasSgemmStridedBatched(
+    cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+    int k, const float *alpha, const float *A, int lda, long long sa,
+    const float *B, int ldb, long long sb, const float *beta, float *C, int ldc,
+    long long sc, int count)
+{
+    return gemm("cublasSgemmStridedBatched", h, ta, tb, m, n, k, alpha, A, lda,
+                (long)sa, B, ldb, (long)sb, beta, C, ldc, (long)sc, count);
+}
+
+/* -------------------------------------------------------------- NCCL */
+
+/* The ranks of one ncclCommInitAll, and the all-reduce they are in. */
+struct clique {
+    int n;
+    std::vector<const float *> send;
+    std::vector<float *> recv;
+    size_t count;
+    int joined;
+};
+
+struct dn_emu_nccl {
+    clique *c;
+    int rank;
+};
+
+static std::vector<clique *> cliques;
+
+static void check_collectives(void)
+{
+    for (clique *c : cliques)
+        if (c->joined)
+            dn_emu_die("the host waited for the device while an all-reduce "
+                       "had %d of its %d ranks (NCCL would hang)",
+                       c->joined, c->n);
+}
+
+ncclResult_t ncclCommInitAll(ncclComm_t *comms, int n, const int *devices)
+{
+    if (n < 1)
+        return ncclInvalidArgument;
+    clique *c = new clique{n, std::vector<const float *>(n), std::vector<float *>(n), 0, 0};
+    cliques.push_back(c);
+    for (int r = 0; r < n; r++) {
+        if (devices && (devices[r] < 0 || devices[r] >= device_count()))
+            return ncclInvalidArgument;
+        comms[r] = new dn_emu_nccl{c, r};
+    }
+    return ncclSuccess;
+}
+
+ncclResult_t ncclCommDestroy(ncclComm_t comm)
+{
+    delete comm;
+    return ncclSuccess;
+}
+
+ncclResult_t ncclGroupStart(void) { return ncclSuccess; }
+ncclResult_t ncclGroupEnd(void) { return ncclSuccess; }
+
+const char *ncclGetErrorString(ncclResult_t r)
+{
+    return r == ncclSuccess ? "no error" : "invalid argument (emulator)";
+}
+
+ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count,
+                           ncclDataType_t type, ncclRedOp_t op, ncclComm_t comm,
+                           cudaStream_t stream)
+{
+    if (type != ncclFloat || op != ncclSum)
+        return ncclInvalidArgument;
+    clique *c = comm->c;
+    if (!dn_emu_is_device(send, count * 4) || !dn_emu_is_device(recv, count * 4))
+        dn_emu_die("ncclAllReduce: buffers of %zu floats not in device memory", count);
+    if (c->joined && c->count != count)
+        dn_emu_die("ncclAllReduce: rank %d gives %zu floats, others %zu",
+                   comm->rank, count, c->count);
+    if (c->send[comm->rank])
+        dn_emu_die("ncclAllReduce: rank %d joined twice", comm->rank);
+    c->send[comm->rank] = (const float *)send;
+    c->recv[comm->rank] = (float *)recv;
+    c->count = count;
+    if (++c->joined < c->n)
+        return ncclSuccess;
+    /* every rank is in: queue the reduction after all their work */
+    std::vector<const float *> s = c->send;
+    std::vector<float *> r = c->recv;
+    enqueue_body([s, r, count]() {
+        std::vector<float> sum(count, 0.0f);
+        for (const float *p : s)
+            for (size_t i = 0; i < count; i++)
+                sum[i] += p[i];
+        for (float *p : r)
+            memcpy(p, sum.data(), count * sizeof(float));
+    });
+    std::fill(c->send.begin(), c->send.end(), nullptr);
+    c->joined = 0;
+    return ncclSuccess;
+}
