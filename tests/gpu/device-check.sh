@@ -10,6 +10,13 @@
 #
 #   tests/gpu/device-check.sh [OUTDIR]     (default results/gpu)
 #
+# BATCH, TIMED, WARMUP (environment) change the benchmark's batch size and
+# batch counts. EMU=1 rehearses the whole script without a GPU on the CUDA
+# emulator (tests/gpu/emu, cuDNN left out: its reference convolutions are
+# too slow for ResNets), e.g.
+#   EMU=1 BATCH=2 TIMED=2 WARMUP=1 tests/gpu/device-check.sh /tmp/rehearsal
+# which checks the script and the code paths it drives, not the device.
+#
 # Writes OUTDIR/device-check.log (everything) and OUTDIR/summary.md (the
 # table). Every step is printed and time-limited; a failing test step does
 # not stop the benchmark (the exit status reports it). Meant to finish in
@@ -18,11 +25,18 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 OUT=${1:-results/gpu}
-B=${GPU_BUILD:-build/gpu}
+EMU=${EMU:-0}
+if [ "$EMU" = 1 ]; then
+    B=${GPU_BUILD:-build/emu-check}
+    MAKE_GPU=(GPU=1 EMU=1 CUDNN=0)
+else
+    B=${GPU_BUILD:-build/gpu}
+    MAKE_GPU=(GPU=1 CUDNN=1)
+fi
 JOBS=$(nproc 2>/dev/null || echo 4)
-BATCH=128
-TIMED=20
-WARMUP=5
+BATCH=${BATCH:-128}
+TIMED=${TIMED:-20}
+WARMUP=${WARMUP:-5}
 mkdir -p "$OUT"
 LOG="$OUT/device-check.log"
 : > "$LOG"
@@ -58,7 +72,8 @@ else
 fi
 say "$("${CUDA_DIR:-/usr/local/cuda}/bin/nvcc" --version 2>&1 | tail -2 || true)"
 
-step "build" 300 make -j"$JOBS" --no-print-directory GPU=1 CUDNN=1 \
+[ "$EMU" = 1 ] && say "(EMU=1: a rehearsal on the CUDA emulator, not a GPU: its figures mean nothing)"
+step "build" 300 make -j"$JOBS" --no-print-directory "${MAKE_GPU[@]}" \
     BUILD="$B" BIN="$B/bin" "$B/bin/darknet" gpu-tests "$B/bench/train_bench"
 if [ ${#failed[@]} -gt 0 ]; then
     say "build failed: nothing to run"
@@ -67,6 +82,7 @@ fi
 
 export NVIDIA_TF32_OVERRIDE=0 # the tests compare fp32 with fp32
 for t in "$B"/tests/gpu/test_*; do
+    [ -x "$t" ] && [ "${t%.d}" = "$t" ] || continue
     step "$(basename "$t")" 150 "$t"
 done
 unset NVIDIA_TF32_OVERRIDE
@@ -78,7 +94,8 @@ for net in resnet18 resnet34; do
         bash -c "set -o pipefail; '$B/bench/train_bench' cfg/$net-cifar.cfg $BATCH $TIMED $WARMUP -gpus 0 | tee '$out'"
     ours[$net]=$(field "images/s" < "$out" || true)
 done
-if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' \
+if [ "$EMU" != 1 ] &&
+    python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' \
         >/dev/null 2>&1; then
     for net in resnet18 resnet34; do
         out="$OUT/torch-$net.txt"
@@ -93,8 +110,10 @@ fi
 
 SUMMARY="$OUT/summary.md"
 {
-    echo "# Training throughput on $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
+    gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || true)
+    echo "# Training throughput on ${gpu:-an unnamed device (no nvidia-smi)}"
     echo
+    [ "$EMU" = 1 ] && echo "EMU=1: a rehearsal on the CUDA emulator, without cuDNN; the figures mean nothing." && echo
     echo "Batch $BATCH, 32x32x3 CIFAR shapes, median of $TIMED timed batches after"
     echo "$WARMUP warm-up ones. This framework: bench/train_bench -gpus 0 (cuDNN, TF32"
     echo "allowed, the input copied up every batch). PyTorch: bench/torch_peer.py"
