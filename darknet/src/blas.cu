@@ -40,20 +40,6 @@ extern "C" void dn_gpu_gemm_batched(dn_net *net, int trans_a, int trans_b,
                            c, ldc, stride_c, count));
 }
 
-__global__ void fill_kernel(float *x, long n, float v)
-{
-    DN_GRID_LOOP(i, n)
-    x[i] = v;
-}
-
-extern "C" void dn_gpu_fill(dn_net *net, float *x, long n, float value)
-{
-    if (n <= 0)
-        return;
-    fill_kernel<<<dn_blocks(n), 256, 0, dn_gpu_stream(net)>>>(x, n, value);
-    DN_GPU_LAUNCHED(net);
-}
-
 extern "C" void dn_gpu_copy(dn_net *net, float *dst, const float *src, long n)
 {
     if (n <= 0 || dst == src)

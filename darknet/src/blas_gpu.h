@@ -37,7 +37,6 @@ void dn_gpu_gemm_batched(dn_net *net, int trans_a, int trans_b, int m, int n,
                          float beta, float *c, int ldc, long stride_c,
                          int count);
 
-void dn_gpu_fill(dn_net *net, float *x, long n, float value);
 void dn_gpu_copy(dn_net *net, float *dst, const float *src, long n);
 /* y += a * x */
 void dn_gpu_axpy(dn_net *net, long n, float a, const float *x, float *y);
@@ -69,8 +68,8 @@ void dn_gpu_im2col(dn_net *net, const float *im, const dn_conv_geom *g,
 void dn_gpu_col2im(dn_net *net, const float *col, const dn_conv_geom *g,
                    float *im);
 
-/* activations.cu: dn_activate and dn_activate_backward on the device */
-void dn_gpu_activate(dn_net *net, float *x, long n, dn_activation a);
+/* activations.cu: dn_activate_backward on the device (the forward is fused
+ * into dn_gpu_bias_activate) */
 void dn_gpu_activate_backward(dn_net *net, const float *x, const float *y,
                               float *delta, long n, dn_activation a);
 
