@@ -1,7 +1,8 @@
 # Darknet-style framework with warm-restart LR schedulers.
 #   make                      bin/darknet, build/libdarknet.a, plugins (CPU, OpenBLAS)
 #   make GPU=1 CUDNN=1        CUDA backend (CUDA_DIR, CUDNN_DIR; NCCL=0 without NCCL)
-#   make GPU=1 EMU=1          the CUDA backend on a CPU emulation (tests only)
+#   make GPU=1 EMU=1          the CUDA backend on a CPU emulation (tests only;
+#                             EMU_SAN=1 adds ASan and UBSan)
 #   make OPENCV=1             image lists through OpenCV
 #   make DEBUG=1              -O0 -g
 #   make BLAS=openblas|blis   CPU GEMM library
@@ -12,6 +13,7 @@ GPU     ?= 0
 CUDNN   ?= 0
 NCCL    ?= 1
 EMU     ?= 0
+EMU_SAN ?= 0
 OPENCV  ?= 1
 DEBUG   ?= 0
 BLAS    ?= openblas
@@ -71,6 +73,13 @@ LDLIBS  += -lstdc++
 ifeq ($(CUDNN),1)
 CFLAGS  += -DDN_CUDNN
 endif
+# EMU_SAN=1: AddressSanitizer and UBSan over the library and every kernel
+# (a load or store outside a device allocation stops the test with it)
+ifeq ($(EMU_SAN),1)
+EMU_SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+CFLAGS  += $(EMU_SAN_FLAGS)
+LDLIBS  += $(EMU_SAN_FLAGS)
+endif
 ifeq ($(NCCL),1)
 CFLAGS  += -DDN_NCCL
 endif
@@ -127,7 +136,7 @@ $(BUILD)/%.o: %.cpp
 
 ifeq ($(EMU),1)
 EMU_CXXFLAGS := -std=c++17 -O2 -g -fPIC -Wall -Wno-unused-parameter -MMD -MP \
-    $(filter -D% -I% -isystem %openblas-pthread %blis-openmp,$(CFLAGS))
+    $(filter -D% -I% -isystem %openblas-pthread %blis-openmp,$(CFLAGS)) $(EMU_SAN_FLAGS)
 $(BUILD)/%.cu.o: %.cu tests/gpu/emu/launch.pl
 	@mkdir -p $(dir $@)
 	perl tests/gpu/emu/launch.pl $< > $(BUILD)/$*.emu.cc

@@ -8,10 +8,11 @@
 #   tests/gpu/run.sh --emu      run them on the CUDA emulator (tests/gpu/emu:
 #                               every kernel of the backend, cuBLAS through
 #                               OpenBLAS, cuDNN and NCCL by reference code,
-#                               two emulated devices; not speed), built twice,
-#                               with cuDNN (build/emu-cudnn) and without
-#                               (build/emu), each program run twice: blocks
-#                               and threads in order, then in reverse
+#                               two emulated devices; not speed), built twice:
+#                               without cuDNN (build/emu), each program run
+#                               with blocks and threads in order, then in
+#                               reverse; with cuDNN, AddressSanitizer and
+#                               UBSan (build/emu-cudnn), in order
 # Each test binary itself skips (exit 0) when CUDA reports no device.
 set -e
 cd "$(dirname "$0")/../.."
@@ -32,19 +33,21 @@ fi
 unset MAKEFLAGS MFLAGS MAKELEVEL
 JOBS=$(nproc 2>/dev/null || echo 2)
 if [ $mode = emu ]; then
-    builds="build/emu:0 build/emu-cudnn:1"
-    orders="forward reverse"
+    # build:CUDNN:EMU_SAN:orders
+    builds="build/emu:0:0:forward,reverse build/emu-cudnn:1:1:forward"
     for b in $builds; do
-        B=${b%:*}
-        mkdir -p "$B"
-        make -j"$JOBS" --no-print-directory GPU=1 EMU=1 CUDNN=${b#*:} \
-            BUILD="$B" BIN="$B/bin" gpu-tests > "$B/make.log" 2>&1 ||
-            { cat "$B/make.log"; exit 1; }
+        set -- $(echo "$b" | tr ':' ' ')
+        mkdir -p "$1"
+        make -j"$JOBS" --no-print-directory GPU=1 EMU=1 CUDNN=$2 EMU_SAN=$3 \
+            BUILD="$1" BIN="$1/bin" gpu-tests > "$1/make.log" 2>&1 ||
+            { cat "$1/make.log"; exit 1; }
     done
+    export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
+    export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}"
+    export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 else
     B=${GPU_BUILD:-build/gpu}
-    builds="$B:1"
-    orders="forward"
+    builds="$B:1:0:forward"
     make -j"$JOBS" --no-print-directory GPU=1 CUDNN=1 BUILD="$B" BIN="$B/bin" gpu-tests
 fi
 # strict fp32 everywhere: TF32 off in cuBLAS and cuDNN whatever the cfg says
@@ -53,12 +56,14 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 failed=""
 n=0
 for b in $builds; do
-    for t in "${b%:*}"/tests/gpu/test_*; do
+    set -- $(echo "$b" | tr ':' ' ')
+    for t in "$1"/tests/gpu/test_*; do
         [ -x "$t" ] || continue
-        for order in $orders; do
+        for order in $(echo "$4" | tr ',' ' '); do
             n=$((n + 1))
             if [ $mode = emu ]; then
-                echo "=== $t (emulator, $order order)"
+                san=""; [ "$3" = 1 ] && san=", ASan+UBSan"
+                echo "=== $t (emulator, $order order$san)"
             else
                 echo "=== $t"
             fi

@@ -423,12 +423,31 @@ struct dn_emu_fiber {
     uint3 idx;
     int state;
     uint64_t shfl;
+    void *fake; /* ASan's fake stack of this fiber while it waits */
 };
 
 dn_emu_block_state dn_emu_now;
 
+/* AddressSanitizer follows the switches between the scheduler's stack and
+ * the fibers' when told (a build with ASan checks every kernel's loads and
+ * stores against the device allocations' bounds). */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define SWITCH_START(save, bottom, size) __sanitizer_start_switch_fiber(save, bottom, size)
+#define SWITCH_DONE(save, bottom, size) __sanitizer_finish_switch_fiber(save, bottom, size)
+#else
+#define SWITCH_START(save, bottom, size) ((void)(save), (void)(bottom), (void)(size))
+#define SWITCH_DONE(save, bottom, size) ((void)(save), (void)(bottom), (void)(size))
+#endif
+/* the scheduler's stack, as ASan reports it when a fiber first switches back */
+static const void *main_bottom;
+static size_t main_size;
+static void *scheduler_fake; /* ASan's fake stack of the scheduler */
+
 static jmp_buf scheduler;
-static std::vector<dn_emu_fiber *> fibers;
+/* (on the heap and never destroyed: the fibers live as long as the
+ * program, and a destroyed vector would make them look leaked at exit) */
+static std::vector<dn_emu_fiber *> &fibers = *new std::vector<dn_emu_fiber *>;
 static const size_t STACK = 64 << 10;
 static const std::function<void()> *running_body;
 static const char *running_name;
@@ -446,12 +465,16 @@ static void wait_at(int state)
     if (!self)
         dn_emu_die("a barrier outside a kernel");
     self->state = state;
-    if (!_setjmp(self->jb))
+    if (!_setjmp(self->jb)) {
+        SWITCH_START(&self->fake, main_bottom, main_size);
         _longjmp(scheduler, 1);
+    }
+    SWITCH_DONE(self->fake, NULL, NULL); /* back on this fiber's stack */
 }
 
 static void fiber_main(void)
 {
+    SWITCH_DONE(NULL, &main_bottom, &main_size); /* first entry */
     for (;;) {
         (*running_body)();
         wait_at(DONE);
@@ -463,11 +486,13 @@ static void resume(dn_emu_fiber *f)
 {
     dn_emu_now.self = f;
     if (!_setjmp(scheduler)) {
+        SWITCH_START(&scheduler_fake, f->stack, STACK);
         if (f->started)
             _longjmp(f->jb, 1);
         f->started = 1;
         setcontext(&f->start);
     }
+    SWITCH_DONE(scheduler_fake, NULL, NULL); /* back on the scheduler's stack */
     dn_emu_now.self = NULL;
 }
 
@@ -739,7 +764,7 @@ struct dn_emu_nccl {
     int rank;
 };
 
-static std::vector<clique *> cliques;
+static std::vector<clique *> &cliques = *new std::vector<clique *>;
 
 static void check_collectives(void)
 {
