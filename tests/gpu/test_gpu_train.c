@@ -15,6 +15,8 @@
  *    the uninterrupted run (the same rates; weights within 1e-3: cuDNN's
  *    algorithms may sum in a different order from run to run);
  *  - a NaN loss on the GPU stops training with the CPU's message;
+ *  - on the emulator, a step allocates nothing, copies only the batch up
+ *    and the output and losses down, and waits once per forward;
  *  - with two or more devices: two replicas (NCCL all-reduce) give the
  *    one-GPU result on a network without batch norm (whose statistics are
  *    per replica by design).
@@ -114,6 +116,55 @@ static void adam_three_updates(void **state)
 {
     (void)state;
     three_updates_match(STEP_NET(1), "adam");
+}
+
+/* ------------------------------------- what a step moves and waits for */
+
+/* On the emulator (tests/gpu/emu), which counts what the host asks of the
+ * device: a training step after the first allocates nothing, copies up
+ * only each forward's inputs and truth, copies down only the last output
+ * and the per-image losses, and waits for the device once per forward
+ * (the loss). On a real GPU there is nothing to count with: skipped. */
+static void step_moves_only_batches_and_losses(void **state)
+{
+#ifdef DN_CUDA_EMU
+    dn_net *net = gt_build(STEP_NET(0), "counts");
+    gt_to_gpu(net);
+    step(net, 0, 0.01); /* the first step may set things up */
+    struct dn_emu_counts a, b;
+    dn_emu_counts_get(&a);
+    const int steps = 2;
+    for (int s = 1; s <= steps; s++)
+        step(net, s, 0.01);
+    dn_error err;
+    if (dn_net_sync(net, &err)) {
+        print_error("%s\n", err.msg);
+        fail();
+    }
+    dn_emu_counts_get(&b);
+    long n_loss = 0;
+    for (int i = 0; i < net->n; i++)
+        n_loss += net->layers[i].is_loss;
+    const long forwards = (long)steps * net->subdivisions, f = sizeof(float);
+    const long up = forwards * net->batch * (net->inputs + net->truths) * f;
+    const long down = forwards * net->batch *
+                      (net->layers[net->n - 1].outputs + n_loss) * f;
+    printf("  %d steps of %d forwards: %ld kernels, %ld library calls, "
+           "%ld waits, %ld bytes up, %ld down, %ld allocations\n", steps,
+           net->subdivisions, b.launches - a.launches,
+           b.library_calls - a.library_calls, b.host_waits - a.host_waits,
+           b.h2d_bytes - a.h2d_bytes, b.d2h_bytes - a.d2h_bytes,
+           b.allocations - a.allocations);
+    assert_int_equal(b.allocations - a.allocations, 0);
+    assert_int_equal(b.h2d_bytes - a.h2d_bytes, up);
+    assert_int_equal(b.d2h_bytes - a.d2h_bytes, down);
+    /* one wait per forward, and the one dn_net_sync above */
+    assert_int_equal(b.host_waits - a.host_waits, forwards + 1);
+    dn_net_free(net);
+#else
+    printf("  skipped: counting device operations needs the emulator\n");
+    skip();
+#endif
 }
 
 /* ------------------------------------------------ the training loop */
@@ -339,6 +390,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sgd_three_updates),
         cmocka_unit_test(adam_three_updates),
+        cmocka_unit_test(step_moves_only_batches_and_losses),
         cmocka_unit_test(same_rates_on_cpu_and_gpu),
         cmocka_unit_test(resume_on_gpu_continues),
         cmocka_unit_test(nan_loss_stops_on_gpu),

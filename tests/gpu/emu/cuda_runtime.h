@@ -105,12 +105,22 @@ cudaError_t cudaPeekAtLastError(void);
 const char *cudaGetErrorName(cudaError_t e);
 const char *cudaGetErrorString(cudaError_t e);
 
+/* ---- what the program asked of the device so far (tests read it: the
+ * emulator's alone; CUDA has no such call) */
+struct dn_emu_counts {
+    long launches;     /* kernels queued */
+    long library_calls; /* cuBLAS, cuDNN and NCCL operations queued */
+    long host_waits;   /* calls that made the host wait for the device */
+    long h2d_bytes, d2h_bytes, d2d_bytes; /* copied, by direction */
+    long allocations;  /* cudaMalloc and cudaHostAlloc */
+};
+void dn_emu_counts_get(struct dn_emu_counts *out);
+
 /* ---- for the other emulated libraries (cublas_v2.h, nccl.h) */
-/* Queue fn(arg) on stream (NULL: the default stream); arg is freed with
- * free() after fn ran. */
-void dn_emu_enqueue(cudaStream_t stream, void (*fn)(void *), void *arg);
 /* Run everything queued, on every stream. */
 void dn_emu_drain(void);
+/* The host waits for the device: counted, then dn_emu_drain. */
+void dn_emu_host_wait(void);
 /* Stop the program with an emulator error (a GPU would fault or hang). */
 void dn_emu_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 /* 1 if [p, p + bytes) lies inside one device allocation */
@@ -199,8 +209,8 @@ inline dn_emu_config dn_emu_cfg(dim3 grid, dim3 block, size_t shared = 0,
     return dn_emu_config{grid, block, shared, stream};
 }
 
-/* Queue host work on a stream (the emulated libraries' calls). */
-void dn_emu_enqueue_body(cudaStream_t stream, std::function<void()> body);
+/* Queue one operation of an emulated library on a stream. */
+void dn_emu_enqueue_library_call(cudaStream_t stream, std::function<void()> body);
 
 /* Queue a kernel: every thread of the grid runs body(), which calls the
  * kernel with the arguments copied at the launch. */

@@ -39,6 +39,9 @@ void dn_emu_die(const char *fmt, ...)
 }
 
 static cudaError_t last_error = cudaSuccess;
+static struct dn_emu_counts counts;
+
+void dn_emu_counts_get(struct dn_emu_counts *out) { *out = counts; }
 
 static cudaError_t fail(cudaError_t e, const char *fmt, ...)
 {
@@ -180,6 +183,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
     if (bytes <= (64u << 20))
         memset(m, 0xA5, bytes);
     device_allocs[m] = bytes ? bytes : 1;
+    counts.allocations++;
     *p = m;
     return cudaSuccess;
 }
@@ -203,6 +207,7 @@ cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned flags)
     if (!m)
         return fail(cudaErrorMemoryAllocation, "cudaHostAlloc(%zu)", bytes);
     pinned_allocs[m] = bytes ? bytes : 1;
+    counts.allocations++;
     *p = m;
     return cudaSuccess;
 }
@@ -224,32 +229,22 @@ cudaError_t cudaFreeHost(void *p)
 
 /* ------------------------------------------------------------ queues */
 
-struct queued {
-    void (*fn)(void *);
-    void *arg;
-    std::function<void()> body;
-};
-
 struct dn_emu_stream {
     int device;
 };
 
 /* Every stream's work in issue order: one valid order of CUDA's. */
-static std::deque<queued> queue;
+static std::deque<std::function<void()>> queue;
 static int draining = 0;
-
-void dn_emu_enqueue(cudaStream_t stream, void (*fn)(void *), void *arg)
-{
-    queue.push_back(queued{fn, arg, nullptr});
-}
 
 static void enqueue_body(std::function<void()> body)
 {
-    queue.push_back(queued{nullptr, nullptr, std::move(body)});
+    queue.push_back(std::move(body));
 }
 
-void dn_emu_enqueue_body(cudaStream_t stream, std::function<void()> body)
+void dn_emu_enqueue_library_call(cudaStream_t stream, std::function<void()> body)
 {
+    counts.library_calls++;
     enqueue_body(std::move(body));
 }
 
@@ -262,16 +257,17 @@ void dn_emu_drain(void)
     check_collectives();
     draining = 1;
     while (!queue.empty()) {
-        queued q = std::move(queue.front());
+        std::function<void()> work = std::move(queue.front());
         queue.pop_front();
-        if (q.fn) {
-            q.fn(q.arg);
-            free(q.arg);
-        } else {
-            q.body();
-        }
+        work();
     }
     draining = 0;
+}
+
+void dn_emu_host_wait(void)
+{
+    counts.host_waits++;
+    dn_emu_drain();
 }
 
 cudaError_t cudaStreamCreate(cudaStream_t *stream)
@@ -289,13 +285,13 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream)
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream)
 {
-    dn_emu_drain();
+    dn_emu_host_wait();
     return cudaSuccess;
 }
 
 cudaError_t cudaDeviceSynchronize(void)
 {
-    dn_emu_drain();
+    dn_emu_host_wait();
     return cudaSuccess;
 }
 
@@ -335,12 +331,23 @@ static cudaError_t check_copy(void *dst, const void *src, size_t bytes,
     return check_spans(dst, bytes, src, bytes, kind, call);
 }
 
+static void count_copy(enum cudaMemcpyKind kind, size_t bytes)
+{
+    if (kind == cudaMemcpyHostToDevice)
+        counts.h2d_bytes += (long)bytes;
+    else if (kind == cudaMemcpyDeviceToHost)
+        counts.d2h_bytes += (long)bytes;
+    else if (kind == cudaMemcpyDeviceToDevice)
+        counts.d2d_bytes += (long)bytes;
+}
+
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind)
 {
     cudaError_t e = check_copy(dst, src, bytes, kind, "cudaMemcpy");
     if (e)
         return e;
-    dn_emu_drain();
+    count_copy(kind, bytes);
+    dn_emu_host_wait();
     if (bytes)
         memmove(dst, src, bytes);
     return cudaSuccess;
@@ -352,13 +359,14 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes,
     cudaError_t e = check_copy(dst, src, bytes, kind, "cudaMemcpyAsync");
     if (e || bytes == 0)
         return e;
+    count_copy(kind, bytes);
     if (kind == cudaMemcpyHostToDevice && !is_pinned(src, bytes)) {
         /* pageable source: CUDA stages it before returning */
         std::vector<char> staged((const char *)src, (const char *)src + bytes);
         enqueue_body([dst, staged]() { memcpy(dst, staged.data(), staged.size()); });
     } else if (kind == cudaMemcpyDeviceToHost && !is_pinned(dst, bytes)) {
         /* pageable destination: CUDA returns after the copy */
-        dn_emu_drain();
+        dn_emu_host_wait();
         memcpy(dst, src, bytes);
     } else {
         enqueue_body([dst, src, bytes]() { memmove(dst, src, bytes); });
@@ -384,6 +392,7 @@ cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src,
         return e;
     if (kind != cudaMemcpyDeviceToDevice)
         dn_emu_die("cudaMemcpy2DAsync: the emulator copies device to device only");
+    count_copy(kind, height * width);
     enqueue_body([=]() {
         for (size_t r = 0; r < height; r++)
             memmove((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
@@ -403,7 +412,7 @@ cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t strea
 cudaError_t cudaMemset(void *p, int value, size_t bytes)
 {
     cudaError_t e = cudaMemsetAsync(p, value, bytes, NULL);
-    dn_emu_drain();
+    dn_emu_host_wait();
     return e;
 }
 
@@ -617,6 +626,7 @@ void dn_emu_launch_body(const dn_emu_config &cfg, const char *name,
         return;
     }
     dn_emu_config c = cfg;
+    counts.launches++;
     enqueue_body([c, name, body]() {
         running_body = &body;
         running_name = name;
@@ -717,6 +727,7 @@ static cublasStatus_t gemm(const char *call, cublasHandle_t h,
     check_matrix(call, 'B', B, br, bc, ldb, sb, count);
     check_matrix(call, 'C', C, m, n, ldc, sc, count);
     const float al = *alpha, be = *beta; /* host pointer mode */
+    counts.library_calls++;
     enqueue_body([=]() {
         for (int i = 0; i < count; i++)
             cblas_sgemm(CblasColMajor,
@@ -823,6 +834,7 @@ ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count,
     if (++c->joined < c->n)
         return ncclSuccess;
     /* every rank is in: queue the reduction after all their work */
+    counts.library_calls++;
     std::vector<const float *> s = c->send;
     std::vector<float *> r = c->recv;
     enqueue_body([s, r, count]() {

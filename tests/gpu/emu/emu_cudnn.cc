@@ -37,7 +37,7 @@ struct dn_emu_conv {
 
 static void enqueue(cudnnHandle_t h, std::function<void()> body)
 {
-    dn_emu_enqueue_body(h->stream, std::move(body));
+    dn_emu_enqueue_library_call(h->stream, std::move(body));
 }
 
 static cudnnStatus_t bad(const char *call, const char *why)
