@@ -17,9 +17,10 @@
  *  - a NaN loss on the GPU stops training with the CPU's message;
  *  - on the emulator, a step allocates nothing, copies only the batch up
  *    and the output and losses down, and waits once per forward;
- *  - with two or more devices: two replicas (NCCL all-reduce) give the
- *    one-GPU result on a network without batch norm (whose statistics are
- *    per replica by design).
+ *  - with two or more devices: two replicas (NCCL all-reduce; SGD and
+ *    Adam) give the one-GPU result on a network without batch norm (whose
+ *    statistics are per replica by design); evaluation on two devices
+ *    gives the CPU's top-1 and loss.
  */
 #include <math.h>
 #include <stdio.h>
@@ -337,17 +338,17 @@ static void nan_loss_stops_on_gpu(void **state)
 
 /* ---------------------------------------------------- several devices */
 
-#define NO_BN_NET                                                            \
+#define NO_BN_NET(adam)                                                      \
     "[net]\nbatch=8\nsubdivisions=1\nheight=8\nwidth=8\nchannels=3\n"        \
     "learning_rate=0.05\nmomentum=0.9\ndecay=0.0005\ntf32=0\nseed=9\n"       \
+    "adam=" #adam "\neps=0.01\n"                                              \
     "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=leaky\n"          \
     "[dropout]\nprobability=0.25\n"                                          \
     "[convolutional]\nfilters=4\nsize=3\nstride=2\npad=1\nactivation=relu\n" \
     "[avgpool]\n[connected]\noutput=5\nactivation=linear\n[softmax]\n"
 
-static void two_gpus_match_one(void **state)
+static void two_gpus_match_one(const char *cfg)
 {
-    (void)state;
     int count = 0;
     cudaGetDeviceCount(&count);
     if (count < 2) {
@@ -356,7 +357,7 @@ static void two_gpus_match_one(void **state)
         return;
     }
     dn_error err;
-    dn_net *one = gt_build(NO_BN_NET, "one"), *two = gt_build(NO_BN_NET, "two");
+    dn_net *one = gt_build(cfg, "one"), *two = gt_build(cfg, "two");
     dn_devices d2 = {.n = 2, .ids = {0, 1}};
     gt_to_gpu(one);
     if (dn_net_use_devices(two, &d2, &err)) {
@@ -383,6 +384,60 @@ static void two_gpus_match_one(void **state)
     assert_true(ok);
 }
 
+/* dn_eval_classifier of one weights file (random weights and batch-norm
+ * statistics) on the CPU, on GPU 0 and, with two devices, on both */
+static void evaluation_matches_cpu(void **state)
+{
+    (void)state;
+    dn_error err;
+    dn_cfg *cfg;
+    dn_net *net;
+    char weights[600];
+    snprintf(weights, sizeof weights, "%s/eval.weights", tu_tmpdir());
+    if (dn_cfg_load(cfg_path, &cfg, &err) || dn_net_make(cfg, NULL, &net, &err)) {
+        print_error("%s\n", err.msg);
+        fail();
+    }
+    gt_randomize(net, 21);
+    if (dn_weights_save(net, weights, &err)) {
+        print_error("%s\n", err.msg);
+        fail();
+    }
+    dn_net_free(net);
+    int count = 0;
+    cudaGetDeviceCount(&count);
+    char *argv[] = {"valid"};
+    dn_devices one = {.n = 1, .ids = {0}}, two = {.n = 2, .ids = {0, 1}};
+    const dn_devices *devices[3] = {NULL, &one, &two};
+    dn_eval_result r[3];
+    for (int d = 0; d < (count >= 2 ? 3 : 2); d++) {
+        if (dn_eval_classifier(data_path, cfg_path, weights, 1, argv,
+                               devices[d], &r[d], &err)) {
+            print_error("%s\n", err.msg);
+            fail();
+        }
+        printf("  %s: %ld images, top-1 %.4f, loss %.6f\n",
+               d == 0 ? "CPU   " : d == 1 ? "1 GPU " : "2 GPUs", r[d].images,
+               r[d].top1, r[d].loss);
+        assert_int_equal(r[d].images, r[0].images);
+        assert_true(r[d].top1 == r[0].top1);
+        assert_true(fabs(r[d].loss - r[0].loss) <= 1e-4 * fabs(r[0].loss));
+    }
+}
+
+static void two_gpus_match_one_sgd(void **state)
+{
+    (void)state;
+    two_gpus_match_one(NO_BN_NET(0));
+}
+
+/* Adam's second moments start on every replica from the front's */
+static void two_gpus_match_one_adam(void **state)
+{
+    (void)state;
+    two_gpus_match_one(NO_BN_NET(1));
+}
+
 int main(void)
 {
     if (gt_no_device("test_gpu_train"))
@@ -394,7 +449,9 @@ int main(void)
         cmocka_unit_test(same_rates_on_cpu_and_gpu),
         cmocka_unit_test(resume_on_gpu_continues),
         cmocka_unit_test(nan_loss_stops_on_gpu),
-        cmocka_unit_test(two_gpus_match_one),
+        cmocka_unit_test(two_gpus_match_one_sgd),
+        cmocka_unit_test(two_gpus_match_one_adam),
+        cmocka_unit_test(evaluation_matches_cpu),
     };
     int rc = cmocka_run_group_tests_name("gpu training", tests, setup, NULL);
     dn_gpu_ctx_release_all();
