@@ -37,6 +37,16 @@ else
 CFLAGS  += -O3 -march=x86-64-v3 -g
 endif
 
+# DEPS_ROOT: a folder holding Debian packages unpacked (tests/gpu/device-deps.sh)
+# where the machine has no such libraries installed and nothing to install
+# them with: its headers and libraries come first
+ifneq ($(DEPS_ROOT),)
+CFLAGS  += -isystem $(DEPS_ROOT)/usr/include \
+           -isystem $(DEPS_ROOT)/usr/include/x86_64-linux-gnu/openblas-pthread
+LDLIBS  += -L$(DEPS_ROOT)/usr/lib/x86_64-linux-gnu \
+           -L$(DEPS_ROOT)/usr/lib/x86_64-linux-gnu/openblas-pthread
+endif
+
 ifeq ($(BLAS),openblas)
 CFLAGS  += -DDN_BLAS_OPENBLAS -isystem /usr/include/x86_64-linux-gnu/openblas-pthread
 LDLIBS  += -lopenblas
@@ -135,8 +145,8 @@ $(BUILD)/%.o: %.cpp
 	$(CXX) -O2 -fPIC -MMD -MP -Idarknet/include -Idarknet/src $(CXXFLAGS_CV) -c $< -o $@
 
 ifeq ($(EMU),1)
-EMU_CXXFLAGS := -std=c++17 -O2 -g -fPIC -Wall -Wno-unused-parameter -MMD -MP \
-    $(filter -D% -I% -isystem %openblas-pthread %blis-openmp,$(CFLAGS)) $(EMU_SAN_FLAGS)
+EMU_CXXFLAGS := -std=c++17 -O2 -g -MMD -MP \
+    $(filter-out -std=% -Wextra -O% -march=% -g -MMD -MP,$(CFLAGS))
 $(BUILD)/%.cu.o: %.cu tests/gpu/emu/launch.pl
 	@mkdir -p $(dir $@)
 	perl tests/gpu/emu/launch.pl $< > $(BUILD)/$*.emu.cc

@@ -17,6 +17,13 @@
 #   EMU=1 BATCH=2 TIMED=2 WARMUP=1 tests/gpu/device-check.sh /tmp/rehearsal
 # which checks the script and the code paths it drives, not the device.
 #
+# It finds CUDA (CUDA_DIR, else where nvcc is), cuDNN and NCCL (CUDNN_DIR,
+# NCCL_DIR, else CUDA_DIR, /usr, or the Python wheels of nvidia-cudnn and
+# nvidia-nccl; without cuDNN it builds CUDNN=0, without NCCL NCCL=0) and
+# takes OpenBLAS, cmocka, zlib and make from .deb/ when the machine lacks
+# them (tests/gpu/device-deps.sh fetch, where apt-get works, then carry
+# .deb with the tree; FORCE_DEPS=1 uses .deb/ anyway).
+#
 # Writes OUTDIR/device-check.log (everything) and OUTDIR/summary.md (the
 # table). Every step is printed and time-limited; a failing test step does
 # not stop the benchmark (the exit status reports it). Meant to finish in
@@ -70,7 +77,79 @@ if command -v nvidia-smi >/dev/null; then
 else
     say "(no nvidia-smi)"
 fi
-say "$("${CUDA_DIR:-/usr/local/cuda}/bin/nvcc" --version 2>&1 | tail -2 || true)"
+
+# ---- what the build takes from where. A machine made for CUDA work may
+# lack OpenBLAS, cmocka or make and have no package manager that works,
+# and may hold cuDNN and NCCL only inside Python wheels: find them, or use
+# the Debian packages carried in .deb/ (tests/gpu/device-deps.sh).
+DEPS=${DEPS:-/tmp/dn-deps}
+LIBPATH=""
+addlib() { LIBPATH="${LIBPATH:+$LIBPATH:}$1"; }
+# the first file named $1 under the Python packages (cuDNN's and NCCL's wheels)
+in_wheels() {
+    local site
+    site=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null) || return 0
+    find "$site" -path "*nvidia*" -name "$1" 2>/dev/null | sort | head -1
+}
+# a folder DIR/{include,lib} for a library found as header $2 and .so $3
+wheel_dir() {
+    local name=$1 header library dir
+    header=$(in_wheels "$2")
+    library=$(in_wheels "$3")
+    [ -n "$header" ] && [ -n "$library" ] || return 1
+    dir="$DEPS/$name"
+    mkdir -p "$dir/lib"
+    ln -sfn "$(dirname "$header")" "$dir/include"
+    ln -sf "$library" "$dir/lib/${3%%.so*}.so"
+    echo "$dir"
+}
+# the folder of the library DIR/lib/NAME.so links to
+lib_of() { dirname "$(readlink -f "$1/lib/$2.so")"; }
+
+if [ "$EMU" != 1 ]; then
+    CUDA_DIR=${CUDA_DIR:-/usr/local/cuda}
+    if [ ! -x "$CUDA_DIR/bin/nvcc" ] && command -v nvcc >/dev/null; then
+        CUDA_DIR=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")
+    fi
+    addlib "$CUDA_DIR/lib64"
+    cudnn=1
+    if [ -n "${CUDNN_DIR:-}" ]; then :
+    elif [ -e "$CUDA_DIR/include/cudnn.h" ]; then CUDNN_DIR=$CUDA_DIR
+    elif [ -e /usr/include/cudnn.h ] || [ -e /usr/include/x86_64-linux-gnu/cudnn.h ]; then CUDNN_DIR=/usr
+    elif CUDNN_DIR=$(wheel_dir cudnn cudnn.h libcudnn.so.9); then
+        addlib "$(lib_of "$CUDNN_DIR" libcudnn)"
+    else cudnn=0; CUDNN_DIR=$CUDA_DIR
+    fi
+    nccl=1
+    if [ -n "${NCCL_DIR:-}" ]; then :
+    elif [ -e "$CUDA_DIR/include/nccl.h" ]; then NCCL_DIR=$CUDA_DIR
+    elif [ -e /usr/include/nccl.h ]; then NCCL_DIR=/usr
+    elif NCCL_DIR=$(wheel_dir nccl nccl.h libnccl.so.2); then
+        addlib "$(lib_of "$NCCL_DIR" libnccl)"
+    else nccl=0; NCCL_DIR=$CUDA_DIR
+    fi
+    MAKE_GPU=(GPU=1 CUDNN=$cudnn NCCL=$nccl CUDA_DIR="$CUDA_DIR" CUDNN_DIR="$CUDNN_DIR" NCCL_DIR="$NCCL_DIR")
+    say "CUDA $CUDA_DIR: $("$CUDA_DIR/bin/nvcc" --version 2>&1 | tail -1 || echo 'no nvcc')"
+    say "cuDNN: $([ $cudnn = 1 ] && echo "$CUDNN_DIR" || echo 'not found: building without it (im2col + cuBLAS, own batch norm)')"
+    say "NCCL: $([ $nccl = 1 ] && echo "$NCCL_DIR" || echo 'not found: NCCL=0 (one GPU per run)')"
+fi
+if [ "${FORCE_DEPS:-0}" = 1 ] || ! command -v make >/dev/null ||
+    [ ! -e /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h ] ||
+    [ ! -e /usr/include/cmocka.h ]; then
+    if tests/gpu/device-deps.sh unpack "$DEPS/root" >> "$LOG" 2>&1; then
+        say "OpenBLAS, cmocka, zlib, make: the packages carried in .deb/, unpacked into $DEPS/root"
+        MAKE_GPU+=(DEPS_ROOT="$DEPS/root")
+        PATH="$PATH:$DEPS/root/usr/bin"
+        addlib "$DEPS/root/usr/lib/x86_64-linux-gnu/openblas-pthread"
+        addlib "$DEPS/root/usr/lib/x86_64-linux-gnu"
+        addlib "$DEPS/root/lib/x86_64-linux-gnu"
+    else
+        say "OpenBLAS, cmocka or make is missing and no .deb/ was carried"
+        say "(run tests/gpu/device-deps.sh fetch where apt-get works, and carry .deb)"
+    fi
+fi
+export LD_LIBRARY_PATH="$LIBPATH${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+say "gcc: $(gcc --version 2>&1 | head -1); make: $(make --version 2>&1 | head -1)"
 
 [ "$EMU" = 1 ] && say "(EMU=1: a rehearsal on the CUDA emulator, not a GPU: its figures mean nothing)"
 step "build" 300 make -j"$JOBS" --no-print-directory "${MAKE_GPU[@]}" \
@@ -81,6 +160,7 @@ if [ ${#failed[@]} -gt 0 ]; then
 fi
 
 export NVIDIA_TF32_OVERRIDE=0 # the tests compare fp32 with fp32
+export DN_REQUIRE_GPU=1        # no device is a failure here, not a skip
 for t in "$B"/tests/gpu/test_*; do
     [ -x "$t" ] && [ "${t%.d}" = "$t" ] || continue
     step "$(basename "$t")" 150 "$t"

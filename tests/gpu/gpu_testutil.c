@@ -14,9 +14,11 @@ int gt_no_device(const char *program)
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e == cudaSuccess && n > 0)
         return 0;
-    printf("%s: skipped: no CUDA device (cudaGetDeviceCount: %s, %d "
-           "devices)\n", program, e == cudaSuccess ? "ok" : cudaGetErrorString(e),
-           n);
+    printf("%s: %s: no CUDA device (cudaGetDeviceCount: %s, %d "
+           "devices)\n", program, getenv("DN_REQUIRE_GPU") ? "FAILED" : "skipped",
+           e == cudaSuccess ? "ok" : cudaGetErrorString(e), n);
+    if (getenv("DN_REQUIRE_GPU")) /* a check meant for a GPU must not pass without one */
+        exit(1);
     return 1;
 }
 

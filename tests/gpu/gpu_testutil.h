@@ -14,7 +14,8 @@
 
 #include "testutil.h"
 
-/* 1 and a line on stdout when there is no CUDA device (tests then skip). */
+/* 1 and a line on stdout when there is no CUDA device (tests then skip);
+ * with DN_REQUIRE_GPU set in the environment it exits 1 instead. */
 int gt_no_device(const char *program);
 /* Build from cfg text; fails the test with the message if it does not. */
 dn_net *gt_build(const char *text, const char *name);
