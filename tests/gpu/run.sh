@@ -12,7 +12,9 @@
 #                               without cuDNN (build/emu), each program run
 #                               with blocks and threads in order, then in
 #                               reverse; with cuDNN, AddressSanitizer and
-#                               UBSan (build/emu-cudnn), in order
+#                               UBSan (build/emu-cudnn), in order;
+#                               test_gpu_networks (minutes there) only with
+#                               DN_EMU_NETWORKS=1, once
 # Each test binary itself skips (exit 0) when CUDA reports no device.
 set -e
 cd "$(dirname "$0")/../.."
@@ -60,6 +62,13 @@ for b in $builds; do
     for t in "$1"/tests/gpu/test_*; do
         [ -x "$t" ] || continue
         for order in $(echo "$4" | tr ',' ' '); do
+            # the paper networks take minutes on the emulator: there, once
+            # (plain build, in order) and only when asked
+            if [ $mode = emu ] && [ "${t##*/}" = test_gpu_networks ] &&
+                { [ "${DN_EMU_NETWORKS:-0}" != 1 ] || [ "$3" = 1 ] ||
+                  [ "$order" != forward ]; }; then
+                continue
+            fi
             n=$((n + 1))
             if [ $mode = emu ]; then
                 san=""; [ "$3" = 1 ] && san=", ASan+UBSan"
