@@ -14,7 +14,8 @@
  *  - a checkpoint written on the GPU and resumed on the GPU continues as
  *    the uninterrupted run (the same rates; weights within 1e-3: cuDNN's
  *    algorithms may sum in a different order from run to run);
- *  - a NaN loss on the GPU stops training with the CPU's message;
+ *  - a NaN loss on the GPU stops training with the CPU's message, and
+ *    halt_loss halts it after the first epoch, as on the CPU;
  *  - on the emulator, a step allocates nothing, copies only the batch up
  *    and the output and losses down, and waits once per forward;
  *  - with two or more devices: two replicas (NCCL all-reduce; SGD and
@@ -221,6 +222,8 @@ static void on_update(void *ctx, long batch, double lr, double loss)
     }
 }
 
+static dn_train_outcome last_outcome; /* of the last train() */
+
 static int train(const char *backup, const char *weights, int gpus,
                  update_log *log, dn_error *err, int nextra,
                  const char **extra)
@@ -236,8 +239,7 @@ static int train(const char *backup, const char *weights, int gpus,
     a.devices.n = gpus;
     for (int i = 0; i < gpus; i++)
         a.devices.ids[i] = i;
-    dn_train_outcome outcome;
-    int rc = dn_train_classifier(&a, &outcome, err);
+    int rc = dn_train_classifier(&a, &last_outcome, err);
     fclose(quiet);
     return rc;
 }
@@ -334,6 +336,27 @@ static void nan_loss_stops_on_gpu(void **state)
     assert_int_equal(train(dir_of("nan"), NULL, 1, &log, &err, 6, huge), -1);
     assert_contains(err.msg, "loss is");
     assert_contains(err.msg, "training stopped");
+}
+
+/* halt_loss on the GPU: as on the CPU (tests/test_train.c), training
+ * stops after the first epoch, with <cfg>_halt.weights */
+static void halts_on_gpu(void **state)
+{
+    (void)state;
+    dn_error err;
+    update_log log = {0};
+    const char *halt[] = {"-set", "halt_loss=0.0001", "-set",
+                          "halt_after_epochs=1"};
+    if (train(dir_of("halt"), NULL, 1, &log, &err, 4, halt)) {
+        print_error("%s\n", err.msg);
+        fail();
+    }
+    assert_int_equal(last_outcome, DN_TRAIN_HALTED);
+    assert_int_equal(log.n, TRAIN_N / 20); /* one epoch of updates */
+    char path[600];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/loop_halt.weights", dir_of("halt"));
+    assert_int_equal(stat(path, &st), 0);
 }
 
 /* ---------------------------------------------------- several devices */
@@ -449,6 +472,7 @@ int main(void)
         cmocka_unit_test(same_rates_on_cpu_and_gpu),
         cmocka_unit_test(resume_on_gpu_continues),
         cmocka_unit_test(nan_loss_stops_on_gpu),
+        cmocka_unit_test(halts_on_gpu),
         cmocka_unit_test(two_gpus_match_one_sgd),
         cmocka_unit_test(two_gpus_match_one_adam),
         cmocka_unit_test(evaluation_matches_cpu),
