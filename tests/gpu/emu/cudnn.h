@@ -3,8 +3,10 @@
  * reference loops (in double) that follow cuDNN's documented semantics:
  * NCHW float tensors, grouped and dilated 2-D cross-correlation with
  * alpha/beta blending, and spatial batch normalisation (running variance
- * from the unbiased batch variance; saved mean and inverse standard
- * deviation for the backward pass). Each call checks that its tensors lie
+ * from the unbiased batch variance: cuDNN's header says only "variance",
+ * PyTorch's running statistics through cuDNN are unbiased; saved mean and
+ * inverse standard deviation for the backward pass). Where this guesses
+ * wrong, the GPU tests on a real GPU say so (they compare the statistics). Each call checks that its tensors lie
  * in device memory and is queued on the handle's stream. The algorithm
  * searches return one algorithm, which needs no workspace. It checks what
  * this framework asks of cuDNN, not cuDNN. See cuda_runtime.h.
