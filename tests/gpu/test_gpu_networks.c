@@ -23,7 +23,7 @@
  * have, while a wrong layer (an error near 1 where the spread is small)
  * fails. Each network prints its tightest tensor (error against allowed)
  * and how many tensors are too sensitive to check at all (allowed >= 1):
- * on the emulator 8 to 20% of them for the batch-2 networks but about 90%
+ * on the emulator 10 to 50% of them for the batch-2 networks, about 90%
  * for the ResNet-50s at batch 1, whose loss and output are still compared.
  * The precise parity of every layer is test_gpu_layers.c's; this is the
  * check that whole networks build, run and agree where agreement is
