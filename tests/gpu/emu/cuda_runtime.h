@@ -119,8 +119,6 @@ void dn_emu_counts_get(struct dn_emu_counts *out);
 /* ---- for the other emulated libraries (cublas_v2.h, nccl.h) */
 /* Run everything queued, on every stream. */
 void dn_emu_drain(void);
-/* The host waits for the device: counted, then dn_emu_drain. */
-void dn_emu_host_wait(void);
 /* Stop the program with an emulator error (a GPU would fault or hang). */
 void dn_emu_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 /* 1 if [p, p + bytes) lies inside one device allocation */

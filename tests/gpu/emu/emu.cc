@@ -13,7 +13,6 @@
 
 #include <deque>
 #include <map>
-#include <mutex>
 #include <vector>
 
 #include "cublas_v2.h"
@@ -22,13 +21,18 @@
 
 /* ------------------------------------------------------------ errors */
 
+static void vsay(const char *fmt, va_list ap)
+{
+    fprintf(stderr, "CUDA emulator: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+}
+
 void dn_emu_die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "CUDA emulator: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    vsay(fmt, ap);
     va_end(ap);
     fflush(NULL);
     abort();
@@ -39,13 +43,12 @@ static struct dn_emu_counts counts;
 
 void dn_emu_counts_get(struct dn_emu_counts *out) { *out = counts; }
 
+/* a CUDA error, as CUDA reports it: returned and kept for cudaGetLastError */
 static cudaError_t fail(cudaError_t e, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "CUDA emulator: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    vsay(fmt, ap);
     va_end(ap);
     last_error = e;
     return e;
@@ -260,7 +263,8 @@ void dn_emu_drain(void)
     draining = 0;
 }
 
-void dn_emu_host_wait(void)
+/* the host waits for the device: counted, then everything queued runs */
+static void host_wait(void)
 {
     counts.host_waits++;
     dn_emu_drain();
@@ -281,13 +285,13 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream)
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream)
 {
-    dn_emu_host_wait();
+    host_wait();
     return cudaSuccess;
 }
 
 cudaError_t cudaDeviceSynchronize(void)
 {
-    dn_emu_host_wait();
+    host_wait();
     return cudaSuccess;
 }
 
@@ -343,7 +347,7 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, enum cudaMemcpy
     if (e)
         return e;
     count_copy(kind, bytes);
-    dn_emu_host_wait();
+    host_wait();
     if (bytes)
         memmove(dst, src, bytes);
     return cudaSuccess;
@@ -362,7 +366,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes,
         enqueue_body([dst, staged]() { memcpy(dst, staged.data(), staged.size()); });
     } else if (kind == cudaMemcpyDeviceToHost && !is_pinned(dst, bytes)) {
         /* pageable destination: CUDA returns after the copy */
-        dn_emu_host_wait();
+        host_wait();
         memcpy(dst, src, bytes);
     } else {
         enqueue_body([dst, src, bytes]() { memmove(dst, src, bytes); });
@@ -408,7 +412,7 @@ cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t strea
 cudaError_t cudaMemset(void *p, int value, size_t bytes)
 {
     cudaError_t e = cudaMemsetAsync(p, value, bytes, NULL);
-    dn_emu_host_wait();
+    host_wait();
     return e;
 }
 
@@ -565,6 +569,8 @@ uint64_t dn_emu_shfl_down(unsigned mask, uint64_t bits, unsigned delta, int widt
 static int reverse_order(void)
 {
     const char *s = getenv("DN_EMU_ORDER");
+    if (s && strcmp(s, "forward") && strcmp(s, "reverse"))
+        dn_emu_die("DN_EMU_ORDER=%s: expected forward or reverse", s);
     return s && !strcmp(s, "reverse");
 }
 
