@@ -174,22 +174,35 @@ static void resumed_run_matches_uninterrupted(void **state)
     free(wb);
 }
 
-static void halts_when_loss_stays_high(void **state)
+/*
+ * The paper's halting rule, "halt training iff T_t < T_n and loss > 4.5":
+ * epochs are numbered from 1 and the check runs only in epochs after
+ * halt_after_epochs = T_t. With a halt_loss every epoch exceeds, T_t = 2
+ * halts at the end of epoch 3 (never 2) and T_t = 0 at the end of epoch 1.
+ */
+static void halts_after_halt_after_epochs(void **state)
 {
-    dn_error err;
-    dn_train_outcome outcome;
-    const char *extra[] = {"-set", "halt_loss=0.0001", "-set",
-                           "halt_after_epochs=1"};
-    const char *dir = backup_dir("halt");
-    assert_int_equal(train(dir, NULL, NULL, &outcome, &err, 4, extra), 0);
-    assert_int_equal(outcome, DN_TRAIN_HALTED);
-    char path[600];
-    snprintf(path, sizeof path, "%s/tiny_halt.weights", dir);
-    struct stat st;
-    assert_int_equal(stat(path, &st), 0);
-    snprintf(path, sizeof path, "%s/tiny.log.csv", dir);
-    double v[8];
-    assert_int_equal(csv_column(path, 0, v, 8), 1); /* stopped after epoch 1 */
+    const struct {
+        const char *after;
+        int rows;
+    } cases[] = {{"halt_after_epochs=2", 3}, {"halt_after_epochs=0", 1}};
+    for (int i = 0; i < 2; i++) {
+        dn_error err;
+        dn_train_outcome outcome;
+        const char *extra[] = {"-set", "halt_loss=0.0001", "-set",
+                               cases[i].after, "-set", "epochs=4"};
+        const char *dir = backup_dir(i ? "halt0" : "halt2");
+        assert_int_equal(train(dir, NULL, NULL, &outcome, &err, 6, extra), 0);
+        assert_int_equal(outcome, DN_TRAIN_HALTED);
+        char path[600];
+        snprintf(path, sizeof path, "%s/tiny_halt.weights", dir);
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        snprintf(path, sizeof path, "%s/tiny.log.csv", dir);
+        double v[8];
+        assert_int_equal(csv_column(path, 0, v, 8), cases[i].rows);
+        assert_true(v[cases[i].rows - 1] == cases[i].rows);
+    }
 }
 
 static void nan_loss_stops_with_message(void **state)
@@ -358,7 +371,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(loss_falls_and_log_is_written),
         cmocka_unit_test(resumed_run_matches_uninterrupted),
-        cmocka_unit_test(halts_when_loss_stays_high),
+        cmocka_unit_test(halts_after_halt_after_epochs),
         cmocka_unit_test(nan_loss_stops_with_message),
         cmocka_unit_test(stop_request_saves_last),
         cmocka_unit_test(classes_mismatch_is_an_error),

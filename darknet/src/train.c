@@ -375,7 +375,10 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
             if (checkpoint(&s, suffix, err))
                 goto done;
         }
-        if (halt_loss > 0 && epoch >= halt_after && mean_loss > halt_loss) {
+        /* The paper's rule, "halt iff T_t < T_n and loss > 4.5": epochs
+         * count from 1, so T_t = halt_after_epochs = 2 first checks the
+         * end of epoch 3. */
+        if (halt_loss > 0 && epoch > halt_after && mean_loss > halt_loss) {
             *outcome = DN_TRAIN_HALTED;
             fprintf(out, "halting: epoch %ld mean loss %.4f > halt_loss %g "
                     "(after epoch %ld): saving %s/%s_halt.weights\n", epoch,
