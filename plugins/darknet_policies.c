@@ -208,7 +208,7 @@ static double sig_rate(const void *state, const dn_clock *clock)
 }
 
 const dn_scheduler dn_sched_sig = {
-    DN_SCHED_ABI_VERSION, sizeof(dn_scheduler), "sig",
+    DN_SCHED_ABI_VERSION, sizeof(dn_scheduler), "sigmoid",
     sig_parse, sig_rate, free_state,
 };
 

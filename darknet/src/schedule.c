@@ -34,6 +34,12 @@ static const dn_scheduler *const builtins[] = {
 };
 #define N_BUILTINS (sizeof builtins / sizeof *builtins)
 
+/* Other names of built-ins: {alias, name}. "sig" was this framework's name
+ * for Darknet's sigmoid policy (Darknet's parser spells it "sigmoid"). */
+static const char *const aliases[][2] = {
+    {"sig", "sigmoid"},
+};
+
 /* policy=plugin selects an external scheduler named by plugin=. */
 #define PLUGIN_POLICY "plugin"
 /* Searched after $DN_PLUGIN_PATH for a bare plugin= name. */
@@ -63,6 +69,9 @@ struct dn_schedule {
 
 static const dn_scheduler *find_locked(const char *name, const char **from)
 {
+    for (size_t i = 0; i < sizeof aliases / sizeof *aliases; i++)
+        if (strcmp(aliases[i][0], name) == 0)
+            name = aliases[i][1];
     for (size_t i = 0; i < N_BUILTINS; i++)
         if (strcmp(builtins[i]->name, name) == 0) {
             if (from)
