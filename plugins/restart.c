@@ -7,15 +7,29 @@
  *   Naveen, "Cyclical Log Annealing as a Learning Rate Scheduler", 2024
  *   (arXiv:2403.14685): eq. 3 is the cosine cycle, eq. 4 the log cycle.
  *
- * Both share one phase structure in fractional epochs e = clock->epoch (the
- * clock's, never recomputed here):
- *   1. warm-up, e < W: linear from warmup_start_lr to learning_rate;
- *   2. cycle 0 (initial decay) of D epochs, peak learning_rate;
- *   3. restart cycles k = 1, 2, ... of T_k = restart_interval * restart_mult^k
- *      epochs, peak max(min_lr, restart_lr * restart_decay^(k-1)).
- * With D = restart_interval the cycle lengths are I, I*m, I*m^2, ...: the
- * sequence of PyTorch's CosineAnnealingWarmRestarts(T_0 = I, T_mult = m).
- * Every cycle falls to the floor min_lr; only the shape inside differs.
+ * The paper's scheduler parameters (init decay epochs, min decay lr, restart
+ * interval, restart interval multiplier, restart lr, warmup epochs, warmup
+ * start lr) are those of CyclicCosineDecayLR (the public PyTorch scheduler
+ * abhuse/cyclic-cosine-decay). cosine_restart and log_restart (log_form=
+ * paper) follow its phases, in fractional epochs e = clock->epoch (the
+ * clock's, never recomputed here), W = warmup_epochs, D = init_decay_epochs:
+ *
+ *   1. warm-up, e < W: a half cosine from warmup_start_lr (e = 0) up to
+ *      learning_rate (e = W); warmup_shape=linear for a straight line;
+ *   2. initial decay, W <= e < W + D: one cycle of D epochs, peak
+ *      learning_rate;
+ *   3. restart cycles of I, I m, I m^2, ... epochs (I = restart_interval,
+ *      m = restart_mult), cycle j peaking at restart_lr * restart_decay^j
+ *      (restart_decay is ours, default 1); without restart_interval the rate
+ *      stays at min_lr after the initial decay.
+ *
+ * Every cycle has floor lo = min_lr; its shape is eq. 3 or eq. 4. At integer
+ * epochs these are exactly the values CyclicCosineDecayLR gives when stepped
+ * once per epoch; between them the same formulas run at the fractional epoch.
+ *
+ * log_form=reference is instead the author's published scheduler
+ * (PhilipNaveen/Cyclical-Log-Annealing, implementations/
+ * torch_log_annealing.py), bookkeeping included; see log_reference_rate().
  */
 #include <math.h>
 #include <stdlib.h>
@@ -24,17 +38,26 @@
 #include "builtin.h"
 
 enum shape { SHAPE_COSINE, SHAPE_LOG_PAPER, SHAPE_LOG_REFERENCE };
+enum warmup { WARMUP_COSINE, WARMUP_LINEAR };
+
+/* Shortest restart interval accepted, in epochs: below it the cycles are
+ * shorter than any batch of any real data set, and the cycle count at a
+ * large epoch would outgrow a double's integers. */
+#define MIN_INTERVAL 1e-6
 
 typedef struct restart_state {
     enum shape shape;
+    enum warmup warmup;
     double learning_rate;
     double warmup_epochs, warmup_start_lr; /* W, and the rate at e = 0 */
     double init_decay_epochs;              /* D */
+    int restarts;                          /* restart_interval given */
     double restart_interval, restart_mult; /* I, m */
     double restart_lr, restart_decay;
     double min_lr;
-    double log_base;    /* 0: 1/|hi - lo| of each cycle */
-    double max_lr_clip; /* 0: no cap */
+    double log_base;      /* 0: 1/|hi - lo| of each cycle */
+    double log_tau_floor; /* epochs: eq. 4's tau' = max(tau, this) */
+    double max_lr_clip;   /* 0: no cap */
 } restart_state;
 
 /* One cycle: peak hi, floor lo, length T epochs, tau epochs into it. */
@@ -44,23 +67,56 @@ typedef struct cycle {
 
 /* ----------------------------------------------------------------- parse */
 
+static int read_warmup(dn_sched_ctx *c, restart_state *s)
+{
+    const char *shape;
+    if (s->shape == SHAPE_LOG_REFERENCE) {
+        if (c->has(c, "warmup_shape"))
+            return c->fail(c, "warmup_shape", "log_form=reference warms up as "
+                           "the author's code does, (e + 1) / W of the way, "
+                           "once per epoch; remove warmup_shape");
+        return 0;
+    }
+    if (c->get_string(c, "warmup_shape", "cosine", &shape))
+        return -1;
+    if (strcmp(shape, "cosine") == 0)
+        s->warmup = WARMUP_COSINE;
+    else if (strcmp(shape, "linear") == 0)
+        s->warmup = WARMUP_LINEAR;
+    else
+        return c->fail(c, "warmup_shape", "unknown value \"%s\"; valid: "
+                       "cosine, linear", shape);
+    return 0;
+}
+
+/* The phases' keys. The author's code has no initial decay and no restart
+ * decay, so log_form=reference does not read init_decay_epochs or
+ * restart_decay (a cfg that sets them is told they are unused). */
 static int read_phases(dn_sched_ctx *c, restart_state *s)
 {
     const double inf = HUGE_VAL;
+    const int reference = s->shape == SHAPE_LOG_REFERENCE;
+    s->restarts = c->has(c, "restart_interval");
     if (c->get_double(c, "learning_rate", 0.001, 0, inf, &s->learning_rate) ||
         c->get_double(c, "warmup_epochs", 0, 0, inf, &s->warmup_epochs) ||
         c->get_double(c, "warmup_start_lr", 0, 0, inf, &s->warmup_start_lr) ||
-        c->get_double(c, "restart_interval", 10, 0, inf, &s->restart_interval) ||
-        c->get_double(c, "init_decay_epochs", s->restart_interval, 0, inf,
-                      &s->init_decay_epochs) ||
+        c->get_double(c, "restart_interval", 10, MIN_INTERVAL, inf,
+                      &s->restart_interval) ||
         c->get_double(c, "restart_mult", 1, 1, inf, &s->restart_mult) ||
         c->get_double(c, "restart_lr", s->learning_rate, 0, inf, &s->restart_lr) ||
-        c->get_double(c, "restart_decay", 1, 0, inf, &s->restart_decay) ||
-        c->get_double(c, "min_lr", 0, 0, inf, &s->min_lr))
+        c->get_double(c, "min_lr", 0, 0, inf, &s->min_lr) ||
+        read_warmup(c, s))
         return -1;
-    if (s->restart_interval <= 0)
-        return c->fail(c, "restart_interval", "expected a number > 0, got %g",
-                       s->restart_interval);
+    if (!reference) {
+        if (!s->restarts && !c->has(c, "init_decay_epochs"))
+            return c->fail(c, "init_decay_epochs", "required: the length of "
+                           "the initial decay in epochs (or set "
+                           "restart_interval, whose value it then takes)");
+        if (c->get_double(c, "init_decay_epochs", s->restart_interval, 0, inf,
+                          &s->init_decay_epochs) ||
+            c->get_double(c, "restart_decay", 1, 0, inf, &s->restart_decay))
+            return -1;
+    }
     if (s->min_lr > s->learning_rate)
         return c->fail(c, "min_lr", "min_lr=%g is above learning_rate=%g",
                        s->min_lr, s->learning_rate);
@@ -84,22 +140,11 @@ static int check_base(dn_sched_ctx *c, const char *key, double base,
                              ? " (set log_base= or move min_lr)" : "");
 }
 
-static int read_log(dn_sched_ctx *c, restart_state *s)
+static int read_log_paper(dn_sched_ctx *c, restart_state *s)
 {
-    const char *form;
-    if (c->get_string(c, "log_form", "paper", &form))
+    if (c->get_double(c, "log_tau_floor", 1, MIN_INTERVAL, HUGE_VAL,
+                      &s->log_tau_floor))
         return -1;
-    if (strcmp(form, "paper") == 0)
-        s->shape = SHAPE_LOG_PAPER;
-    else if (strcmp(form, "reference") == 0)
-        s->shape = SHAPE_LOG_REFERENCE;
-    else
-        return c->fail(c, "log_form", "unknown value \"%s\"; valid: paper, "
-                       "reference", form);
-    if (c->get_double(c, "max_lr_clip", 0, 0, HUGE_VAL, &s->max_lr_clip))
-        return -1;
-    if (s->shape != SHAPE_LOG_PAPER)
-        return 0;
     if (c->has(c, "log_base")) {
         if (c->get_double(c, "log_base", 0, -HUGE_VAL, HUGE_VAL, &s->log_base))
             return -1;
@@ -115,13 +160,35 @@ static int read_log(dn_sched_ctx *c, restart_state *s)
     return 0;
 }
 
+/* log_form, read before the phases: it decides which keys they read. */
+static int read_log_form(dn_sched_ctx *c, restart_state *s)
+{
+    const char *form;
+    if (c->get_string(c, "log_form", "paper", &form))
+        return -1;
+    if (strcmp(form, "paper") == 0)
+        s->shape = SHAPE_LOG_PAPER;
+    else if (strcmp(form, "reference") == 0)
+        s->shape = SHAPE_LOG_REFERENCE;
+    else
+        return c->fail(c, "log_form", "unknown value \"%s\"; valid: paper, "
+                       "reference", form);
+    return 0;
+}
+
 static void *parse(dn_sched_ctx *c, enum shape shape)
 {
     restart_state *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->shape = shape;
-    if (read_phases(c, s) || (shape != SHAPE_COSINE && read_log(c, s))) {
+    int bad = shape != SHAPE_COSINE && read_log_form(c, s);
+    bad = bad || read_phases(c, s);
+    if (!bad && s->shape != SHAPE_COSINE)
+        bad = c->get_double(c, "max_lr_clip", 0, 0, HUGE_VAL, &s->max_lr_clip);
+    if (!bad && s->shape == SHAPE_LOG_PAPER)
+        bad = read_log_paper(c, s);
+    if (bad) {
         free(s);
         return NULL;
     }
@@ -134,24 +201,26 @@ static void free_state(void *state) { free(state); }
 
 /* --------------------------------------------------------- cycle lookup */
 
-/* Start of restart cycle j = k - 1 (0-based), in epochs after cycle 0:
- *   S_j = sum_{i=1..j} I m^i = I m (m^j - 1) / (m - 1)   (m > 1),  I j (m = 1).
+/* Start of restart cycle j (0-based), in epochs after the initial decay:
+ *   S_j = sum_{i<j} I m^i = I (m^j - 1) / (m - 1)   (m > 1),  I j (m = 1).
  * expm1 keeps m^j - 1 accurate for m close to 1. */
 static double restart_start(const restart_state *s, double j)
 {
     double I = s->restart_interval, m = s->restart_mult;
     if (m == 1)
         return I * j;
-    return I * m * expm1(j * log(m)) / (m - 1);
+    return I * expm1(j * log(m)) / (m - 1);
 }
 
 /*
- * The restart cycle holding t epochs after cycle 0 ended. A closed-form
- * guess j = floor(log_m(1 + t (m - 1) / (I m))) is corrected in both
- * directions against restart_start(), so the lookup is O(1) for any m and
- * boundaries are decided by one function. eps is a millionth of a batch: a
- * boundary within it of t counts as reached, so an e that lands exactly on a
- * boundary (up to rounding) starts the new cycle.
+ * The restart cycle holding t epochs after the initial decay ended. The
+ * closed form j = floor(log_m(1 + t (m - 1) / I)) (floor(t / I) for m = 1)
+ * is corrected against restart_start() in both directions, so boundaries are
+ * decided by one function and rounding in the logarithm cannot put an epoch
+ * into the wrong cycle. The corrections are bounded: the guess is off by at
+ * most one, and past 2^53 cycles (which MIN_INTERVAL keeps out of any real
+ * run) j + 1 == j and an unbounded loop would never end. eps is a millionth
+ * of a batch: a boundary within it of t counts as reached.
  */
 static void restart_cycle(const restart_state *s, double t, double eps,
                           cycle *out)
@@ -160,15 +229,15 @@ static void restart_cycle(const restart_state *s, double t, double eps,
     if (m == 1)
         j = floor(t / I);
     else
-        j = floor(log1p(t * (m - 1) / (I * m)) / log(m));
+        j = floor(log1p(t * (m - 1) / I) / log(m));
     if (!(j >= 0))
         j = 0;
-    while (j > 0 && restart_start(s, j) > t + eps)
+    for (int k = 0; k < 4 && j > 0 && restart_start(s, j) > t + eps; k++)
         j--;
-    while (restart_start(s, j + 1) <= t + eps)
+    for (int k = 0; k < 4 && restart_start(s, j + 1) <= t + eps; k++)
         j++;
     double start = restart_start(s, j);
-    out->T = I * pow(m, j + 1);
+    out->T = I * pow(m, j);
     out->tau = t > start ? t - start : 0;
     out->hi = fmax(s->min_lr, s->restart_lr * pow(s->restart_decay, j));
     out->lo = s->min_lr;
@@ -184,68 +253,108 @@ static double cosine_shape(const cycle *c)
 
 /*
  * Paper eq. 4: | lo + (hi - lo)/2 * (1 + log_beta(pi T / tau')) |, with
- * beta = 1/|hi - lo| unless log_base= is set. tau' = max(tau, one batch):
- * at tau = 0 the log is infinite, so the first batch after a restart gets
- * the finite "spike" the paper's restarts are named for. hi == lo: flat.
+ * beta = 1/|hi - lo| unless log_base= is set, and tau' = max(tau,
+ * log_tau_floor): at tau = 0 the log is infinite, so the first
+ * log_tau_floor epochs of a cycle (default 1, as the author's max(1, T_cur))
+ * hold the finite value at tau' = floor, the restart's spike. The floor is
+ * in epochs, so the schedule does not depend on batches per epoch.
+ *
+ * The cycle never reaches lo: at tau = T it ends at
+ *   lo + (hi - lo)/2 * (1 + log_beta(pi)),
+ * 0.0750 for hi = 0.1, lo = 0.001 (the paper's experiment 1). That is the
+ * formula as printed (the paper speaks of "prolonged high" rates).
  */
-static double log_paper_shape(const restart_state *s, const cycle *c,
-                              double batch_epochs)
+static double log_paper_shape(const restart_state *s, const cycle *c)
 {
     if (c->hi == c->lo)
         return c->lo;
     double beta = s->log_base > 0 ? s->log_base : 1 / fabs(c->hi - c->lo);
-    double tau = fmax(c->tau, batch_epochs);
-    if (beta == 1 || !(tau > 0))
-        return c->hi; /* base 1 (a decayed peak) or a clock with no batches */
+    if (beta == 1)
+        return c->hi; /* a decayed peak exactly 1 above lo: no base */
+    double tau = fmax(c->tau, s->log_tau_floor);
     double log_beta = log(M_PI * c->T / tau) / log(beta);
     return fabs(c->lo + 0.5 * (c->hi - c->lo) * (1 + log_beta));
 }
 
-/*
- * log_form=reference: lo + (hi - lo)/2 * (1 - |ln(max(1, tau)) / ln T|) for
- * T > 1, else lo. Starts at the midpoint, reaches lo at tau = T; flat at the
- * midpoint for the first epoch of a cycle.
- */
-static double log_reference_shape(const cycle *c)
-{
-    if (!(c->T > 1))
-        return c->lo;
-    double x = fabs(log(fmax(1, c->tau)) / log(c->T));
-    return c->lo + 0.5 * (c->hi - c->lo) * (1 - x);
-}
-
 /* ------------------------------------------------------------------ rate */
 
-/* The cycle holding e, or NULL during warm-up. */
-static const cycle *find_cycle(const restart_state *s, const dn_clock *clock,
-                               cycle *c)
+/* Warm-up, e < W, from warmup_start_lr to learning_rate. */
+static double warmup_rate(const restart_state *s, double e)
+{
+    double lr = s->learning_rate, start = s->warmup_start_lr;
+    double W = s->warmup_epochs;
+    if (s->warmup == WARMUP_LINEAR)
+        return start + (lr - start) * e / W;
+    return lr + (start - lr) * (1 + cos(M_PI * e / W)) / 2;
+}
+
+/* The cycle holding e (cosine_restart, log_form=paper): 0 and *c set, or
+ * 1 during warm-up, or 2 after the initial decay with no restarts. */
+static int find_cycle(const restart_state *s, const dn_clock *clock, cycle *c)
 {
     double eps = 1e-6 * clock->batch_epochs;
     double t = clock->epoch - s->warmup_epochs, D = s->init_decay_epochs;
     if (t + eps < 0)
-        return NULL;
-    if (t + eps < D)
+        return 1;
+    if (t + eps < D) {
         *c = (cycle){s->learning_rate, s->min_lr, D, t > 0 ? t : 0};
-    else
-        restart_cycle(s, t - D, eps, c);
-    return c;
+        return 0;
+    }
+    if (!s->restarts)
+        return 2;
+    restart_cycle(s, t - D, eps, c);
+    return 0;
+}
+
+/*
+ * log_form=reference, as the author's CyclicalLogAnnealing computes it when
+ * stepped once per epoch: n = the epoch index (the rate holds for the whole
+ * epoch), W, I, m, lo = min_lr, hi = restart_lr (the author's max_lr):
+ *
+ *   n < W:  warmup_start_lr + (n + 1)/W * (learning_rate - warmup_start_lr)
+ *   else:   interval = I * m^floor(n / I),  T_cur = n mod interval,
+ *           lo + (hi - lo)/2 * (1 - | ln(max(1, T_cur)) / ln(interval) |)
+ *
+ * Oddities kept on purpose (plugins/README.md): the interval grows with the
+ * absolute epoch n, not with the restarts, so restarts are not where the
+ * cycles of CyclicCosineDecayLR would put them; the rate starts each cycle
+ * at the midpoint (hi + lo)/2, never at hi. Where the author's code divides
+ * 0 by 0 (interval exactly 1) the rate is the midpoint, its value wherever
+ * max(1, T_cur) = 1.
+ */
+static double log_reference_rate(const restart_state *s, const dn_clock *clock)
+{
+    double n = floor(clock->epoch + 1e-6 * clock->batch_epochs);
+    if (n < s->warmup_epochs)
+        return s->warmup_start_lr + (n + 1) / s->warmup_epochs *
+                                        (s->learning_rate - s->warmup_start_lr);
+    double I = s->restart_interval;
+    double interval = I * pow(s->restart_mult, floor(n / I));
+    double T_cur = isfinite(interval) ? fmod(n, interval) : n;
+    double x = T_cur > 1 ? fabs(log(T_cur) / log(interval)) : 0;
+    return s->min_lr + 0.5 * (s->restart_lr - s->min_lr) * (1 - x);
 }
 
 static double rate(const void *state, const dn_clock *clock)
 {
     const restart_state *s = state;
-    cycle storage;
-    const cycle *c = find_cycle(s, clock, &storage);
+    cycle c;
     double lr;
-    if (!c) /* warm-up: linear from warmup_start_lr to learning_rate */
-        lr = s->warmup_start_lr + (s->learning_rate - s->warmup_start_lr) *
-                                      clock->epoch / s->warmup_epochs;
-    else if (s->shape == SHAPE_COSINE)
-        lr = cosine_shape(c);
-    else if (s->shape == SHAPE_LOG_PAPER)
-        lr = log_paper_shape(s, c, clock->batch_epochs);
-    else
-        lr = log_reference_shape(c);
+    if (s->shape == SHAPE_LOG_REFERENCE) {
+        lr = log_reference_rate(s, clock);
+    } else {
+        switch (find_cycle(s, clock, &c)) {
+        case 1:
+            lr = warmup_rate(s, clock->epoch);
+            break;
+        case 2:
+            lr = s->min_lr;
+            break;
+        default:
+            lr = s->shape == SHAPE_COSINE ? cosine_shape(&c)
+                                          : log_paper_shape(s, &c);
+        }
+    }
     if (s->max_lr_clip > 0 && lr > s->max_lr_clip)
         lr = s->max_lr_clip;
     return lr;

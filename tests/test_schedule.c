@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "schedules/tables.h"
 #include "testutil.h"
 
 #ifndef DN_TEST_PLUGIN_DIR
@@ -66,15 +67,24 @@ static void assert_close(double got, double want, double tol, const char *what)
 /* ------------------------------------------------------- closed forms */
 
 /* The paper's Figure 1 settings (cfg/schedules/cosine.cfg, log.cfg). Cycle
- * boundaries in epochs: warm-up ends at 1, cycle 0 at 2, then restart
- * cycles of 1.5, 2.25, 3.375 epochs end at 3.5, 5.75, 9.125. With 8 batches
- * per epoch every boundary is a batch: 8, 16, 28, 46, 73. */
+ * boundaries in epochs: warm-up ends at 1, the initial decay at 2, then
+ * restart cycles of 1, 1.5, 2.25, 3.375 epochs end at 3, 4.5, 6.75, 10.125.
+ * With 8 batches per epoch every boundary is a batch: 8, 16, 24, 36, 54, 81. */
 #define FIG1 "learning_rate=0.1\nwarmup_epochs=1\nwarmup_start_lr=0.0001\n" \
              "init_decay_epochs=1\nmin_lr=0.001\nrestart_interval=1\n"      \
              "restart_mult=1.5\nrestart_lr=0.05\n"
 #define COS "policy=cosine_restart\n" FIG1
 #define LOG "policy=log_restart\n" FIG1
-#define LOGREF "policy=log_restart\nlog_form=reference\n" FIG1
+/* the author's code has no initial decay: log_form=reference does not read
+ * init_decay_epochs */
+#define LOGREF "policy=log_restart\nlog_form=reference\nlearning_rate=0.1\n" \
+               "warmup_epochs=1\nwarmup_start_lr=0.0001\nmin_lr=0.001\n"    \
+               "restart_interval=1\nrestart_mult=1.5\nrestart_lr=0.05\n"
+/* initial decay of 2 epochs, no restart_interval */
+#define NO_R "policy=cosine_restart\nlearning_rate=0.1\ninit_decay_epochs=2\n" \
+             "min_lr=0.002\n"
+#define MULT125 "policy=cosine_restart\nlearning_rate=0.1\nrestart_interval=2\n" \
+                "restart_mult=1.25\n"
 /* Figure 1 without the initial decay (the first occurrence of a key wins,
  * as in Darknet, so this cannot be FIG1 plus init_decay_epochs=0) */
 #define NO_D "policy=cosine_restart\nlearning_rate=0.1\nwarmup_epochs=1\n" \
@@ -83,6 +93,8 @@ static void assert_close(double got, double want, double tol, const char *what)
 
 /* cosine cycle value: lo + (hi-lo)/2 (1 + cos(pi tau/T)) */
 #define COSV(hi, lo, tau, T) ((lo) + 0.5 * ((hi) - (lo)) * (1 + cos(M_PI * (tau) / (T))))
+/* cosine warm-up: lr + (start - lr) (1 + cos(pi e / W)) / 2 */
+#define WUC(lr, start, e, W) ((lr) + ((start) - (lr)) * (1 + cos(M_PI * (e) / (W))) / 2)
 /* paper eq. 4 with base 1/(hi-lo) (hi > lo) */
 #define LOGV(hi, lo, tau, T) \
     ((lo) + 0.5 * ((hi) - (lo)) * (1 + log(M_PI * (T) / (tau)) / log(1 / ((hi) - (lo)))))
@@ -114,6 +126,7 @@ static void test_rates_closed_form(void **state)
         {"poly half way", "policy=poly\nlearning_rate=0.1\npower=4\nmax_batches=10\n", 1, 5, 0.1 * 0.0625},
         {"poly at max_batches", "policy=poly\nlearning_rate=0.1\npower=4\nmax_batches=10\n", 1, 10, 0},
         {"poly past max_batches", "policy=poly\nlearning_rate=0.1\npower=4\nmax_batches=10\n", 1, 12, 0},
+        {"sigmoid (Darknet's name)", "policy=sigmoid\nlearning_rate=0.1\ngamma=0.9\nstep=3\n", 1, 3, 0.05},
         {"sig at step", "policy=sig\nlearning_rate=0.1\ngamma=0.9\nstep=3\n", 1, 3, 0.05},
         {"sig before step (signed)", "policy=sig\nlearning_rate=0.1\ngamma=0.9\nstep=3\n", 1, 0, 0.1 / (1 + 0.067205512739749756)},
         /* sgdr: cycles [0,10], (10,30], (30,70] with size 10, 20, 40 */
@@ -132,53 +145,72 @@ static void test_rates_closed_form(void **state)
         {"burn_in on poly", "policy=poly\nlearning_rate=0.1\nburn_in=10\npower=2\nmax_batches=100\n", 1, 5, 0.025},
         {"poly after burn_in", "policy=poly\nlearning_rate=0.1\nburn_in=10\npower=2\nmax_batches=100\n", 1, 50, 0.025},
         {"burn_in on cosine", COS "burn_in=4\npower=1\n", 8, 2, 0.05},
-        /* restart phases, Figure 1 settings, 8 batches per epoch */
+        /* restart phases, Figure 1 settings, 8 batches per epoch: warm-up
+         * [0, 8), initial decay [8, 16), restarts of 1, 1.5, 2.25, 3.375
+         * epochs from batches 16, 24, 36, 54, 81 */
         {"warm-up start", COS, 8, 0, 0.0001},
         {"warm-up half", COS, 8, 4, 0.05005},
-        {"warm-up last batch", COS, 8, 7, 0.0001 + 0.0999 * 0.875},
+        {"warm-up is a half cosine", COS, 8, 7, WUC(0.1, 0.0001, 0.875, 1)},
+        {"warmup_shape=linear", COS "warmup_shape=linear\n", 8, 7, 0.0001 + 0.0999 * 0.875},
         {"cycle 0 start", COS, 8, 8, 0.1},
         {"cycle 0 middle", COS, 8, 12, 0.0505},
         {"cycle 0 last batch", COS, 8, 15, COSV(0.1, 0.001, 0.875, 1)},
         {"restart 1 start", COS, 8, 16, 0.05},
-        {"restart 1 middle", COS, 8, 22, 0.0255},
-        {"restart 1 last batch", COS, 8, 27, COSV(0.05, 0.001, 1.375, 1.5)},
-        {"restart 2 start", COS, 8, 28, 0.05},
-        {"restart 2 middle", COS, 8, 37, COSV(0.05, 0.001, 1.125, 2.25)},
-        {"restart 3 start", COS, 8, 46, 0.05},
-        {"restart 3 last batch", COS, 8, 72, COSV(0.05, 0.001, 3.25, 3.375)},
-        {"restart 4 start", COS, 8, 73, 0.05},
+        {"restart 1 middle", COS, 8, 20, 0.0255},
+        {"restart 1 last batch", COS, 8, 23, COSV(0.05, 0.001, 0.875, 1)},
+        {"restart 2 start", COS, 8, 24, 0.05},
+        {"restart 2 middle", COS, 8, 30, 0.0255},
+        {"restart 3 start", COS, 8, 36, 0.05},
+        {"restart 3 middle", COS, 8, 45, COSV(0.05, 0.001, 1.125, 2.25)},
+        {"restart 4 last batch", COS, 8, 80, COSV(0.05, 0.001, 3.25, 3.375)},
+        {"restart 5 start", COS, 8, 81, 0.05},
         {"restart_decay cycle 1", COS "restart_decay=0.5\n", 8, 16, 0.05},
-        {"restart_decay cycle 2", COS "restart_decay=0.5\n", 8, 28, 0.025},
-        {"restart_decay cycle 3", COS "restart_decay=0.5\n", 8, 46, 0.0125},
-        {"decayed peak floors at min_lr", COS "restart_decay=0.001\n", 8, 46, 0.001},
+        {"restart_decay cycle 2", COS "restart_decay=0.5\n", 8, 24, 0.025},
+        {"restart_decay cycle 3", COS "restart_decay=0.5\n", 8, 36, 0.0125},
+        {"decayed peak floors at min_lr", COS "restart_decay=0.001\n", 8, 36, 0.001},
+        /* init_decay_epochs=0: restarts of 1, 1.5, 2.25 from batches 8, 16, 28 */
         {"no initial decay", NO_D, 8, 8, 0.05},
-        {"no initial decay, restart 2", NO_D, 8, 20, 0.05},
+        {"no initial decay, restart 2 middle", NO_D, 8, 20, COSV(0.05, 0.001, 0.5, 1.5)},
+        {"no initial decay, restart 3", NO_D, 8, 28, 0.05},
+        /* no restart_interval: min_lr after the initial decay */
+        {"no restarts, decay", NO_R, 4, 6, COSV(0.1, 0.002, 1.5, 2)},
+        {"no restarts, then min_lr", NO_R, 4, 8, 0.002},
+        {"no restarts, long after", NO_R, 4, 4000, 0.002},
         {"no warm-up", "policy=cosine_restart\nlearning_rate=0.1\nrestart_interval=2\n", 4, 0, 0.1},
-        /* restart_mult 1.25, I = 2: cycles of 2, 2.5, 3.125, 3.90625, 4.8828125
-         * epochs end at 2, 4.5, 7.625, 11.53125 (batch 184.5: off the grid) */
-        {"mult 1.25 restart 3 start", "policy=cosine_restart\nlearning_rate=0.1\nrestart_interval=2\nrestart_mult=1.25\n", 16, 122, 0.1},
-        {"mult 1.25 restart 2 end", "policy=cosine_restart\nlearning_rate=0.1\nrestart_interval=2\nrestart_mult=1.25\n", 16, 121, COSV(0.1, 0, 3.0625, 3.125)},
-        {"mult 1.25 off-grid boundary", "policy=cosine_restart\nlearning_rate=0.1\nrestart_interval=2\nrestart_mult=1.25\n", 16, 185, COSV(0.1, 0, 0.5 / 16, 4.8828125)},
-        /* log, paper form: tau' = max(tau, 1/8) */
-        {"log cycle 0 spike", LOG, 8, 8, LOGV(0.1, 0.001, 0.125, 1)},
-        {"log cycle 0 middle", LOG, 8, 12, LOGV(0.1, 0.001, 0.5, 1)},
-        {"log restart 1 spike", LOG, 8, 16, LOGV(0.05, 0.001, 0.125, 1.5)},
-        {"log restart 1 second batch", LOG, 8, 17, LOGV(0.05, 0.001, 0.125, 1.5)},
-        {"log restart 2 middle", LOG, 8, 37, LOGV(0.05, 0.001, 1.125, 2.25)},
-        {"log warm-up is linear", LOG, 8, 4, 0.05005},
-        {"log_base=10", LOG "log_base=10\n", 8, 12, 0.001 + 0.0495 * (1 + log10(2 * M_PI))},
-        {"max_lr_clip", LOG "max_lr_clip=0.08\n", 8, 8, 0.08},
-        {"max_lr_clip below", LOG "max_lr_clip=0.08\n", 8, 15, LOGV(0.1, 0.001, 0.875, 1)},
-        {"log flat when hi == lo", "policy=log_restart\nlearning_rate=0.01\nmin_lr=0.01\n", 4, 3, 0.01},
+        /* restart_mult 1.25, I = D = 2: restarts of 2, 2.5, 3.125, 3.90625,
+         * 4.8828125 epochs from epochs 2, 4, 6.5, 9.625, 13.53125 (batch
+         * 216.5 at 16 per epoch: off the grid) */
+        {"mult 1.25 restart 3 start", MULT125, 16, 104, 0.1},
+        {"mult 1.25 restart 2 end", MULT125, 16, 103, COSV(0.1, 0, 2.4375, 2.5)},
+        {"mult 1.25 off-grid boundary", MULT125, 16, 217, COSV(0.1, 0, 0.5 / 16, 4.8828125)},
+        /* log, paper form: tau' = max(tau, log_tau_floor = 1 epoch) */
+        {"log cycle 0 spike", LOG, 8, 8, LOGV(0.1, 0.001, 1, 1)},
+        {"log cycle 0 flat for one epoch", LOG, 8, 15, LOGV(0.1, 0.001, 1, 1)},
+        {"log_tau_floor=0.125", LOG "log_tau_floor=0.125\n", 8, 12, LOGV(0.1, 0.001, 0.5, 1)},
+        {"log restart 1 spike", LOG, 8, 16, LOGV(0.05, 0.001, 1, 1)},
+        {"log restart 3 middle", LOG, 8, 45, LOGV(0.05, 0.001, 1.125, 2.25)},
+        {"log restart 3 start", LOG, 8, 36, LOGV(0.05, 0.001, 1, 2.25)},
+        {"log warm-up is a half cosine", LOG, 8, 7, WUC(0.1, 0.0001, 0.875, 1)},
+        {"log_base=10", LOG "log_base=10\nlog_tau_floor=0.125\n", 8, 12, 0.001 + 0.0495 * (1 + log10(2 * M_PI))},
+        {"max_lr_clip", LOG "max_lr_clip=0.05\n", 8, 8, 0.05},
+        {"max_lr_clip below", LOG "max_lr_clip=0.05\n", 8, 40, LOGV(0.05, 0.001, 1, 2.25)},
+        {"log flat when hi == lo", "policy=log_restart\nlearning_rate=0.01\nmin_lr=0.01\nrestart_interval=2\n", 4, 3, 0.01},
+        {"log no restarts, then min_lr", "policy=log_restart\nlearning_rate=0.1\nmin_lr=0.002\ninit_decay_epochs=2\n", 4, 9, 0.002},
         /* beta < 1: |hi - lo| > 1, the log changes sign; the result is |...| */
         {"log base below 1", "policy=log_restart\nlearning_rate=3\nrestart_interval=1\n", 4, 2,
-         fabs(1.5 * (1 + log(M_PI * 2) / log(1.0 / 3)))},
-        /* log, reference form: lo + (hi-lo)/2 (1 - |ln max(1,tau) / ln T|) */
-        {"reference T=1 is lo", LOGREF, 8, 12, 0.001},
-        {"reference restart start", LOGREF, 8, 16, 0.0255},
-        {"reference first epoch flat", LOGREF, 8, 23, 0.0255},
-        {"reference tau 1.5 of 2.25", LOGREF, 8, 40, 0.001 + 0.0245 * 0.5},
-        {"reference end of cycle", LOGREF, 8, 45, 0.001 + 0.0245 * (1 - log(17.0 / 8) / log(2.25))},
+         fabs(1.5 * (1 + log(M_PI) / log(1.0 / 3)))},
+        /* log, reference form (the author's code, once per epoch n):
+         * n < W: ws + (n+1)/W (lr - ws); then interval = I m^floor(n/I),
+         * T = n mod interval, lo + (hi-lo)/2 (1 - |ln max(1,T) / ln interval|) */
+        {"reference warm-up epoch 0", LOGREF, 8, 0, 0.1},
+        {"reference holds for the epoch", LOGREF, 8, 7, 0.1},
+        {"reference epoch 1 is the midpoint", LOGREF, 8, 12, 0.0255},
+        {"reference epoch 2", LOGREF, 8, 16, 0.001 + 0.0245 * (1 - log(2) / log(2.25))},
+        {"reference epoch 3", LOGREF, 8, 31, 0.001 + 0.0245 * (1 - log(3) / log(3.375))},
+        {"reference warm-up of 4", "policy=log_restart\nlog_form=reference\nlearning_rate=0.1\nwarmup_epochs=4\nwarmup_start_lr=0.02\n", 1, 1, 0.02 + 0.5 * 0.08},
+        {"reference 0/0 is the midpoint", "policy=log_restart\nlog_form=reference\nlearning_rate=0.1\nmin_lr=0.001\nrestart_interval=1\n", 1, 3, 0.0505},
+        {"reference interval 10", "policy=log_restart\nlog_form=reference\nlearning_rate=0.1\nmin_lr=0.001\nrestart_interval=10\nrestart_mult=2\n", 1, 25,
+         0.001 + 0.0495 * (1 - log(25) / log(40))},
     };
 
     for (size_t i = 0; i < sizeof rate_cases / sizeof *rate_cases; i++) {
@@ -195,13 +227,13 @@ static void test_rates_closed_form(void **state)
 }
 
 /* Inside a cosine cycle the rate never rises; it rises only at the first
- * batch of a restart (390 batches per epoch: epochs 2, 3.5, 5.75, 9.125 are
- * batches 780, 1365, 2242.5 -> 2243, 3558.75 -> 3559). */
+ * batch of a restart (390 batches per epoch: epochs 2, 3, 4.5, 6.75 are
+ * batches 780, 1170, 1755, 2632.5 -> 2633). */
 static void test_cosine_decreases_within_cycles(void **state)
 {
     dn_cfg *cfg;
     dn_schedule *s = must_parse(COS, &cfg);
-    const long restarts[] = {780, 1365, 2243, 3559};
+    const long restarts[] = {780, 1170, 1755, 2633};
     double prev = rate_at(s, 390, 390);
     for (long b = 391, r = 0; b <= 3900; b++) {
         double lr = rate_at(s, b, 390);
@@ -225,8 +257,9 @@ static void test_cosine_decreases_within_cycles(void **state)
  *   lr = eta_min + (base_lr - eta_min) (1 + cos(pi T_cur / T_i)) / 2,
  * a new cycle starting when e reaches its start. Recomputed here in whole
  * batches (every boundary T_0 bpe (T_mult^n - 1)/(T_mult - 1) is a whole
- * batch for integer T_0 and T_mult), so boundaries are exact. Our side:
- * warmup_epochs=0, init_decay_epochs = restart_interval = T_0, restart_lr =
+ * batch for integer T_0 and T_mult), so boundaries are exact. Our side, with
+ * CyclicCosineDecayLR's phases: warmup_epochs=0, init_decay_epochs = T_0,
+ * restart_interval = T_0 T_mult, restart_mult = T_mult, restart_lr =
  * learning_rate, min_lr = eta_min.
  */
 static double pytorch_reference(long b, long bpe, long T_0, long T_mult,
@@ -251,9 +284,10 @@ static void test_cosine_matches_pytorch(void **state)
                 for (int z = 0; z < 2; z++) {
                     char keys[512];
                     snprintf(keys, sizeof keys, "policy=cosine_restart\n"
-                             "learning_rate=0.1\nrestart_interval=%ld\n"
-                             "restart_mult=%ld\nmin_lr=%g\n", T0s[a], mults[m],
-                             mins[z]);
+                             "learning_rate=0.1\ninit_decay_epochs=%ld\n"
+                             "restart_interval=%ld\nrestart_mult=%ld\n"
+                             "min_lr=%g\n", T0s[a], T0s[a] * mults[m],
+                             mults[m], mins[z]);
                     dn_cfg *cfg;
                     dn_schedule *s = must_parse(keys, &cfg);
                     for (long b = 0; b <= 40 * bpes[p]; b++) {
@@ -267,6 +301,66 @@ static void test_cosine_matches_pytorch(void **state)
                     dn_schedule_free(s);
                     dn_cfg_free(cfg);
                 }
+}
+
+/*
+ * The warm-restart schedulers at integer epochs against tables computed
+ * independently (tests/schedules/gen_tables.py: CyclicCosineDecayLR's
+ * phases with eq. 3 or eq. 4 inside, and the author's CyclicalLogAnnealing),
+ * for the paper's experiment 1, its Figure 1 and fixed intervals, at three
+ * batch counts per epoch. Tolerance 1e-6 relative.
+ */
+static void test_restart_tables(void **state)
+{
+    const long bpes[] = {1, 7, 390};
+    for (size_t i = 0; i < sizeof sched_tables / sizeof *sched_tables; i++) {
+        const sched_table *t = &sched_tables[i];
+        dn_cfg *cfg;
+        dn_schedule *s = must_parse(t->keys, &cfg);
+        for (int p = 0; p < 3; p++)
+            for (int e = 0; e <= t->epochs; e++) {
+                char what[160];
+                snprintf(what, sizeof what, "%s, epoch %d, %ld batches/epoch",
+                         t->what, e, bpes[p]);
+                assert_close(rate_at(s, e * bpes[p], bpes[p]), t->rate[e],
+                             1e-6 * fabs(t->rate[e]), what);
+            }
+        dn_schedule_free(s);
+        dn_cfg_free(cfg);
+    }
+}
+
+/* Eq. 4's tau' is floored in epochs, not batches: the paper form's highest
+ * rate over 60 epochs (the spike after each restart) and its values at
+ * every epoch are the same at 1, 10, 390 and 1562 batches per epoch. */
+static void test_log_paper_independent_of_batches(void **state)
+{
+    const long bpes[] = {1, 10, 390, 1562};
+    double hi[4], ep_hi[4], ep_lo[4];
+    dn_cfg *cfg;
+    dn_schedule *s = must_parse(sched_tables[1].keys, &cfg);
+    assert_non_null(strstr(sched_tables[1].what, "exp1, log paper"));
+    for (int p = 0; p < 4; p++) {
+        hi[p] = ep_hi[p] = 0, ep_lo[p] = HUGE_VAL;
+        for (long b = 0; b <= 60 * bpes[p]; b++) {
+            double lr = rate_at(s, b, bpes[p]);
+            hi[p] = fmax(hi[p], lr);
+            if (b % bpes[p] == 0) {
+                ep_hi[p] = fmax(ep_hi[p], lr);
+                ep_lo[p] = fmin(ep_lo[p], lr);
+            }
+        }
+    }
+    for (int p = 1; p < 4; p++) {
+        assert_close(hi[p], hi[0], 1e-12, "highest rate");
+        assert_close(ep_hi[p], ep_hi[0], 1e-12, "highest rate at epochs");
+        assert_close(ep_lo[p], ep_lo[0], 1e-12, "lowest rate at epochs");
+    }
+    /* the highest spike: the restart at epoch 45 (cycles of 10, 20, 40
+     * epochs from epochs 15, 25, 45), tau' = 1 epoch, T = 40 */
+    assert_close(hi[0], LOGV(0.1, 0.001, 1, 40), 1e-12, "spike value");
+    dn_schedule_free(s);
+    dn_cfg_free(cfg);
 }
 
 /* random: a pure function of (seed, batch), lr * u^power with u taken from
@@ -339,6 +433,7 @@ static const darknet_case darknet_cases[] = {
     {DK_STEPS, "policy=steps\n" DK_KEYS, 0, 0, 12},
     /* Darknet's sig is 0 before step (unsigned b - step): compare from step */
     {DK_SIG, "policy=sig\n" DK_KEYS, 0, 3, 12},
+    {DK_SIG, "policy=sigmoid\n" DK_KEYS, 0, 3, 12},
     {DK_CONSTANT, "policy=constant\nburn_in=4\n" DK_KEYS, 4, 0, 8},
     {DK_STEPS, "policy=steps\nburn_in=3\n" DK_KEYS, 3, 0, 8},
 };
@@ -421,6 +516,9 @@ static void test_darknet_policies_match_libdarknet(void **state)
 
 /* ---------------------------------------------------------------- errors */
 
+/* log_restart with its required lengths, on lines 2 and 3 */
+#define LOG_I "policy=log_restart\nrestart_interval=10\n"
+
 typedef struct error_case {
     const char *keys;  /* after "[net]\n" on line 1 */
     const char *where; /* ":LINE: [net] KEY" */
@@ -429,29 +527,40 @@ typedef struct error_case {
 
 static const error_case error_cases[] = {
     {"policy=cosin\n", ":2: [net] policy", "unknown policy \"cosin\"; valid: "
-     "constant, step, steps, exp, poly, sig, random, sgdr, cosine_restart, "
+     "constant, step, steps, exp, poly, sigmoid, random, sgdr, cosine_restart, "
      "log_restart"},
     {"policy=cosin\n", ":2: [net] policy", "plugin (with plugin=PATH)"},
     {"learning_rate=-1\n", ":2: [net] learning_rate", "expected a number >= 0, got \"-1\""},
     {"learning_rate=0.1x\n", ":2: [net] learning_rate", "got \"0.1x\""},
     {"burn_in=77foo\n", ":2: [net] burn_in", "expected an integer >= 0, got \"77foo\""},
     {"power=-1\n", ":2: [net] power", "expected a number >= 0"},
-    {"policy=log_restart\nlog_base=1\n", ":3: [net] log_base", "log_base is 1; a log base must be > 0 and != 1"},
-    {"policy=log_restart\nlog_base=0\n", ":3: [net] log_base", "log_base is 0; a log base must be > 0"},
-    {"policy=log_restart\nlog_base=-2\n", ":3: [net] log_base", "must be > 0"},
-    {"policy=log_restart\nlearning_rate=1.5\nmin_lr=0.5\n", ":3: [net] learning_rate",
+    {LOG_I "log_base=1\n", ":4: [net] log_base", "log_base is 1; a log base must be > 0 and != 1"},
+    {LOG_I "log_base=0\n", ":4: [net] log_base", "log_base is 0; a log base must be > 0"},
+    {LOG_I "log_base=-2\n", ":4: [net] log_base", "must be > 0"},
+    {LOG_I "learning_rate=1.5\nmin_lr=0.5\n", ":4: [net] learning_rate",
      "1/|learning_rate - min_lr| is 1; a log base must be > 0 and != 1 (set log_base= or move min_lr)"},
-    {"policy=log_restart\nlearning_rate=2\nrestart_lr=1.25\nmin_lr=0.25\n",
-     ":4: [net] restart_lr", "1/|restart_lr - min_lr| is 1"},
+    {LOG_I "learning_rate=2\nrestart_lr=1.25\nmin_lr=0.25\n",
+     ":5: [net] restart_lr", "1/|restart_lr - min_lr| is 1"},
     {"policy=log_restart\nlog_form=bogus\n", ":3: [net] log_form",
      "unknown value \"bogus\"; valid: paper, reference"},
+    {LOG_I "log_tau_floor=0\n", ":4: [net] log_tau_floor", "expected a number >= 1e-06"},
     {"policy=cosine_restart\nrestart_interval=0\n", ":3: [net] restart_interval",
-     "expected a number > 0"},
-    {"policy=cosine_restart\nrestart_mult=0.5\n", ":3: [net] restart_mult",
+     "expected a number >= 1e-06"},
+    /* a cycle lookup of 1e20 cycles once looped for ever */
+    {"policy=cosine_restart\nrestart_interval=1e-20\nrestart_mult=1\n",
+     ":3: [net] restart_interval", "expected a number >= 1e-06"},
+    {"policy=cosine_restart\nrestart_mult=0.5\nrestart_interval=1\n", ":3: [net] restart_mult",
      "expected a number >= 1"},
-    {"policy=cosine_restart\nlearning_rate=0.1\nmin_lr=0.2\n", ":4: [net] min_lr",
+    {"policy=cosine_restart\n", ":1: [net] init_decay_epochs",
+     "required: the length of the initial decay in epochs"},
+    {"policy=log_restart\nlearning_rate=0.1\n", ":1: [net] init_decay_epochs", "required"},
+    {"policy=cosine_restart\nrestart_interval=1\nwarmup_shape=sine\n", ":4: [net] warmup_shape",
+     "unknown value \"sine\"; valid: cosine, linear"},
+    {"policy=log_restart\nlog_form=reference\nwarmup_shape=linear\n", ":4: [net] warmup_shape",
+     "log_form=reference warms up as the author's code does"},
+    {"policy=cosine_restart\nrestart_interval=1\nlearning_rate=0.1\nmin_lr=0.2\n", ":5: [net] min_lr",
      "above learning_rate"},
-    {"policy=cosine_restart\nrestart_lr=0.0001\nmin_lr=0.0002\n", ":4: [net] min_lr",
+    {"policy=cosine_restart\nrestart_interval=1\nrestart_lr=0.0001\nmin_lr=0.0002\n", ":5: [net] min_lr",
      "above restart_lr"},
     {"policy=steps\nsteps=10,20\n", ":1: [net] scales", "needs both steps= and scales="},
     {"policy=steps\nsteps=10,20\nscales=.1\n", ":4: [net] scales",
@@ -634,7 +743,7 @@ static void test_bad_plugin_error_names_cfg_line(void **state)
 static void test_names_list_builtins(void **state)
 {
     const char *names = dn_scheduler_names();
-    const char *want[] = {"constant", "step", "steps", "exp", "poly", "sig",
+    const char *want[] = {"constant", "step", "steps", "exp", "poly", "sigmoid",
                           "random", "sgdr", "cosine_restart", "log_restart"};
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         assert_contains(names, want[i]);
@@ -644,6 +753,9 @@ static void test_names_list_builtins(void **state)
         assert_int_equal(s->abi_version, DN_SCHED_ABI_VERSION);
     }
     assert_null(dn_scheduler_find("cosine"));
+    /* sig: this framework's first name for Darknet's sigmoid, kept */
+    assert_ptr_equal(dn_scheduler_find("sig"), dn_scheduler_find("sigmoid"));
+    assert_null(strstr(names, "sig,"));
 }
 
 int main(void)
@@ -652,6 +764,8 @@ int main(void)
         cmocka_unit_test(test_rates_closed_form),
         cmocka_unit_test(test_cosine_decreases_within_cycles),
         cmocka_unit_test(test_cosine_matches_pytorch),
+        cmocka_unit_test(test_restart_tables),
+        cmocka_unit_test(test_log_paper_independent_of_batches),
         cmocka_unit_test(test_random_is_pure),
         cmocka_unit_test(test_darknet_policies_match_libdarknet),
         cmocka_unit_test(test_parse_errors),
