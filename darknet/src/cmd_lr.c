@@ -349,7 +349,9 @@ static int save_png(const char *path, const lr_run *runs, int n, dn_error *err)
     return commit_temp(tmp, path, err);
 }
 
-/* One readable line per cfg when the CSV does not go to stdout. */
+/* One readable line per cfg (to stderr when the CSV goes to stdout): the
+ * lowest and highest rate the schedule reaches, so that a user sees before
+ * training that, e.g., eq. 4's log cycles never fall to min_lr. */
 static void summary(FILE *f, const lr_run *r)
 {
     double lo = HUGE_VAL, hi = -HUGE_VAL, epoch = 0;
@@ -359,7 +361,7 @@ static void summary(FILE *f, const lr_run *r)
         hi = fmax(hi, lr);
     }
     fprintf(f, "%s: policy %s, batches 0..%ld (%ld per epoch, %.4g epochs), "
-               "lr %.6g .. %.6g\n", r->path, dn_schedule_policy(r->schedule),
+               "lowest rate %.6g, highest %.6g\n", r->path, dn_schedule_policy(r->schedule),
             r->last_batch, r->batches_per_epoch, epoch, lo, hi);
 }
 
@@ -376,6 +378,8 @@ static int run(lr_run *runs, int n, const lr_options *o, dn_error *err)
         write_csv(stdout, runs, n);
         if (fflush(stdout) || ferror(stdout))
             return dn_fail(err, "stdout: write error");
+        for (int i = 0; i < n; i++)
+            summary(stderr, &runs[i]);
         return 0;
     }
     for (int i = 0; i < n; i++)
