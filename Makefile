@@ -271,11 +271,11 @@ run-figure1: $(BIN)/darknet
 	@DARKNET=$(BIN)/darknet scripts/figure1.sh
 
 # One run of the paper's experiments (experiments/README.md), e.g.
-#   make experiment NET=resnet34 SCHED=log EXP=1 EPOCHS=3 DATA=cfg/fashion-mnist.data
+#   make experiment NET=resnet34 SCHED=log EXP=1 SEED=2 EPOCHS=3 DATA=cfg/fashion-mnist.data
 experiment: $(BIN)/darknet
-	@test -n "$(NET)" -a -n "$(SCHED)" || { echo "usage: make experiment NET=resnet34 SCHED=none|step|cosine|log [EXP=1|2] [EPOCHS=N] [DATA=file]"; exit 2; }
+	@test -n "$(NET)" -a -n "$(SCHED)" || { echo "usage: make experiment NET=resnet34 SCHED=none|step|cosine|log|log-reference [EXP=1|2] [SEED=K] [EPOCHS=N] [DATA=file]"; exit 2; }
 	@DARKNET=$(BIN)/darknet experiments/run $(NET) $(SCHED) --exp $(or $(EXP),1) \
-	    $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(DATA),--data $(DATA))
+	    $(if $(SEED),--seed $(SEED)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(DATA),--data $(DATA))
 
 deps:
 	@scripts/deps.sh

@@ -1,0 +1,337 @@
+/*
+ * test_experiments.c - the experiment scripts (experiments/run,
+ * experiments/plot) and the scheduler overlays they apply.
+ *
+ *   plot   a fake results tree of two schedulers x two seeds (one run
+ *          halted, one epoch logged twice as a resumed run does) and a
+ *          single-seed tree: summary.md's means and standard deviations
+ *          against values worked by hand, and the PNGs exist
+ *   run    --seed puts the run in <out>/exp<N>/<net>/<sched>/seed<K>/ and
+ *          sets [net] seed; log-reference is a scheduler name; bad --seed
+ *          values are refused (all --dry-run: nothing trains)
+ *   overlays  experiments/schedulers/log-reference.cfg is log.cfg with
+ *          log_form=reference and nothing else changed
+ *
+ * Run from the repository root (as make test does). The plot tests skip
+ * without gnuplot.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+/* ---------------------------------------------------------------- helpers */
+
+static void mkdirs(const char *path)
+{
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(tmp, 0777);
+            *p = '/';
+        }
+    if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
+        fail_msg("cannot create %s", path);
+}
+
+/* Write text to dir/name, creating dir. */
+static void put(const char *dir, const char *name, const char *text)
+{
+    char path[1024];
+    mkdirs(dir);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The whole of a file, or NULL; free() it. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&buf, &size);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        fwrite(chunk, 1, n, out);
+    fclose(out);
+    fclose(f);
+    return buf;
+}
+
+/* Runs a shell command; returns its exit status and its stdout and stderr
+ * in *output (free() it). */
+static int run(const char *cmd, char **output)
+{
+    char full[4096];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    assert_non_null(p);
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&buf, &size);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, p)) > 0)
+        fwrite(chunk, 1, n, out);
+    fclose(out);
+    int status = pclose(p);
+    *output = buf;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int have_gnuplot(void)
+{
+    return system("command -v gnuplot > /dev/null 2>&1") == 0;
+}
+
+static void assert_png(const char *path)
+{
+    char *png = slurp(path);
+    if (!png)
+        fail_msg("%s was not written", path);
+    assert_memory_equal(png, "\x89PNG", 4);
+    free(png);
+}
+
+#define HEADER "epoch,batches,images,mean_lr,train_loss,train_top1,valid_top1," \
+               "valid_loss,seconds\n"
+
+/* One run directory as experiments/run leaves it. */
+static void fake_run(const char *dir, const char *status, const char *log)
+{
+    put(dir, "log.csv", log);
+    put(dir, "status", status);
+    put(dir, "seconds", "12\n");
+    put(dir, "args", "net=tiny sched=x exp=1 epochs=3\n");
+    put(dir, "lr.csv", "batch,epoch,lr\n0,0,0.1\n1,0.5,0.05\n2,1,0.1\n"
+                       "3,1.5,0.05\n4,2,0.1\n5,2.5,0.05\n");
+}
+
+/* ------------------------------------------------------------------- plot */
+
+/*
+ * cosine: seed1 final top-1 0.80, best 0.80, loss 1.0 (epoch 2 logged
+ * twice: the second row counts); seed2 final 0.82, best 0.85, loss 1.2.
+ *   final top-1 mean 0.81, sample std sqrt(2 * 0.01^2 / 1) = 0.014142
+ *   best        mean 0.825, std 0.05 / sqrt(2) = 0.035355
+ *   final loss  mean 1.1,   std 0.2 / sqrt(2)  = 0.141421
+ * log: seed1 done after 3 epochs (top-1 0.9, loss 0.9), seed2 halted
+ * after 2 (top-1 0.1, loss 4.8).
+ *   final = best top-1 mean 0.5, std 0.8 / sqrt(2) = 0.565685
+ *   final loss mean 2.85, std 3.9 / sqrt(2) = 2.757716
+ */
+static void test_plot_summarises_seeds(void **state)
+{
+    if (!have_gnuplot())
+        skip();
+    char exp[600], d[700], cmd[1200], path[800], *out;
+    snprintf(exp, sizeof exp, "%s/seeds/exp1", tu_tmpdir());
+    snprintf(d, sizeof d, "%s/tiny/cosine/seed1", exp);
+    fake_run(d, "done\n", HEADER
+             "1,2,64,0.1,2.0,0.3,0.5,2.1,1\n"
+             "2,2,64,0.1,9.9,0.3,0.1,2.1,1\n" /* replaced by the resume */
+             "2,2,64,0.1,1.5,0.5,0.7,1.6,1\n"
+             "3,2,64,0.1,1.0,0.7,0.8,1.1,1\n");
+    snprintf(d, sizeof d, "%s/tiny/cosine/seed2", exp);
+    fake_run(d, "done\n", HEADER
+             "1,2,64,0.1,2.2,0.3,0.6,2.1,1\n"
+             "2,2,64,0.1,1.7,0.5,0.85,1.6,1\n"
+             "3,2,64,0.1,1.2,0.7,0.82,1.1,1\n");
+    snprintf(d, sizeof d, "%s/tiny/log/seed1", exp);
+    fake_run(d, "done\n", HEADER
+             "1,2,64,0.1,2.5,0.3,0.4,2.1,1\n"
+             "2,2,64,0.1,1.8,0.5,0.6,1.6,1\n"
+             "3,2,64,0.1,0.9,0.7,0.9,1.1,1\n");
+    snprintf(d, sizeof d, "%s/tiny/log/seed2", exp);
+    fake_run(d, "halted\n", HEADER
+             "1,2,64,0.1,5.0,0.1,0.1,5.1,1\n"
+             "2,2,64,0.1,4.8,0.1,0.1,5.1,1\n");
+    snprintf(cmd, sizeof cmd, "experiments/plot '%s'", exp);
+    if (run(cmd, &out) != 0)
+        fail_msg("%s failed:\n%s", cmd, out);
+    free(out);
+    snprintf(path, sizeof path, "%s/summary.md", exp);
+    char *md = slurp(path);
+    assert_non_null(md);
+    assert_contains(md, "| cosine | 2 | 2 done | 3 | 0.8100 ± 0.0141 | "
+                        "0.8250 ± 0.0354 | 1.1000 ± 0.1414 | no |");
+    assert_contains(md, "| log | 2 | 1 done, 1 halted | 2..3 | 0.5000 ± 0.5657 | "
+                        "0.5000 ± 0.5657 | 2.8500 ± 2.7577 | yes, 1 of 2 |");
+    /* per run: the resumed epoch's last row, the seed directory */
+    assert_contains(md, "| tiny | cosine | seed1 | done | 3 | 1.0000 | "
+                        "0.8000 (epoch 3) | 0.8000 |");
+    assert_contains(md, "| tiny | log | seed2 | halted | 2 | 4.8000 |");
+    free(md);
+    static const char *const pngs[] = {"loss.png", "top1.png", "lr.png"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/tiny/%s", exp, pngs[i]);
+        assert_png(path);
+    }
+}
+
+/* A results root holding exp<N>/ directories, and runs without seed directories (the
+ * layout before --seed): one seed per scheduler, no standard deviation. */
+static void test_plot_single_seed_layout_and_root(void **state)
+{
+    if (!have_gnuplot())
+        skip();
+    char root[600], d[700], cmd[1200], path[800], *out;
+    snprintf(root, sizeof root, "%s/single", tu_tmpdir());
+    snprintf(d, sizeof d, "%s/exp2/tiny/none", root);
+    fake_run(d, "done\n", HEADER "1,2,64,0.001,2.0,0.3,0.5,2.1,1\n"
+                                 "2,2,64,0.001,1.25,0.5,0.625,1.6,1\n");
+    snprintf(d, sizeof d, "%s/exp2/tiny/step", root);
+    fake_run(d, "done\n", HEADER "1,2,64,0.001,2.0,0.3,0.5,2.1,1\n"
+                                 "2,2,64,0.0001,1.5,0.5,0.75,1.6,1\n");
+    snprintf(cmd, sizeof cmd, "experiments/plot --band std '%s'", root);
+    if (run(cmd, &out) != 0)
+        fail_msg("%s failed:\n%s", cmd, out);
+    free(out);
+    snprintf(path, sizeof path, "%s/exp2/summary.md", root);
+    char *md = slurp(path);
+    assert_non_null(md);
+    assert_contains(md, "| none | 1 | 1 done | 2 | 0.6250 | 0.6250 | 1.2500 | no |");
+    assert_contains(md, "| step | 1 | 1 done | 2 | 0.7500 | 0.7500 | 1.5000 | no |");
+    assert_contains(md, "| tiny | none | - | done | 2 |");
+    assert_contains(md, "mean ± one standard deviation");
+    free(md);
+    snprintf(path, sizeof path, "%s/exp2/tiny/loss.png", root);
+    assert_png(path);
+}
+
+static void test_plot_rejects_bad_options(void **state)
+{
+    char *out;
+    assert_int_not_equal(run("experiments/plot --band wide /nonexistent", &out), 0);
+    assert_contains(out, "--band: expected minmax or std");
+    free(out);
+    assert_int_not_equal(run("experiments/plot /nonexistent/dir", &out), 0);
+    assert_contains(out, "no directory /nonexistent/dir");
+    free(out);
+}
+
+/* -------------------------------------------------------------------- run */
+
+static char data_file[600];
+
+static int setup_data(void **state)
+{
+    char bin[600], text[1400];
+    snprintf(bin, sizeof bin, "%s/train.bin", tu_tmpdir());
+    tu_write_cifar_pattern(bin, 256, 5);
+    snprintf(text, sizeof text, "classes=10\ntrain=%s\nvalid=%s\n", bin, bin);
+    snprintf(data_file, sizeof data_file, "%s", tu_write_file("tiny.data", text));
+    return 0;
+}
+
+static void test_run_seed_goes_to_its_directory(void **state)
+{
+    char cmd[1400], *out;
+    snprintf(cmd, sizeof cmd, "experiments/run resnet-small log-reference "
+             "--exp 2 --seed 7 --epochs 2 --data '%s' --out %s/r --dry-run",
+             data_file, tu_tmpdir());
+    if (run(cmd, &out) != 0)
+        fail_msg("%s failed:\n%s", cmd, out);
+    assert_contains(out, "-overlay experiments/schedulers/log-reference.cfg");
+    assert_contains(out, "-overlay experiments/exp2-restart.cfg");
+    assert_contains(out, "-set seed=7");
+    assert_contains(out, "/exp2/resnet-small/log-reference/seed7 ");
+    free(out);
+    /* without --seed: no seed directory, the cfg's seed */
+    snprintf(cmd, sizeof cmd, "experiments/run resnet-small none --exp 2 "
+             "--epochs 2 --data '%s' --out %s/r --dry-run", data_file, tu_tmpdir());
+    if (run(cmd, &out) != 0)
+        fail_msg("%s failed:\n%s", cmd, out);
+    assert_null(strstr(out, "seed="));
+    assert_null(strstr(out, "/seed"));
+    assert_contains(out, "/exp2/resnet-small/none ");
+    free(out);
+}
+
+static void test_run_rejects_bad_seeds(void **state)
+{
+    static const struct {
+        const char *args, *message;
+    } bad[] = {
+        {"--seed x", "--seed: expected an integer >= 0, got \"x\""},
+        {"--seed -1", "--seed: expected an integer >= 0"},
+        {"--seed 2 --set seed=3", "--seed and --set seed= contradict"},
+        {"--seed", "--seed needs a value"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char cmd[1400], *out;
+        snprintf(cmd, sizeof cmd, "experiments/run resnet-small log --data '%s' "
+                 "--dry-run %s", data_file, bad[i].args);
+        assert_int_not_equal(run(cmd, &out), 0);
+        assert_contains(out, bad[i].message);
+        free(out);
+    }
+}
+
+/* --------------------------------------------------------------- overlays */
+
+/* The [net] key=value lines of a cfg, one per line, comments dropped. */
+static char *keys_of(const char *path)
+{
+    char *text = slurp(path), *keys = NULL, *save;
+    assert_non_null(text);
+    size_t size = 0;
+    FILE *out = open_memstream(&keys, &size);
+    for (char *line = strtok_r(text, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save))
+        if (line[0] != '#' && line[0] != '[' && strchr(line, '='))
+            fprintf(out, "%s\n", line);
+    fclose(out);
+    free(text);
+    return keys;
+}
+
+static void test_log_reference_is_log_with_reference_form(void **state)
+{
+    char *log = keys_of("experiments/schedulers/log.cfg");
+    char *ref = keys_of("experiments/schedulers/log-reference.cfg");
+    char *form = strstr(log, "log_form=paper\n");
+    if (!form)
+        fail_msg("experiments/schedulers/log.cfg has no log_form=paper line");
+    /* log.cfg with its log_form line replaced */
+    char want[4096];
+    snprintf(want, sizeof want, "%.*slog_form=reference\n%s", (int)(form - log),
+             log, form + strlen("log_form=paper\n"));
+    if (strcmp(want, ref) != 0)
+        fail_msg("experiments/schedulers/log-reference.cfg must set log.cfg's "
+                 "keys, with log_form=reference:\nwant:\n%sgot:\n%s", want, ref);
+    free(log);
+    free(ref);
+}
+
+int main(void)
+{
+    const struct CMUnitTest plot[] = {
+        cmocka_unit_test(test_plot_summarises_seeds),
+        cmocka_unit_test(test_plot_single_seed_layout_and_root),
+        cmocka_unit_test(test_plot_rejects_bad_options),
+    };
+    const struct CMUnitTest runner[] = {
+        cmocka_unit_test(test_run_seed_goes_to_its_directory),
+        cmocka_unit_test(test_run_rejects_bad_seeds),
+    };
+    const struct CMUnitTest overlays[] = {
+        cmocka_unit_test(test_log_reference_is_log_with_reference_form),
+    };
+    int failed = cmocka_run_group_tests_name("plot", plot, NULL, NULL);
+    failed += cmocka_run_group_tests_name("run", runner, setup_data, NULL);
+    failed += cmocka_run_group_tests_name("overlays", overlays, NULL, NULL);
+    return failed ? 1 : 0;
+}
