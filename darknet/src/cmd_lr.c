@@ -66,7 +66,11 @@ typedef struct lr_run {
 static const char *const known_net_keys[] = {
     "subdivisions", "height", "width", "channels", "inputs", "momentum",
     "decay", "adam", "B1", "B2", "eps", "seed", "threads", "time_steps",
-    "epochs", "halt_loss", "halt_after_epochs",
+    "epochs", "halt_loss", "halt_after_epochs", "bn_momentum", "tf32",
+    "conv_backend", "flip", "crop_pad", "subtract_mean", "zca", "zca_cache",
+    "zca_epsilon", "gcn", "gcn_eps", "gcn_lambda", "gcn_scale",
+    "contrast_stretch", "stretch_low", "stretch_high", "normalize", "mean",
+    "std",
     "notruth", "random", "max_crop", "min_crop", "max_ratio", "min_ratio",
     "center", "clip", "angle", "aspect", "saturation", "exposure", "hue",
     NULL,
