@@ -78,6 +78,13 @@ def resnet(blocks, widths, kind="basic", stem=64, batch=128, h=32, w=32, c=3,
                     "\n[softmax]\n"])
 
 
+# The demo's small ResNet (blocks per stage, widths), also the backbone of
+# scripts/gen_networks.py's resnet-small-hybrid.cfg
+SMALL = ([1, 1, 1], [16, 32, 64])
+SMALL_NET_EXTRA = ("# PyTorch's batch-norm momentum: rolling statistics that follow\n"
+                   "# high learning rates closely enough to validate during training\n"
+                   "bn_momentum=0.1\n")
+
 CFGS = {
     "resnet18-cifar.cfg": lambda: resnet([2, 2, 2, 2], [64, 128, 256, 512],
                                          title="ResNet-18 for CIFAR-10 (32x32x3, 10 classes)"),
@@ -85,13 +92,10 @@ CFGS = {
                                          title="ResNet-34 for CIFAR-10 (32x32x3, 10 classes)"),
     "resnet50-cifar.cfg": lambda: resnet([3, 4, 6, 3], [64, 128, 256, 512], "bottleneck",
                                          title="ResNet-50 for CIFAR-10 (32x32x3, 10 classes)"),
-    "resnet-small.cfg": lambda: resnet([1, 1, 1], [16, 32, 64], stem=16, h=28, w=28, c=1,
+    "resnet-small.cfg": lambda: resnet(*SMALL, stem=16, h=28, w=28, c=1,
                                        title="A small ResNet (8 conv layers) for 28x28 "
                                              "grey images: the demo network",
-                                       net_extra="# PyTorch's batch-norm momentum: rolling "
-                                                 "statistics that follow\n# high learning "
-                                                 "rates closely enough to validate during "
-                                                 "training\nbn_momentum=0.1\n"),
+                                       net_extra=SMALL_NET_EXTRA),
 }
 
 if __name__ == "__main__":

@@ -240,7 +240,7 @@ static int setup_data(void **state)
 static void test_run_seed_goes_to_its_directory(void **state)
 {
     char cmd[1400], *out;
-    snprintf(cmd, sizeof cmd, "experiments/run resnet-small log-reference "
+    snprintf(cmd, sizeof cmd, "experiments/run resnet-small-hybrid log-reference "
              "--exp 2 --seed 7 --epochs 2 --data '%s' --out %s/r --dry-run",
              data_file, tu_tmpdir());
     if (run(cmd, &out) != 0)
@@ -248,16 +248,16 @@ static void test_run_seed_goes_to_its_directory(void **state)
     assert_contains(out, "-overlay experiments/schedulers/log-reference.cfg");
     assert_contains(out, "-overlay experiments/exp2-restart.cfg");
     assert_contains(out, "-set seed=7");
-    assert_contains(out, "/exp2/resnet-small/log-reference/seed7 ");
+    assert_contains(out, "/exp2/resnet-small-hybrid/log-reference/seed7 ");
     free(out);
     /* without --seed: no seed directory, the cfg's seed */
-    snprintf(cmd, sizeof cmd, "experiments/run resnet-small none --exp 2 "
+    snprintf(cmd, sizeof cmd, "experiments/run resnet-small-hybrid none --exp 2 "
              "--epochs 2 --data '%s' --out %s/r --dry-run", data_file, tu_tmpdir());
     if (run(cmd, &out) != 0)
         fail_msg("%s failed:\n%s", cmd, out);
     assert_null(strstr(out, "seed="));
     assert_null(strstr(out, "/seed"));
-    assert_contains(out, "/exp2/resnet-small/none ");
+    assert_contains(out, "/exp2/resnet-small-hybrid/none ");
     free(out);
 }
 

@@ -30,6 +30,7 @@ typedef struct net_case {
 
 static const net_case cases[] = {
     {"cfg/resnet-small.cfg", 77754, 2},
+    {"cfg/resnet-small-hybrid.cfg", 135898, 2},
     {"cfg/resnet18-cifar.cfg", 11173962, 2},
     {"cfg/resnet34-cifar.cfg", 21282122, 2},
     {"cfg/resnet50-cifar.cfg", 23520842, 1},

@@ -52,6 +52,7 @@ static const net_case cases[] = {
     {"cfg/resnet50-cifar.cfg", 2},   {"cfg/resnet50-hybrid.cfg", 2},
     {"cfg/googlenet-hybrid.cfg", 2}, {"cfg/xception-hybrid.cfg", 2},
     {"cfg/vgg16-hybrid.cfg", 2},     {"cfg/vgg19-hybrid.cfg", 2},
+    {"cfg/resnet-small-hybrid.cfg", 2},
 };
 #define N_CASES (sizeof cases / sizeof *cases)
 
