@@ -225,16 +225,97 @@ static void test_plot_rejects_bad_options(void **state)
 
 /* -------------------------------------------------------------------- run */
 
-static char data_file[600];
+static char data_file[600], idx_data_file[600];
+
+static void write_be32(FILE *f, unsigned v)
+{
+    unsigned char b[4] = {v >> 24, v >> 16, v >> 8, v};
+    assert_int_equal(fwrite(b, 4, 1, f), 1);
+}
+
+/* Fashion-MNIST's format: IDX images [n, 28, 28] (a bright bar whose place
+ * is the label, on noise) and labels [n], uncompressed. */
+static void write_idx(const char *images, const char *labels, int n)
+{
+    FILE *f = fopen(images, "wb");
+    assert_non_null(f);
+    write_be32(f, 0x803), write_be32(f, n), write_be32(f, 28), write_be32(f, 28);
+    dn_rng r;
+    dn_rng_seed(&r, 3);
+    for (int i = 0; i < n; i++)
+        for (int y = 0; y < 28; y++)
+            for (int x = 0; x < 28; x++)
+                fputc(y / 3 == i % 10 ? 250 : (int)(dn_rng_u64(&r) % 60), f);
+    fclose(f);
+    f = fopen(labels, "wb");
+    assert_non_null(f);
+    write_be32(f, 0x801), write_be32(f, n);
+    for (int i = 0; i < n; i++)
+        fputc(i % 10, f);
+    fclose(f);
+}
 
 static int setup_data(void **state)
 {
-    char bin[600], text[1400];
+    char bin[600], img[600], lab[600], text[1400];
     snprintf(bin, sizeof bin, "%s/train.bin", tu_tmpdir());
     tu_write_cifar_pattern(bin, 256, 5);
     snprintf(text, sizeof text, "classes=10\ntrain=%s\nvalid=%s\n", bin, bin);
     snprintf(data_file, sizeof data_file, "%s", tu_write_file("tiny.data", text));
+    snprintf(img, sizeof img, "%s/train-images-idx3-ubyte", tu_tmpdir());
+    snprintf(lab, sizeof lab, "%s/train-labels-idx1-ubyte", tu_tmpdir());
+    write_idx(img, lab, 256);
+    snprintf(text, sizeof text, "classes=10\ntrain=%s\nvalid=%s\n", img, img);
+    snprintf(idx_data_file, sizeof idx_data_file, "%s",
+             tu_write_file("tiny-idx.data", text));
     return 0;
+}
+
+/* Both experiments' overlays train as experiments/run applies them (with
+ * darknet lr drawing the schedule from the same overlays): one short epoch
+ * of each protocol's network on IDX data, 28x28 grey (experiment 2's
+ * network pads it to 32x32 and copies it to three channels). */
+static void test_run_trains_both_experiments(void **state)
+{
+    static const struct {
+        const char *net, *sched;
+        int exp;
+    } runs[] = {
+        {"resnet-small", "log", 1},
+        {"resnet-small-hybrid", "log-reference", 2},
+    };
+    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+        char cmd[1600], path[1200], *out;
+        snprintf(cmd, sizeof cmd, "experiments/run %s %s --exp %d --seed 3 "
+                 "--epochs 1 --subset 128 --valid-subset 64 --every 100 "
+                 "--data '%s' --out %s/train", runs[i].net, runs[i].sched,
+                 runs[i].exp, idx_data_file, tu_tmpdir());
+        if (run(cmd, &out) != 0)
+            fail_msg("%s failed:\n%s", cmd, out);
+        free(out);
+        snprintf(path, sizeof path, "%s/train/exp%d/%s/%s/seed3/status",
+                 tu_tmpdir(), runs[i].exp, runs[i].net, runs[i].sched);
+        char *status = slurp(path);
+        assert_non_null(status);
+        assert_string_equal(status, "done\n");
+        free(status);
+        strcpy(strrchr(path, '/'), "/lr.csv");
+        char *lr = slurp(path);
+        assert_non_null(lr);
+        assert_contains(lr, "batch,epoch,lr\n0,0,");
+        free(lr);
+        /* experiment 1's output layer is Keras' sigmoid + CCE */
+        strcpy(strrchr(path, '/'), "/train.log");
+        char *log = slurp(path);
+        assert_non_null(log);
+        assert_int_equal(strstr(log, "softmax        sigmoid") != NULL,
+                         runs[i].exp == 1);
+        free(log);
+        /* the runner keeps the checkpoints of <out> in backup/<out>/ */
+        snprintf(cmd, sizeof cmd, "rm -rf 'backup%s'; rmdir backup/tmp backup "
+                 "2> /dev/null; true", tu_tmpdir());
+        assert_int_equal(system(cmd), 0);
+    }
 }
 
 static void test_run_seed_goes_to_its_directory(void **state)
@@ -332,6 +413,7 @@ int main(void)
     const struct CMUnitTest runner[] = {
         cmocka_unit_test(test_run_seed_goes_to_its_directory),
         cmocka_unit_test(test_run_rejects_bad_seeds),
+        cmocka_unit_test(test_run_trains_both_experiments),
     };
     const struct CMUnitTest overlays[] = {
         cmocka_unit_test(test_log_reference_is_log_with_reference_form),

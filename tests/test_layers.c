@@ -92,6 +92,24 @@ static const layer_case cases[] = {
       "[logistic]\n", 1, 0, 0}, NULL},
     {{"softmax_loss_after_avgpool", NET(2, 4, 2, 3) "[avgpool]\n[softmax]\n", 1,
       0, 0}, NULL},
+    /* [net] output_activation=sigmoid: Keras' categorical cross-entropy on
+     * sigmoid outputs in the last [softmax] */
+    {{"softmax_sigmoid_ce", NET_FLAT(2, 5) "output_activation=sigmoid\n"
+      "[softmax]\n", 1, 0, 0}, NULL},
+    {{"softmax_sigmoid_ce_groups_temperature", NET_FLAT(3, 6)
+      "output_activation=sigmoid\n[softmax]\ngroups=2\ntemperature=2\n", 1, 0,
+      0}, NULL},
+    {{"softmax_sigmoid_noloss_groups", NET_FLAT(2, 6)
+      "output_activation=sigmoid\n[softmax]\ngroups=3\nnoloss=1\n"
+      "temperature=0.5\n", 1, 0, 0}, NULL},
+    {{"softmax_sigmoid_ce_inference", NET_FLAT(2, 4)
+      "output_activation=sigmoid\n[softmax]\nnoloss=1\n", 0, 0, 0}, NULL},
+    {{"connected_softmax_sigmoid_ce", NET_FLAT(2, 4) "output_activation=sigmoid\n"
+      "[connected]\noutput=5\nactivation=linear\n[softmax]\n", 1, 0, 0},
+     "connected"},
+    {{"softmax_inside_sigmoid_network", NET_FLAT(2, 4)
+      "output_activation=sigmoid\n[softmax]\ntemperature=0.7\n"
+      "[maxpool]\nsize=1\nstride=1\n[softmax]\n", 1, 0, 0}, NULL},
     {{"logistic_loss", NET_FLAT(2, 6) "[logistic]\n", 1, 0, 0}, NULL},
     {{"logistic_noloss", NET_FLAT(2, 6) "[logistic]\nnoloss=1\n", 1, 0, 0},
      NULL},
@@ -310,6 +328,71 @@ static void test_softmax_inside_network_has_no_cost(void **state)
     dn_net_free(net);
 }
 
+/*
+ * output_activation=sigmoid, worked by hand. Image 0: x = (0, ln 3, -ln 3)
+ * gives y = (1/2, 3/4, 1/4), S = 3/2, p = (1/3, 1/2, 1/6); with t = e_1 the
+ * cost is ln 2 and the gradient (1 - y)(p - t) = (1/6, -1/8, 1/8). Image 1:
+ * the same x with soft t = (1/2, 0, 1/2): cost -(ln(1/3) + ln(1/6)) / 2,
+ * gradient (1 - y)(p - t) = (-1/12, 1/8, -1/4). Image 2: x = (30, -30,
+ * -30), t = e_1: p_1 = 9.4e-14 is clipped to 1e-7, the cost is -ln 1e-7
+ * and the gradient is zero (the clip's).
+ */
+static void test_softmax_sigmoid_ce_known_values(void **state)
+{
+    dn_net *net = build(NET_FLAT(3, 3) "output_activation=sigmoid\n"
+                        "[softmax]\n");
+    const float l3 = (float)log(3.0);
+    const float x[9] = {0, l3, -l3, 0, l3, -l3, 30, -30, -30};
+    static const float t[9] = {0, 1, 0, 0.5f, 0, 0.5f, 0, 1, 0};
+    memcpy(net->input_data, x, sizeof x);
+    memcpy(net->truth, t, sizeof t);
+    float din[9] = {0};
+    net->input_delta = din;
+    dn_net_forward(net, 1);
+    dn_net_backward(net);
+    const float *p = net->layers[0].output;
+    static const float want_p[6] = {1 / 3.0f, 0.5f, 1 / 6.0f,
+                                    1 / 3.0f, 0.5f, 1 / 6.0f};
+    assert_floats(p, want_p, 6, 1e-6);
+    assert_true(p[6] == 1.0f && p[7] > 0 && p[7] < 1e-13f);
+    const double want_cost = log(2.0) - (log(1 / 3.0) + log(1 / 6.0)) / 2 -
+                             log((double)1e-7f);
+    assert_true(fabs(net->layers[0].cost - want_cost) < 1e-5);
+    static const float want_g[9] = {1 / 6.0f, -1 / 8.0f,  1 / 8.0f,
+                                    -1 / 12.0f, 1 / 8.0f, -1 / 4.0f,
+                                    0,          0,        0};
+    assert_floats(din, want_g, 9, 1e-6);
+    /* inference reports the same cost and adds no gradient */
+    memset(din, 0, sizeof din);
+    dn_net_forward(net, 0);
+    assert_true(fabs(net->layers[0].cost - want_cost) < 1e-5);
+    dn_net_zero_deltas(net);
+    dn_net_backward(net);
+    static const float zero[9] = {0};
+    assert_floats(din, zero, 9, 0);
+    net->input_delta = NULL;
+    dn_net_free(net);
+}
+
+/* Only the network's last [softmax] takes the sigmoid; one inside stays a
+ * softmax. */
+static void test_softmax_sigmoid_applies_to_the_last_layer_only(void **state)
+{
+    dn_net *net = build(NET_FLAT(1, 2) "output_activation=sigmoid\n"
+                        "[softmax]\nnoloss=1\n[softmax]\n");
+    net->input_data[0] = 0;
+    net->input_data[1] = (float)log(3.0);
+    dn_net_forward(net, 0);
+    static const float softmax[2] = {0.25f, 0.75f};
+    assert_floats(net->layers[0].output, softmax, 2, 1e-6);
+    /* sigmoid(0.25) / (sigmoid(0.25) + sigmoid(0.75)) */
+    const double a = 1 / (1 + exp(-0.25)), b = 1 / (1 + exp(-0.75));
+    const float want[2] = {(float)(a / (a + b)), (float)(b / (a + b))};
+    assert_floats(net->layers[1].output, want, 2, 1e-6);
+    assert_contains(net->layers[1].desc, "sigmoid");
+    dn_net_free(net);
+}
+
 static void test_logistic_known_values_and_saturation(void **state)
 {
     dn_net *net = build(NET_FLAT(1, 4) "[logistic]\n");
@@ -483,6 +566,11 @@ static const bad_cfg bad[] = {
      "not supported"},
     {NET_FLAT(1, 6) "[logistic]\nnoloss=2\n", ":5: [logistic] noloss",
      "expected an integer in [0, 1]"},
+    {NET_FLAT(1, 6) "output_activation=tanh\n[softmax]\n",
+     ":4: [net] output_activation",
+     "unknown value \"tanh\"; valid: softmax, sigmoid"},
+    {NET_FLAT(1, 6) "output_activation=sigmoid\n[softmax]\n[logistic]\n",
+     ":4: [net] output_activation", "it ends with [logistic]"},
 };
 
 #define N_BAD (sizeof bad / sizeof *bad)
@@ -538,6 +626,8 @@ int main(void)
         cmocka_unit_test(test_softmax_loss_gradient_is_p_minus_t),
         cmocka_unit_test(test_softmax_inference_adds_no_loss_gradient),
         cmocka_unit_test(test_softmax_inside_network_has_no_cost),
+        cmocka_unit_test(test_softmax_sigmoid_ce_known_values),
+        cmocka_unit_test(test_softmax_sigmoid_applies_to_the_last_layer_only),
         cmocka_unit_test(test_logistic_known_values_and_saturation),
         cmocka_unit_test(test_shortcut_values),
         cmocka_unit_test(test_route_concatenates_in_order),

@@ -103,6 +103,9 @@ const char *dn_layer_type_names(void); /* comma-separated, static buffer */
 
 /* [net] conv_backend= values, in the order of their names in network.c */
 enum { DN_CONV_AUTO, DN_CONV_ONEDNN, DN_CONV_IM2COL };
+/* [net] output_activation= values, in the order of their names in
+ * network.c: the function of the network's final [softmax] loss layer */
+enum { DN_OUTPUT_SOFTMAX, DN_OUTPUT_SIGMOID };
 
 struct dn_net {
     dn_layer *layers;
@@ -135,6 +138,10 @@ struct dn_net {
     /* [net] conv_backend= (CPU convolutions): DN_CONV_AUTO takes oneDNN
      * where the build has it and it runs the shape, else im2col + GEMM */
     int conv_backend;
+    /* [net] output_activation: DN_OUTPUT_SOFTMAX, or DN_OUTPUT_SIGMOID for
+     * Keras's categorical cross-entropy on sigmoid outputs in the final
+     * [softmax] (softmax_layer.c) */
+    int output_activation;
     dn_cfg *cfg; /* owned */
     /* Device (GPU builds; see darknet/src/network_gpu.c). gpu_state is NULL
      * on the CPU. A device-resident net keeps every weight, gradient,

@@ -41,6 +41,8 @@ static int parse_net_options(dn_net *net, dn_section *s,
 {
     static const char *const conv_backends[] = {"auto", "onednn", "im2col",
                                                 NULL};
+    static const char *const output_activations[] = {"softmax", "sigmoid",
+                                                     NULL};
     long batch, subdivisions, h, w, c, adam, max_batches, seed, threads, tf32;
     if (dn_sec_int(s, "batch", 1, 1, 1 << 20, &batch, err) ||
         dn_sec_int(s, "subdivisions", 1, 1, 1 << 20, &subdivisions, err) ||
@@ -59,7 +61,9 @@ static int parse_net_options(dn_net *net, dn_section *s,
         dn_sec_int(s, "threads", 0, 0, 1024, &threads, err) ||
         dn_sec_int(s, "tf32", 1, 0, 1, &tf32, err) ||
         dn_sec_choice(s, "conv_backend", "auto", conv_backends,
-                      &net->conv_backend, err))
+                      &net->conv_backend, err) ||
+        dn_sec_choice(s, "output_activation", "softmax", output_activations,
+                      &net->output_activation, err))
         return -1;
     if (batch % subdivisions)
         return dn_sec_fail(s, "subdivisions", err,
@@ -89,6 +93,24 @@ static int parse_net_options(dn_net *net, dn_section *s,
     net->tf32 = (int)tf32; /* read by the GPU backend; 0: strict fp32 */
     net->gpu = -1;
     return dn_schedule_parse(s, &net->schedule, err);
+}
+
+/* output_activation=sigmoid changes the final [softmax] layer
+ * (softmax_layer.c), so the network must end with one. */
+static int check_output_activation(dn_net *net, dn_section *s, dn_error *err)
+{
+    dn_layer *last = &net->layers[net->n - 1];
+    if (net->output_activation == DN_OUTPUT_SOFTMAX)
+        return 0;
+    if (last->type != &dn_layer_softmax)
+        return dn_sec_fail(s, "output_activation", err,
+                           "sigmoid needs the network to end with a [softmax] "
+                           "layer, whose function it replaces; it ends with "
+                           "[%s]", last->type->name);
+    char desc[sizeof last->desc];
+    snprintf(desc, sizeof desc, "sigmoid %.*s", (int)sizeof desc - 9, last->desc);
+    memcpy(last->desc, desc, sizeof desc);
+    return 0;
 }
 
 /* Grad, momentum and Adam buffers of every parameter; shared outputs. */
@@ -160,6 +182,8 @@ int dn_net_make(dn_cfg *cfg, const dn_net_options *opt, dn_net **out,
         net->n = i;
     }
     dn_layer *last = &net->layers[net->n - 1];
+    if (check_output_activation(net, &cfg->sections[0], err))
+        goto fail;
     net->truths = last->outputs;
     net->input_data = dn_calloc_floats((size_t)net->batch * net->inputs);
     net->truth = dn_calloc_floats((size_t)net->batch * net->truths);

@@ -24,6 +24,23 @@
  *
  * The loss applies only when this is the network's last layer (net->truth
  * is sized for the last layer); elsewhere it is a plain softmax, cost 0.
+ *
+ * [net] output_activation=sigmoid (the network's last layer only): the
+ * paper's experiment 1 output, "a sigmoid dense layer" trained with Keras'
+ * categorical_crossentropy, which normalises the sigmoids by their sum and
+ * clips before the log (Keras backend, categorical_crossentropy with
+ * from_logits=False; eps = 1e-7):
+ *          y_i = sigmoid(x_i / T),  p_i = y_i / sum_j y_j   (the output)
+ *          cost = -sum_i t_i log clip(p_i, eps, 1 - eps)
+ *          d cost / d p_i = -t_i / p_i where eps <= p_i <= 1 - eps, else 0
+ *          (the clip's gradient), and through the normalisation and the
+ *          sigmoid (dp_j/dy_i = (delta_ij - p_j) / S, dy/dx = y (1 - y) / T):
+ *          d cost / d x_i = (1 - y_i) (M p_i - u_i t_i) / T,
+ *          u_i = 1 where p_i is not clipped, M = sum_j u_j t_j
+ * backward d in_i += (1/T) (1 - y_i) p_i (g_i - sum_j p_j g_j), y from the
+ *          input; plus the loss gradient as above. A group whose sigmoids
+ *          all underflow (x / T below about -745) outputs 1/n and has no
+ *          gradient. Top-1 is unchanged: p orders the classes as x does.
  */
 #include <math.h>
 #include <stdio.h>
@@ -111,19 +128,52 @@ static double group_forward(const float *x, float *p, const float *t,
     return cost;
 }
 
+/* One group of n with output_activation=sigmoid (see the top): p, and the
+ * cost and gradient of Keras' categorical cross-entropy. */
+static double group_forward_sigmoid(const float *x, float *p, const float *t,
+                                    float *grad, long n, float T)
+{
+    const float lo = DN_SIGMOID_CE_EPS, hi = 1.0f - DN_SIGMOID_CE_EPS;
+    double sum = 0;
+    for (long i = 0; i < n; i++)
+        sum += 1.0 / (1.0 + exp(-(double)x[i] / T));
+    for (long i = 0; i < n; i++)
+        p[i] = sum > 0 ? (float)(1.0 / (1.0 + exp(-(double)x[i] / T)) / sum)
+                       : 1.0f / (float)n;
+    if (!t)
+        return 0;
+    double cost = 0, M = 0;
+    for (long i = 0; i < n; i++)
+        if (t[i] != 0) {
+            const float c = p[i] < lo ? lo : p[i] > hi ? hi : p[i];
+            cost -= t[i] * log((double)c);
+            if (p[i] >= lo && p[i] <= hi)
+                M += t[i];
+        }
+    if (grad)
+        for (long i = 0; i < n; i++) {
+            const double y = 1.0 / (1.0 + exp(-(double)x[i] / T));
+            const double u_t = p[i] >= lo && p[i] <= hi ? t[i] : 0;
+            grad[i] = sum > 0 ? (float)((1 - y) * (M * p[i] - u_t) / T) : 0;
+        }
+    return cost;
+}
+
 static void softmax_forward(dn_layer *l, dn_net *net)
 {
     softmax *p = l->priv;
     const int loss = dn_softmax_loss_active(l, net);
+    const int sigmoid = dn_softmax_is_sigmoid(l, net);
     const long n = l->inputs / p->groups;
     double cost = 0;
     for (int b = 0; b < l->batch; b++)
         for (int g = 0; g < p->groups; g++) {
             const long off = (long)b * l->inputs + g * n;
-            cost += group_forward(net->input + off, l->output + off,
-                                  loss ? net->truth + off : NULL,
-                                  loss && net->train ? p->loss_grad + off : NULL,
-                                  n, p->temperature);
+            cost += (sigmoid ? group_forward_sigmoid : group_forward)(
+                net->input + off, l->output + off,
+                loss ? net->truth + off : NULL,
+                loss && net->train ? p->loss_grad + off : NULL, n,
+                p->temperature);
         }
     l->cost = (float)cost;
     p->grad_ready = loss && net->train;
@@ -137,16 +187,21 @@ static void softmax_backward(dn_layer *l, dn_net *net)
     const long n = l->inputs / p->groups;
     const float invT = 1.0f / p->temperature;
     const int add_loss = p->grad_ready && net->train;
+    const int sigmoid = dn_softmax_is_sigmoid(l, net);
     for (int b = 0; b < l->batch; b++)
         for (int g = 0; g < p->groups; g++) {
             const long off = (long)b * l->inputs + g * n;
             const float *y = l->output + off, *dy = l->delta + off;
+            const float *x = net->input + off;
             float *dx = net->delta + off;
             double dot = 0;
             for (long i = 0; i < n; i++)
                 dot += (double)y[i] * dy[i];
-            for (long i = 0; i < n; i++)
-                dx[i] += invT * y[i] * (dy[i] - (float)dot);
+            for (long i = 0; i < n; i++) {
+                /* sigmoid: the sigmoid's own derivative, 1 - sigmoid */
+                const float s = sigmoid ? 1.0f / (1.0f + expf(x[i] * invT)) : 1;
+                dx[i] += invT * s * y[i] * (dy[i] - (float)dot);
+            }
             if (add_loss)
                 for (long i = 0; i < n; i++)
                     dx[i] += p->loss_grad[off + i];

@@ -8,6 +8,9 @@
  *           gradient (p S - t) / T into loss_grad
  * backward  one block per (image, group): d in += (1/T) p (g - p.g), plus
  *           loss_grad after a training forward of the loss
+ * With [net] output_activation=sigmoid (the last layer) both kernels take
+ * softmax_layer.c's sigmoid branch: p = sigmoid(x/T) / sum, Keras'
+ * clipped categorical cross-entropy, and the factor 1 - sigmoid(x/T).
  */
 #include <stdlib.h>
 
@@ -21,14 +24,56 @@ typedef struct softmax_gpu {
     int grad_ready;
 } softmax_gpu;
 
+/* One group of n, output_activation=sigmoid (softmax_layer.c): p, and
+ * with t the cost -sum t log clip(p) (returned, valid in thread 0) and,
+ * with grad, (1 - y)(M p - u t) / T. */
+__device__ double sigmoid_group(const float *xr, float *pr, const float *t,
+                                float *grad, long n, float T)
+{
+    const float lo = DN_SIGMOID_CE_EPS, hi = 1.0f - DN_SIGMOID_CE_EPS;
+    double sum = 0;
+    for (long i = threadIdx.x; i < n; i += blockDim.x)
+        sum += 1.0 / (1.0 + exp(-(double)xr[i] / T));
+    sum = dn_block_sum(sum);
+    for (long i = threadIdx.x; i < n; i += blockDim.x)
+        pr[i] = sum > 0 ? (float)(1.0 / (1.0 + exp(-(double)xr[i] / T)) / sum)
+                        : 1.0f / (float)n;
+    if (!t)
+        return 0;
+    double c = 0, M = 0;
+    for (long i = threadIdx.x; i < n; i += blockDim.x)
+        if (t[i] != 0) {
+            const float v = pr[i] < lo ? lo : pr[i] > hi ? hi : pr[i];
+            c -= t[i] * log((double)v);
+            if (pr[i] >= lo && pr[i] <= hi)
+                M += t[i];
+        }
+    c = dn_block_sum(c);
+    M = dn_block_sum(M);
+    if (grad)
+        for (long i = threadIdx.x; i < n; i += blockDim.x) {
+            const double y = 1.0 / (1.0 + exp(-(double)xr[i] / T));
+            const double ut = pr[i] >= lo && pr[i] <= hi ? t[i] : 0;
+            grad[i] = sum > 0 ? (float)((1 - y) * (M * pr[i] - ut) / T) : 0;
+        }
+    return c;
+}
+
 __global__ void softmax_forward_kernel(const float *x, float *p,
                                        const float *truth, float *grad,
                                        float *cost, long inputs, int groups,
-                                       float T)
+                                       float T, int sigmoid)
 {
     const long n = inputs / groups;
     double image_cost = 0;
     for (int g = 0; g < groups; g++) {
+        if (sigmoid) {
+            const long off = blockIdx.x * inputs + g * n;
+            image_cost += sigmoid_group(x + off, p + off,
+                                        truth ? truth + off : NULL,
+                                        grad ? grad + off : NULL, n, T);
+            continue;
+        }
         const long off = blockIdx.x * inputs + g * n;
         const float *xr = x + off;
         float *pr = p + off;
@@ -67,8 +112,9 @@ __global__ void softmax_forward_kernel(const float *x, float *p,
 }
 
 __global__ void softmax_backward_kernel(const float *y, const float *dy,
-                                        const float *loss_grad, float *dx,
-                                        long n, float invT)
+                                        const float *loss_grad, const float *x,
+                                        float *dx, long n, float invT,
+                                        int sigmoid)
 {
     const long off = (long)blockIdx.x * n;
     double dot = 0;
@@ -76,7 +122,9 @@ __global__ void softmax_backward_kernel(const float *y, const float *dy,
         dot += (double)y[off + i] * dy[off + i];
     const float d = (float)dn_block_sum(dot);
     for (long i = threadIdx.x; i < n; i += blockDim.x) {
-        float v = dx[off + i] + invT * y[off + i] * (dy[off + i] - d);
+        /* sigmoid: the sigmoid's own derivative, 1 - sigmoid */
+        const float s = sigmoid ? 1.0f / (1.0f + expf(x[off + i] * invT)) : 1;
+        float v = dx[off + i] + invT * s * y[off + i] * (dy[off + i] - d);
         if (loss_grad)
             v += loss_grad[off + i];
         dx[off + i] = v;
@@ -105,7 +153,7 @@ extern "C" void softmax_forward_gpu(dn_layer *l, dn_net *net)
     softmax_forward_kernel<<<l->batch, THREADS, 0, dn_gpu_stream(net)>>>(
         net->input_gpu, l->output_gpu, loss ? net->truth_gpu : NULL,
         loss && net->train ? g->loss_grad : NULL, loss ? l->cost_gpu : NULL,
-        l->inputs, p->groups, p->temperature);
+        l->inputs, p->groups, p->temperature, dn_softmax_is_sigmoid(l, net));
     DN_GPU_LAUNCHED(net);
     g->grad_ready = loss && net->train;
 }
@@ -121,7 +169,8 @@ extern "C" void softmax_backward_gpu(dn_layer *l, dn_net *net)
     softmax_backward_kernel<<<l->batch * p->groups, THREADS, 0,
                               dn_gpu_stream(net)>>>(
         l->output_gpu, l->delta_gpu, add_loss ? g->loss_grad : NULL,
-        net->delta_gpu, n, 1.0f / p->temperature);
+        net->input_gpu, net->delta_gpu, n, 1.0f / p->temperature,
+        dn_softmax_is_sigmoid(l, net));
     DN_GPU_LAUNCHED(net);
 }
 

@@ -25,6 +25,19 @@ static inline int dn_softmax_loss_active(const dn_layer *l, const dn_net *net)
     return l->is_loss && l->index == net->n - 1 && net->truths == l->outputs;
 }
 
+/* With [net] output_activation=sigmoid the network's final [softmax]
+ * computes p = sigmoid(x / T) / sum sigmoid(x / T) per group and Keras's
+ * categorical cross-entropy on it (softmax_layer.c); network.c checks at
+ * build time that the last layer is a [softmax]. */
+static inline int dn_softmax_is_sigmoid(const dn_layer *l, const dn_net *net)
+{
+    return net->output_activation == DN_OUTPUT_SIGMOID &&
+           l->index == net->n - 1;
+}
+
+/* Keras's epsilon: p is clipped to [eps, 1 - eps] inside the log. */
+#define DN_SIGMOID_CE_EPS 1e-7f
+
 #ifdef DN_GPU
 int softmax_make_gpu(dn_layer *l, dn_net *net, dn_error *err);
 void softmax_forward_gpu(dn_layer *l, dn_net *net);

@@ -102,6 +102,16 @@ static const parity_case cases[] = {
     {"softmax_temperature_noloss", NET_FLAT(3, 8) "[softmax]\n"
      "temperature=2\nnoloss=1\n", 1, 1e-6, 1e-6},
     {"softmax_loss_inference", NET_FLAT(2, 5) "[softmax]\n", 0, 1e-6, 1e-6},
+    /* [net] output_activation=sigmoid: Keras' CCE on sigmoid outputs */
+    {"softmax_sigmoid_ce", NET_FLAT(4, 10) "output_activation=sigmoid\n"
+     "[softmax]\n", 1, 1e-6, 1e-6},
+    {"softmax_sigmoid_ce_groups2_temperature", NET_FLAT(3, 12)
+     "output_activation=sigmoid\n[softmax]\ngroups=2\ntemperature=2\n", 1,
+     1e-6, 1e-6},
+    {"softmax_sigmoid_noloss", NET_FLAT(3, 8) "output_activation=sigmoid\n"
+     "[softmax]\nnoloss=1\ntemperature=0.5\n", 1, 1e-6, 1e-6},
+    {"softmax_sigmoid_ce_inference", NET_FLAT(2, 5)
+     "output_activation=sigmoid\n[softmax]\n", 0, 1e-6, 1e-6},
     {"logistic_loss", NET_FLAT(4, 6) "[logistic]\n", 1, 1e-6, 1e-6},
     {"logistic_inside", NET_FLAT(3, 6) "[logistic]\nnoloss=1\n"
      "[connected]\noutput=4\nactivation=linear\n", 1, 1e-4, 1e-3},
