@@ -70,7 +70,7 @@ static const char *const known_net_keys[] = {
     "conv_backend", "flip", "crop_pad", "subtract_mean", "zca", "zca_cache",
     "zca_epsilon", "gcn", "gcn_eps", "gcn_lambda", "gcn_scale",
     "contrast_stretch", "stretch_low", "stretch_high", "normalize", "mean",
-    "std",
+    "std", "output_activation",
     "notruth", "random", "max_crop", "min_crop", "max_ratio", "min_ratio",
     "center", "clip", "angle", "aspect", "saturation", "exposure", "hue",
     NULL,
