@@ -840,6 +840,19 @@ static void test_zca_whitens_to_identity_and_caches(void **state)
                                &err), 0);
     assert_null(b->zca_cache);
     dn_augment_free(b);
+    /* auto with a data directory nobody can write: the user's cache */
+    char xdg[600], want[700];
+    snprintf(xdg, sizeof xdg, "%s/xdg", tu_tmpdir());
+    snprintf(want, sizeof want, "%s/darknet/zca-", xdg);
+    setenv("XDG_CACHE_HOME", xdg, 1);
+    free(d->dir);
+    d->dir = strdup("/nonexistent/data");
+    assert_int_equal(parse_aug("[net]\nzca=1\n", d, &b, &err), 0);
+    assert_non_null(b->zca_cache);
+    assert_true(strncmp(b->zca_cache, want, strlen(want)) == 0);
+    assert_int_equal(access(b->zca_cache, R_OK), 0);
+    dn_augment_free(b);
+    unsetenv("XDG_CACHE_HOME");
     dn_augment_free(a);
     dn_dataset_free(d);
 }
@@ -1004,6 +1017,218 @@ static void test_loader_rejects_bad_arguments(void **state)
     dn_dataset_free(e);
 }
 
+/* -------------------------------------------- the experiments' pipeline */
+
+/*
+ * experiments/exp1.cfg and exp2.cfg turn on the paper's whole pipeline
+ * (contrast stretch, mean image, GCN, ZCA; random crop and flip in
+ * training). On Fashion-MNIST-shaped data, IDX 28x28 grey, with each
+ * experiment's network (experiment 2's pads to 32x32 and copies the grey
+ * channel three times, so the covariance that ZCA inverts is singular),
+ * one batch trains and the inputs the network sees are
+ *   centred  per channel, over an epoch: |mean| <= 1e-3 of the pixels'
+ *            standard deviation in validation (0 up to rounding), <= 0.02
+ *            in training, where the crops shift zeros in
+ *   bounded  finite and |x| < 50: no direction of the singular covariance
+ *            is blown up (zca_epsilon regularises)
+ *   random   each training image is its validation image shifted by (dx,
+ *            dy) in [-4, 4]^2 and mirrored or not; the draws differ
+ *            between seeds and between epochs (batch index / batches per
+ *            epoch), both flips and most shifts occur
+ *   resumable  a fresh loader (a resumed run) gives batch k of the same
+ *            seed bit for bit, whatever it was asked before
+ */
+#define PIPE_N 320 /* images; 10 batches of 32 */
+
+/* Grey 28x28 "garments": per image a bright region whose size and place
+ * follow the label, a left-right asymmetry (so flips show) and noise. */
+static void write_pipeline_idx(void)
+{
+    static uint8_t img[16 + PIPE_N * 784], lab[8 + PIPE_N];
+    const uint32_t ih[4] = {0x803, PIPE_N, 28, 28}, lh[2] = {0x801, PIPE_N};
+    for (int i = 0; i < 16; i++)
+        img[i] = (uint8_t)(ih[i / 4] >> (8 * (3 - i % 4)));
+    for (int i = 0; i < 8; i++)
+        lab[i] = (uint8_t)(lh[i / 4] >> (8 * (3 - i % 4)));
+    dn_rng r;
+    dn_rng_seed(&r, 17);
+    for (int n = 0; n < PIPE_N; n++) {
+        int k = n % 10, top = 2 + k, left = 4 + (int)(dn_rng_u64(&r) % 6);
+        lab[8 + n] = (uint8_t)k;
+        for (int y = 0; y < 28; y++)
+            for (int x = 0; x < 28; x++) {
+                int inside = y >= top && y < 26 && x >= left && x < left + 12 + k;
+                double v = (inside ? 120 + 5 * x : 10) + 25 * dn_rng_normal(&r);
+                img[16 + n * 784 + y * 28 + x] =
+                    (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+            }
+    }
+    write_bytes("pipe-images-idx3-ubyte", img, sizeof img);
+    write_bytes("pipe-labels-idx1-ubyte", lab, sizeof lab);
+}
+
+typedef struct draw {
+    int dx, dy, flip;
+} draw;
+
+/* The (dx, dy, flip) that turns validation image v into training image t,
+ * or fails the test. */
+static draw find_draw(const float *v, const float *t, int c, int h, int w,
+                      float *tmp)
+{
+    for (int flip = 0; flip < 2; flip++)
+        for (int dy = -4; dy <= 4; dy++)
+            for (int dx = -4; dx <= 4; dx++) {
+                dn_image_shift_flip(v, c, h, w, dx, dy, flip, tmp);
+                if (memcmp(tmp, t, sizeof(float) * c * h * w) == 0)
+                    return (draw){dx, dy, flip};
+            }
+    fail_msg("a training image is no shift and flip of its validation image");
+    return (draw){0, 0, 0};
+}
+
+/* Per-channel mean / std and the largest |x| over an epoch of batches. */
+static void epoch_stats(dn_loader *l, long batches, int batch, int c, long hw,
+                        float *x, double *worst_mean, double *largest)
+{
+    double sum[3] = {0}, sq[3] = {0}, count = 0;
+    float truth[32 * 10];
+    *largest = 0;
+    for (long b = 0; b < batches; b++) {
+        int valid = dn_loader_get(l, b, x, truth, NULL);
+        assert_int_equal(valid, batch);
+        for (int i = 0; i < valid; i++)
+            for (int ch = 0; ch < c; ch++)
+                for (long j = 0; j < hw; j++) {
+                    double v = x[((long)i * c + ch) * hw + j];
+                    if (!isfinite(v))
+                        fail_msg("a non-finite input");
+                    sum[ch] += v, sq[ch] += v * v;
+                    *largest = fmax(*largest, fabs(v));
+                }
+        count += (double)valid * hw;
+    }
+    *worst_mean = 0;
+    for (int ch = 0; ch < c; ch++) {
+        double m = sum[ch] / count, sd = sqrt(sq[ch] / count - m * m);
+        *worst_mean = fmax(*worst_mean, fabs(m) / sd);
+    }
+}
+
+static void check_experiment_pipeline(const char *overlay, const char *net_cfg,
+                                      const char *data)
+{
+    dn_error err = {""};
+    dn_cfg *cfg, *dcfg;
+    dn_net *net;
+    if (dn_cfg_load(net_cfg, &cfg, &err) || dn_cfg_overlay(cfg, overlay, &err) ||
+        dn_cfg_set(cfg, "batch=32", &err))
+        fail_msg("%s", err.msg);
+    if (dn_net_make(cfg, NULL, &net, &err)) {
+        dn_cfg_free(cfg);
+        fail_msg("%s", err.msg);
+    }
+    dn_dataset *d;
+    dn_augment *a;
+    assert_int_equal(dn_cfg_load_flat(data, &dcfg, &err), 0);
+    if (dn_dataset_open(&dcfg->sections[0], "train", net->c, net->h, net->w, &d,
+                        &err) ||
+        dn_augment_parse(&net->cfg->sections[0], d, &a, &err))
+        fail_msg("%s: %s", overlay, err.msg);
+    assert_true(a->contrast_stretch && a->subtract_mean && a->gcn && a->zca &&
+                a->flip && a->crop_pad == 4);
+    const int c = net->c, h = net->h, w = net->w, B = net->batch;
+    const long hw = (long)h * w, D = c * hw, per_epoch = PIPE_N / B;
+    float *x = malloc(B * D * sizeof *x), *y = malloc(B * D * sizeof *y);
+    float *v = malloc(D * sizeof *v), *t = malloc(D * sizeof *t);
+    float *scratch = malloc(D * sizeof *v), *tmp = malloc(D * sizeof *v);
+    double worst, largest;
+    dn_loader *l, *m;
+
+    /* centred and bounded: validation, then a training epoch */
+    assert_int_equal(dn_loader_make(d, a, B, per_epoch, 1, 0, 0, &l, &err), 0);
+    epoch_stats(l, per_epoch, B, c, hw, x, &worst, &largest);
+    dn_loader_free(l);
+    if (worst > 1e-3 || largest >= 50)
+        fail_msg("%s, validation: |mean| / std %.2e, max |x| %.1f", overlay,
+                 worst, largest);
+    assert_int_equal(dn_loader_make(d, a, B, per_epoch, 1, 1, 1, &l, &err), 0);
+    epoch_stats(l, per_epoch, B, c, hw, x, &worst, &largest);
+    if (worst > 0.02 || largest >= 50)
+        fail_msg("%s, training: |mean| / std %.2e, max |x| %.1f", overlay, worst,
+                 largest);
+    printf("    %s on %dx%dx%d: training inputs |mean| / std %.1e per channel, "
+           "max |x| %.1f\n", overlay, c, h, w, worst, largest);
+
+    /* random: the draws of the first 40 records, seeds 1 and 2, epochs 0, 1 */
+    int flips = 0, moved = 0, by_seed = 0, by_epoch = 0;
+    for (long r = 0; r < 40; r++) {
+        dn_augment_apply(a, d, &r, 1, 1, 0, 0, v, scratch);
+        draw got[3];
+        static const struct { uint64_t seed; long epoch; } when[3] =
+            {{1, 0}, {2, 0}, {1, 1}};
+        for (int k = 0; k < 3; k++) {
+            dn_augment_apply(a, d, &r, 1, when[k].seed, when[k].epoch, 1, t,
+                             scratch);
+            got[k] = find_draw(v, t, c, h, w, tmp);
+        }
+        flips += got[0].flip;
+        moved += got[0].dx || got[0].dy;
+        by_seed += memcmp(&got[0], &got[1], sizeof *got) != 0;
+        by_epoch += memcmp(&got[0], &got[2], sizeof *got) != 0;
+    }
+    if (flips < 8 || flips > 32 || moved < 30 || by_seed < 30 || by_epoch < 30)
+        fail_msg("%s: of 40 images %d flipped, %d shifted, %d drawn otherwise "
+                 "with another seed, %d in another epoch", overlay, flips, moved,
+                 by_seed, by_epoch);
+    /* the loader: batch k + per_epoch (next epoch) is drawn anew */
+    long rec0[32], rec1[32];
+    dn_loader_batch_records(l, 2, rec0);
+    dn_loader_batch_records(l, 2 + per_epoch, rec1);
+    assert_true(memcmp(rec0, rec1, sizeof(long) * B) != 0);
+
+    /* resumable: batch 5 from a fresh loader, asked first, bit for bit */
+    float truth[32 * 10];
+    dn_loader_get(l, 5, x, truth, NULL);
+    assert_int_equal(dn_loader_make(d, a, B, per_epoch, 1, 1, 1, &m, &err), 0);
+    dn_loader_get(m, 5, y, truth, NULL);
+    assert_memory_equal(x, y, B * D * sizeof *x);
+    dn_loader_free(m);
+    assert_int_equal(dn_loader_make(d, a, B, per_epoch, 2, 1, 1, &m, &err), 0);
+    dn_loader_get(m, 5, y, truth, NULL);
+    assert_true(memcmp(x, y, B * D * sizeof *x) != 0);
+    dn_loader_free(m);
+
+    /* one training step on what the network sees */
+    assert_int_equal(dn_loader_get(l, 0, net->input_data, net->truth, NULL), B);
+    dn_net_forward(net, 1);
+    dn_net_backward(net);
+    float loss = dn_net_cost(net) / B;
+    if (!isfinite(loss) || loss <= 0)
+        fail_msg("%s: loss %f", overlay, loss);
+    dn_net_update(net, 0.01);
+    dn_loader_free(l);
+    free(x), free(y), free(v), free(t), free(scratch), free(tmp);
+    dn_augment_free(a);
+    dn_dataset_free(d);
+    dn_cfg_free(dcfg);
+    dn_net_free(net);
+}
+
+static void test_experiment_pipelines_on_fashion_mnist_shapes(void **state)
+{
+    if (access("experiments/exp1.cfg", R_OK) != 0)
+        fail_msg("no experiments/exp1.cfg: run from the repository root");
+    write_pipeline_idx();
+    char text[1200];
+    snprintf(text, sizeof text, "classes=10\ntrain=%s\n",
+             tmp_path("pipe-images-idx3-ubyte"));
+    const char *data = tu_write_file("pipe.data", text);
+    check_experiment_pipeline("experiments/exp1.cfg", "cfg/resnet-small.cfg", data);
+    check_experiment_pipeline("experiments/exp2.cfg", "cfg/resnet-small-hybrid.cfg",
+                              data);
+}
+
 /* --------------------------------------------------- Fashion-MNIST (real) */
 
 #define FASHION "/usr/share/datasets/fashion-mnist/"
@@ -1074,6 +1299,7 @@ int main(void)
         cmocka_unit_test(test_loader_short_epoch_and_wraparound),
         cmocka_unit_test(test_loader_partial_last_batch_unshuffled),
         cmocka_unit_test(test_loader_rejects_bad_arguments),
+        cmocka_unit_test(test_experiment_pipelines_on_fashion_mnist_shapes),
         cmocka_unit_test(test_fashion_mnist_if_installed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,14 +21,18 @@
  * Zero padding happens after preprocessing, so "zero" is the mean colour
  * when a mean is subtracted and black otherwise.
  *
- * The ZCA matrix is fitted once and cached next to the data in a file
- * named by a hash of the dataset, epsilon and steps 1-5.
+ * The ZCA matrix is fitted once and cached next to the data (or in the
+ * user's cache directory when the data's is read-only) in a file named by
+ * a hash of the dataset, epsilon and steps 1-5. The other statistics (the
+ * mean image, normalize's means and deviations) take one pass over the
+ * training set when the run starts (about 0.2 s for 60000 images).
  */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cblas.h>
@@ -464,18 +468,45 @@ static int zca_cache_write(const dn_augment *a, const char *path,
     return 0;
 }
 
-/* zca_cache=auto (next to the data) | none | DIR */
+/*
+ * zca_cache=auto: the data's directory where this user may write, else
+ * $XDG_CACHE_HOME/darknet or ~/.cache/darknet (created): a dataset installed
+ * read-only (Debian's /usr/share/datasets) is then fitted once per user
+ * rather than once per run. Returns d->dir or buf.
+ */
+static const char *auto_cache_dir(const dn_dataset *d, char *buf, size_t n)
+{
+    if (!d->dir || access(d->dir, W_OK) == 0)
+        return d->dir;
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg)
+        snprintf(buf, n, "%s/darknet", xdg);
+    else if (home && *home)
+        snprintf(buf, n, "%s/.cache/darknet", home);
+    else
+        return d->dir; /* the write fails with a warning */
+    char *slash = strrchr(buf, '/');
+    *slash = '\0';
+    mkdir(buf, 0777); /* ~/.cache itself may be missing */
+    *slash = '/';
+    mkdir(buf, 0777);
+    return access(buf, W_OK) == 0 ? buf : d->dir;
+}
+
+/* zca_cache=auto (next to the data, see above) | none | DIR */
 static int zca_setup(dn_augment *a, dn_section *net, const dn_dataset *d,
                      dn_error *err)
 {
     long D = (long)d->c * d->h * d->w;
     const char *where;
+    char user_dir[1024];
     dn_sec_string(net, "zca_cache", "auto", &where, NULL);
     a->zca_mean = malloc(D * sizeof *a->zca_mean);
     a->zca_matrix = malloc((size_t)D * D * sizeof *a->zca_matrix);
     if (!a->zca_mean || !a->zca_matrix)
         return dn_fail(err, "zca: out of memory for a %ldx%ld matrix", D, D);
-    const char *dir = strcmp(where, "auto") == 0 ? d->dir
+    const char *dir = strcmp(where, "auto") == 0
+                          ? auto_cache_dir(d, user_dir, sizeof user_dir)
                       : strcmp(where, "none") == 0 ? NULL
                                                    : where;
     uint64_t key = dir ? zca_key(a, d) : 0;

@@ -283,6 +283,9 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
             a->cfg_path, s.train->n, ipb, net->batch, net->subdivisions, bpe,
             max_batches, (double)max_batches / bpe,
             dn_schedule_policy(net->schedule), dn_net_device_name(net));
+    char pipeline[256];
+    dn_augment_describe(s.aug, pipeline, sizeof pipeline);
+    fprintf(out, "preprocessing and augmentation: %s\n", pipeline);
     dn_net_summary(net, out);
     fflush(out);
 
