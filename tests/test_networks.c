@@ -7,10 +7,10 @@
  * nets, IDX for the 28x28 grey demo net), read through the dataset reader
  * and the loader as training reads it. The loss must be finite.
  *
- * The table pins each cfg's parameter count (the numbers in
- * results/networks.md), so an accidental change of an architecture fails
- * here; a cfg in cfg/ that is missing from the table fails too. Run from
- * the repository root (as `make test` does).
+ * The table pins each cfg's parameter count, so an accidental change of an
+ * architecture fails here; a cfg in cfg/ that is missing from the table
+ * fails too, and so does a count that results/networks.md does not show in
+ * the cfg's row. Run from the repository root (as `make test` does).
  */
 #include <glob.h>
 #include <math.h>
@@ -129,6 +129,44 @@ static void test_table_lists_every_network_cfg(void **state)
     globfree(&g);
 }
 
+/* results/networks.md has a row "| `<cfg name>` ..." holding the pinned
+ * total in bold, with thousands separators: "**21,282,122**". */
+static void test_networks_md_shows_every_count(void **state)
+{
+    FILE *f = fopen("results/networks.md", "r");
+    if (!f)
+        fail_msg("no results/networks.md: run this test from the repository root");
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    int ch;
+    while ((ch = fgetc(f)) != EOF)
+        fputc(ch, out);
+    fclose(out);
+    fclose(f);
+    for (size_t i = 0; i < N_CASES; i++) {
+        char row[128], total[64], digits[32];
+        snprintf(row, sizeof row, "\n| `%s`", strrchr(cases[i].cfg, '/') + 1);
+        int n = snprintf(digits, sizeof digits, "%ld", cases[i].params), k = 0;
+        total[k++] = '*', total[k++] = '*';
+        for (int d = 0; d < n; d++) {
+            if (d && (n - d) % 3 == 0)
+                total[k++] = ',';
+            total[k++] = digits[d];
+        }
+        total[k++] = '*', total[k++] = '*', total[k] = '\0';
+        const char *at = strstr(text, row);
+        if (!at)
+            fail_msg("results/networks.md has no row for %s", cases[i].cfg);
+        const char *end = strchr(at + 1, '\n');
+        const char *hit = strstr(at, total);
+        if (!hit || (end && hit > end))
+            fail_msg("results/networks.md: the row of %s does not show %s",
+                     cases[i].cfg, total);
+    }
+    free(text);
+}
+
 /* Builds the case's net at its test batch; returns NULL on failure. */
 static dn_net *build(const net_case *t)
 {
@@ -222,6 +260,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_lists_every_network_cfg),
+        cmocka_unit_test(test_networks_md_shows_every_count),
         cmocka_unit_test(test_every_network_builds_and_trains),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
