@@ -1,4 +1,5 @@
 /* testutil.c - temporary files and message checks for the tests. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,4 +74,51 @@ void tu_write_cifar_pattern(const char *path, int n, unsigned seed)
         assert_int_equal(fwrite(rec, sizeof rec, 1, f), 1);
     }
     fclose(f);
+}
+
+/* The text of a file, into buf (truncated to cap - 1 bytes). */
+static void slurp_into(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
+    buf[n] = '\0';
+    if (f)
+        fclose(f);
+}
+
+int tu_run_cmd(int (*cmd)(int argc, char **argv), const char *const *args,
+               const char **out, const char **errs)
+{
+    static char out_text[1 << 16], err_text[1 << 16];
+    char *argv[64], out_path[600], err_path[600];
+    int argc = 0;
+    for (; args[argc] && argc < 63; argc++)
+        argv[argc] = (char *)args[argc];
+    argv[argc] = NULL;
+    snprintf(out_path, sizeof out_path, "%s/cmd.stdout", tu_tmpdir());
+    snprintf(err_path, sizeof err_path, "%s/cmd.stderr", tu_tmpdir());
+    fflush(stdout);
+    fflush(stderr);
+    int saved_out = dup(1), saved_err = dup(2);
+    int fo = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fe = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(saved_out >= 0 && saved_err >= 0 && fo >= 0 && fe >= 0);
+    dup2(fo, 1);
+    dup2(fe, 2);
+    close(fo);
+    close(fe);
+    int rc = cmd(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(saved_out, 1);
+    dup2(saved_err, 2);
+    close(saved_out);
+    close(saved_err);
+    slurp_into(out_path, out_text, sizeof out_text);
+    slurp_into(err_path, err_text, sizeof err_text);
+    if (out)
+        *out = out_text;
+    if (errs)
+        *errs = err_text;
+    return rc;
 }

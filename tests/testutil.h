@@ -18,6 +18,15 @@ char *tu_write_file(const char *name, const char *text);
  * learnable pattern: noise 0..79, and for label k = i % 10 a bright 8x6
  * square in channel k % 3 at a place of its own. */
 void tu_write_cifar_pattern(const char *path, int n, unsigned seed);
+/*
+ * Runs a command of darknet/src/cmd_*.c in this process, as bin/darknet
+ * would: args is NULL-terminated, args[0] the command's name (a writable
+ * copy is passed; commands NULL what they consume). stdout and stderr go to
+ * files whose text is returned in *out and *errs (static storage, valid
+ * until the next call; either may be NULL). Returns the command's status.
+ */
+int tu_run_cmd(int (*cmd)(int argc, char **argv), const char *const *args,
+               const char **out, const char **errs);
 /* Assert that msg contains needle, printing both when not. */
 #define assert_contains(msg, needle) tu_assert_contains((msg), (needle), __FILE__, __LINE__)
 void tu_assert_contains(const char *msg, const char *needle, const char *file, int line);

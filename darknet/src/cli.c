@@ -11,26 +11,46 @@
 
 #include "cli.h"
 
+/* 1 when argv[i] is -set or -overlay and argv[i + 1] its value: the pair
+ * belongs to the cfg loader, and no other option may take either word (in
+ * "-set -clear" the -clear is -set's malformed value, not a flag). */
+static int loader_pair(int argc, char **argv, int i)
+{
+    return argv[i] && i + 1 < argc && argv[i + 1] &&
+           (strcmp(argv[i], "-set") == 0 || strcmp(argv[i], "-overlay") == 0);
+}
+
 const char *dn_arg_str(int argc, char **argv, const char *name, const char *def)
 {
     const char *v = def;
-    for (int i = 1; i < argc - 1; i++)
+    for (int i = 1; i < argc - 1; i++) {
+        if (loader_pair(argc, argv, i)) {
+            i++;
+            continue;
+        }
+        /* without its value the option stays, for dn_check_options */
         if (argv[i] && strcmp(argv[i], name) == 0 && argv[i + 1]) {
             v = argv[i + 1];
             argv[i] = argv[i + 1] = NULL;
             i++;
         }
+    }
     return v;
 }
 
 int dn_arg_flag(int argc, char **argv, const char *name)
 {
     int found = 0;
-    for (int i = 1; i < argc; i++)
+    for (int i = 1; i < argc; i++) {
+        if (loader_pair(argc, argv, i)) {
+            i++;
+            continue;
+        }
         if (argv[i] && strcmp(argv[i], name) == 0) {
             argv[i] = NULL;
             found = 1;
         }
+    }
     return found;
 }
 
@@ -87,16 +107,22 @@ int dn_cli_load_cfg(const char *path, int argc, char **argv, dn_cfg **out,
     if (dn_cfg_load(path, &cfg, err))
         return -1;
     /* overlays first, in order, then -set: the command line wins */
-    for (int i = 1; i < argc - 1; i++)
-        if (argv[i] && strcmp(argv[i], "-overlay") == 0) {
-            if (dn_cfg_overlay(cfg, argv[i + 1], err))
+    for (int pass = 0; pass < 2; pass++) {
+        const char *name = pass == 0 ? "-overlay" : "-set";
+        for (int i = 1; i < argc; i++) {
+            if (!argv[i] || strcmp(argv[i], name) != 0)
+                continue;
+            if (i + 1 >= argc || !argv[i + 1]) {
+                dn_fail(err, "%s needs a value (%s)", name,
+                        pass == 0 ? "a cfg file of [net] keys" : "key=value");
                 goto fail;
-        }
-    for (int i = 1; i < argc - 1; i++)
-        if (argv[i] && strcmp(argv[i], "-set") == 0) {
-            if (dn_cfg_set(cfg, argv[i + 1], err))
+            }
+            if (pass == 0 ? dn_cfg_overlay(cfg, argv[i + 1], err)
+                          : dn_cfg_set(cfg, argv[i + 1], err))
                 goto fail;
+            i++; /* the value is not an option of its own */
         }
+    }
     if (strict)
         *strict |= dn_arg_flag(argc, argv, "-strict");
     *out = cfg;
@@ -111,8 +137,7 @@ fail:
  * their value: 2, -strict: 1), or 0 when argv[i] is not one of them. */
 static int loader_option(int argc, char **argv, int i)
 {
-    if ((strcmp(argv[i], "-set") == 0 || strcmp(argv[i], "-overlay") == 0) &&
-        i + 1 < argc)
+    if (loader_pair(argc, argv, i))
         return 2;
     return strcmp(argv[i], "-strict") == 0;
 }
@@ -147,7 +172,8 @@ int dn_check_options(int argc, char **argv, dn_error *err)
         }
         if (strcmp(argv[i], "-set") == 0 || strcmp(argv[i], "-overlay") == 0)
             return dn_fail(err, "%s needs a value", argv[i]);
-        return dn_fail(err, "unknown option %s", argv[i]);
+        return dn_fail(err, "unknown option %s, or an option without its "
+                       "value", argv[i]);
     }
     return 0;
 }

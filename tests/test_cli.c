@@ -1,0 +1,106 @@
+/*
+ * test_cli.c - darknet/src/cli.c, the command-line front end every command
+ * shares: "-name value" options, flags, and the cfg loader's -set, -overlay
+ * and -strict, wherever they stand on the line.
+ *
+ * Malformed lines are a table run through the real commands (summary, lr,
+ * classifier train): each must exit non-zero with a message naming the
+ * option, never crash, and never take one option's value for another
+ * option.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "testutil.h"
+
+static const char *NET =
+    "[net]\nbatch=2\nheight=4\nwidth=4\nchannels=1\nlearning_rate=0.1\n"
+    "max_batches=4\n"
+    "[connected]\noutput=3\nactivation=linear\n"
+    "[softmax]\n";
+
+typedef struct cli_case {
+    int (*cmd)(int, char **);
+    const char *args[12];
+    const char *message; /* part of stderr */
+} cli_case;
+
+static void bad_command_lines_fail_with_a_message(void **state)
+{
+    (void)state;
+    const char *cfg = tu_write_file("cli.cfg", NET);
+    const char *data = tu_write_file("cli.data", "classes=3\ntrain=none.bin\n");
+    const cli_case cases[] = {
+        /* a flag taken for -set's value: crashed in strdup(NULL) */
+        {dn_cmd_lr, {"lr", cfg, "-set", "-strict"}, "-set -strict: expected key=value"},
+        {dn_cmd_summary, {"summary", cfg, "-set", "-strict"}, "-set -strict: expected key=value"},
+        /* an option with a value after -set */
+        {dn_cmd_lr, {"lr", cfg, "-set", "-epochs", "3"}, "-set -epochs: expected key=value"},
+        {dn_cmd_classifier, {"classifier", "train", data, cfg, "-set", "-clear"},
+         "-set -clear: expected key=value"},
+        {dn_cmd_classifier, {"classifier", "train", data, cfg, "-overlay", "-clear"},
+         "-clear: cannot open"},
+        /* an option without its value */
+        {dn_cmd_summary, {"summary", cfg, "-set"}, "-set needs a value"},
+        {dn_cmd_summary, {"summary", cfg, "-overlay"}, "-overlay needs a value"},
+        {dn_cmd_lr, {"lr", cfg, "-epochs"}, "-epochs"},
+        {dn_cmd_classifier, {"classifier", "train", data, cfg, "-every"},
+         "-every"},
+        {dn_cmd_classifier, {"classifier", "valid", data, cfg, "w", "-bogus"},
+         "unknown option -bogus"},
+        {dn_cmd_summary, {"summary", cfg, "-set", "=3"}, "-set =3: expected key=value"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *errs;
+        int rc = tu_run_cmd(cases[i].cmd, cases[i].args, NULL, &errs);
+        if (rc == 0)
+            fail_msg("case %zu (%s %s): succeeded", i, cases[i].args[0],
+                     cases[i].args[2]);
+        if (!strstr(errs, cases[i].message))
+            fail_msg("case %zu: stderr \"%s\" lacks \"%s\"", i, errs,
+                     cases[i].message);
+    }
+}
+
+/* -set's value is its own even when it looks like another option's name;
+ * the command's options around it still work. */
+static void set_pairs_are_never_split(void **state)
+{
+    (void)state;
+    const char *cfg = tu_write_file("cli2.cfg", NET);
+    const char *args[] = {"lr", cfg, "-epochs", "1", "-set", "batch=1",
+                          "-batches-per-epoch", "2", "-strict", NULL};
+    const char *out, *errs;
+    if (tu_run_cmd(dn_cmd_lr, args, &out, &errs) != 0)
+        fail_msg("%s", errs);
+    assert_contains(out, "batch,epoch,lr\n0,0,0.1\n1,0.5,0.1\n");
+}
+
+static void arg_helpers_skip_loader_pairs(void **state)
+{
+    (void)state;
+    char *argv[] = {"x", "-set", "-every", "-every", "3", "-overlay", "-clear",
+                    "-clear", NULL};
+    const int argc = 8;
+    assert_string_equal(dn_arg_str(argc, argv, "-every", "none"), "3");
+    assert_int_equal(dn_arg_flag(argc, argv, "-clear"), 1);
+    /* the loader's pairs are left for dn_cli_load_cfg */
+    assert_string_equal(argv[1], "-set");
+    assert_string_equal(argv[2], "-every");
+    assert_string_equal(argv[5], "-overlay");
+    assert_string_equal(argv[6], "-clear");
+    char *pos[4];
+    assert_int_equal(dn_positional(argc, argv, pos, 4), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(bad_command_lines_fail_with_a_message),
+        cmocka_unit_test(set_pairs_are_never_split),
+        cmocka_unit_test(arg_helpers_skip_loader_pairs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
