@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -204,7 +206,9 @@ static void test_missing_file(void **state)
 }
 
 /* Comments, blank lines, whitespace around '='; the first occurrence of a
- * key wins (Darknet's option_find) and values keep inner spaces. */
+ * key wins (Darknet's option_find) and values keep inner spaces. A
+ * duplicate is reported with both lines: a warning, an error under
+ * -strict. */
 static void test_good_input(void **state)
 {
     dn_cfg *cfg;
@@ -220,7 +224,10 @@ static void test_good_input(void **state)
     assert_int_equal(dn_sec_int(dn_cfg_find(cfg, "maxpool"), "size", 1, 1, 9,
                                 &size, &err), 0);
     assert_int_equal(size, 2);
-    assert_int_equal(dn_cfg_check_unused(cfg, 1, NULL, &err), 0);
+    assert_int_equal(dn_cfg_check_unused(cfg, 0, NULL, &err), 0);
+    assert_int_equal(dn_cfg_check_unused(cfg, 1, NULL, &err), -1);
+    assert_contains(err.msg, ":6: [net] batch: duplicate key: line 3 sets it "
+                             "first");
     dn_cfg_free(cfg);
 }
 
@@ -362,6 +369,149 @@ static void test_strict_mode(void **state)
     }
 }
 
+/* ---------------------------------------------------- files and keys */
+
+/* A FIFO (which would block a plain fopen until a writer comes), a
+ * directory and a device are refused at once, naming what they are. */
+static void test_only_regular_files_are_read(void **state)
+{
+    char fifo[600];
+    snprintf(fifo, sizeof fifo, "%s/fifo.cfg", tu_tmpdir());
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    const struct {
+        const char *path, *kind;
+    } cases[] = {{fifo, "a FIFO"}, {tu_tmpdir(), "a directory"},
+                 {"/dev/null", "a character device"}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        for (int flat = 0; flat < 2; flat++) {
+            dn_cfg *cfg = (dn_cfg *)state;
+            dn_error err = {{0}};
+            int rc = flat ? dn_cfg_load_flat(cases[i].path, &cfg, &err)
+                          : dn_cfg_load(cases[i].path, &cfg, &err);
+            assert_int_equal(rc, -1);
+            assert_null(cfg);
+            assert_contains(err.msg, cases[i].path);
+            assert_contains(err.msg, cases[i].kind);
+        }
+    }
+    unlink(fifo);
+}
+
+/* Darknet uses the first of two equal keys; a later one with a bad value
+ * is still an error (it was ignored), in every typed getter. */
+static void test_duplicate_keys_are_all_checked(void **state)
+{
+    const struct {
+        const char *text;
+        int line;
+    } cases[] = {
+        {"[net]\nbatch=64\nbatch=abc\n", 3},
+        {"[net]\nbatch=64\nbatch=-1\n", 3},
+        {"[net]\nmomentum=0.9\nmomentum=nan\n", 3},
+        {"[net]\nsteps=1,2\nsteps=1,x\n", 3},
+        {"[net]\npolicy=steps\npolicy=stepz\n", 3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        dn_cfg *cfg;
+        dn_error err = {{0}};
+        assert_int_equal(dn_cfg_parse_string(cases[i].text, "d.cfg", &cfg,
+                                             &err), 0);
+        dn_section *net = dn_cfg_find(cfg, "net");
+        long v;
+        double d, list[4];
+        int n, choice;
+        static const char *const policies[] = {"constant", "steps", NULL};
+        int rc = i < 2   ? dn_sec_int(net, "batch", 1, 1, 4096, &v, &err)
+                 : i == 2 ? dn_sec_double(net, "momentum", 0.9, 0, 1, &d, &err)
+                 : i == 3 ? dn_sec_doubles(net, "steps", list, 4, &n, &err)
+                          : dn_sec_choice(net, "policy", "constant", policies,
+                                          &choice, &err);
+        if (rc != -1)
+            fail_msg("case %zu accepted: %s", i, cases[i].text);
+        char want[64];
+        snprintf(want, sizeof want, "d.cfg:%d: [net] ", cases[i].line);
+        assert_contains(err.msg, want);
+        dn_cfg_free(cfg);
+    }
+}
+
+/* Duplicates are reported with both lines, in layer sections and .data
+ * files too; an overlay may not set a key twice. */
+static void test_duplicate_keys_are_reported(void **state)
+{
+    dn_cfg *cfg;
+    dn_error err = {{0}};
+    assert_int_equal(dn_cfg_parse_string("[net]\nsubdivisions=1\nbatch=2\n"
+                                         "subdivisions=2\n[maxpool]\nsize=2\n"
+                                         "size=3\n", "d.cfg", &cfg, &err), 0);
+    for (int i = 0; i < cfg->n_sections; i++)
+        for (int j = 0; j < cfg->sections[i].n_kv; j++)
+            cfg->sections[i].kvs[j].used = 1;
+    char *report = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&report, &len);
+    assert_int_equal(dn_cfg_check_unused(cfg, 0, f, &err), 0);
+    fclose(f);
+    assert_contains(report, "d.cfg:4: [net] subdivisions: warning: duplicate "
+                            "key: line 2 sets it first");
+    assert_contains(report, "d.cfg:7: [maxpool] size: warning: duplicate key: "
+                            "line 6 sets it first");
+    free(report);
+    assert_int_equal(dn_cfg_check_unused(cfg, 1, NULL, &err), -1);
+    assert_contains(err.msg, "d.cfg:4: [net] subdivisions: duplicate key");
+    /* -set replaces every occurrence: no duplicate is left */
+    assert_int_equal(dn_cfg_set(cfg, "subdivisions=1", &err), 0);
+    for (int j = 0; j < cfg->sections[0].n_kv; j++)
+        cfg->sections[0].kvs[j].used = 1;
+    assert_int_equal(dn_cfg_check_unused(cfg, 0, NULL, &err), 0);
+    /* an overlay may not say two things */
+    const char *ov = tu_write_file("dup-ov.cfg", "[net]\nbatch=4\nbatch=8\n");
+    assert_int_equal(dn_cfg_overlay(cfg, ov, &err), -1);
+    assert_contains(err.msg, ":3: [net] batch: error: duplicate key in an "
+                             "overlay (line 2 sets it first)");
+    dn_cfg_free(cfg);
+
+    const char *data = tu_write_file("dup.data", "classes=10\ntrain=a\n"
+                                                 "vaild=b\ntrain=c\n");
+    assert_int_equal(dn_cfg_load_flat(data, &cfg, &err), 0);
+    dn_sec_kv(&cfg->sections[0], "classes");
+    dn_sec_kv(&cfg->sections[0], "train");
+    assert_int_equal(dn_cfg_check_unused(cfg, 1, NULL, &err), -1);
+    assert_contains(err.msg, "dup.data:3: [data] vaild: unknown key: no "
+                             "reader of .data files reads it");
+    report = NULL;
+    f = open_memstream(&report, &len);
+    dn_cfg_check_unused(cfg, 0, f, &err);
+    fclose(f);
+    assert_contains(report, "dup.data:4: [data] train: warning: duplicate "
+                            "key: line 2 sets it first");
+    free(report);
+    dn_cfg_free(cfg);
+}
+
+/* dn_sec_warn: once per key, printed by the check, never an error. */
+static void test_warnings_print_once(void **state)
+{
+    dn_cfg *cfg;
+    dn_error err = {{0}};
+    assert_int_equal(dn_cfg_parse_string("[net]\nlearning_rate=50\n", "w.cfg",
+                                         &cfg, &err), 0);
+    dn_section *net = dn_cfg_find(cfg, "net");
+    dn_sec_kv(net, "learning_rate");
+    dn_sec_warn(net, "learning_rate", "first %d", 1);
+    dn_sec_warn(net, "learning_rate", "second");
+    dn_sec_warn(net, "absent", "never shown");
+    char *report = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&report, &len);
+    assert_int_equal(dn_cfg_check_unused(cfg, 1, f, &err), 0);
+    fclose(f);
+    assert_string_equal(report, "w.cfg:2: [net] learning_rate: warning: "
+                                "first 1\n");
+    free(report);
+    dn_cfg_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -369,6 +519,10 @@ int main(void)
         cmocka_unit_test(test_bad_input_names_file_line_key),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_good_input),
+        cmocka_unit_test(test_only_regular_files_are_read),
+        cmocka_unit_test(test_duplicate_keys_are_all_checked),
+        cmocka_unit_test(test_duplicate_keys_are_reported),
+        cmocka_unit_test(test_warnings_print_once),
         cmocka_unit_test(test_set_replaces_and_adds),
         cmocka_unit_test(test_set_malformed),
         cmocka_unit_test(test_overlay),

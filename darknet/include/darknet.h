@@ -48,6 +48,7 @@ typedef struct dn_kv {
     int used;        /* set by the typed getters */
     int override;    /* came from -set or -overlay: unused is an error */
     const char *src; /* file the value came from (points into dn_cfg) */
+    char *warning;   /* set by dn_sec_warn: reported once by the check */
 } dn_kv;
 
 typedef struct dn_section {
@@ -110,10 +111,19 @@ int dn_sec_choice(dn_section *s, const char *key, const char *def,
 /* An error about an existing key, in the standard form. Returns -1. */
 int dn_sec_fail(const dn_section *s, const char *key, dn_error *err,
                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* A warning about a legal but implausible value of key (learning_rate=50):
+ * kept with the key (the first one only) and printed, in the standard form,
+ * by dn_cfg_check_unused. Never an error, not even under -strict. */
+void dn_sec_warn(dn_section *s, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /*
- * Keys no getter read. Each is printed to `report` (may be NULL) as a warning;
- * returns -1 if strict is set or any unused key came from an override.
+ * Keys no getter read, keys given twice in one section (Darknet uses the
+ * first; so do the getters, which reject an invalid value in any of them)
+ * and the warnings of dn_sec_warn. Each is printed to `report` (may be
+ * NULL) in the form "path:line: [section] key: warning: ..."; returns -1
+ * (err naming the first) if strict is set and there is an unused or
+ * duplicate key, or if an unused key came from an override.
  */
 int dn_cfg_check_unused(const dn_cfg *cfg, int strict, FILE *report,
                         dn_error *err);

@@ -13,6 +13,11 @@
 #include <string.h>
 
 #include "darknet.h"
+#include "file.h"
+
+/* A cfg larger than this is refused before it is read (Darknet's largest
+ * cfgs are under 100 KB). */
+#define MAX_CFG_BYTES (64L << 20)
 
 /* Strip leading and trailing whitespace in place. */
 char *dn_trim(char *s)
@@ -138,24 +143,31 @@ static int parse_text(dn_cfg *cfg, const char *text, const char *name,
 
 static char *read_file(const char *path, dn_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        dn_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    long long size;
+    FILE *f = dn_fopen_regular(path, &size, err);
+    if (!f)
+        return NULL;
+    if (size > MAX_CFG_BYTES) {
+        fclose(f);
+        dn_fail(err, "%s: %lld bytes: a cfg file may hold at most %ld", path,
+                size, MAX_CFG_BYTES);
         return NULL;
     }
-    size_t cap = 4096, n = 0;
+    /* one byte more than the size: a file that grew is noticed */
+    size_t cap = (size_t)size + 2, n = 0;
     char *buf = malloc(cap);
-    size_t r;
-    while ((r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += r;
-        if (cap - n - 1 == 0)
-            buf = realloc(buf, cap *= 2);
+    if (!buf) {
+        fclose(f);
+        dn_fail(err, "%s: out of memory reading %lld bytes", path, size);
+        return NULL;
     }
+    n = fread(buf, 1, cap - 1, f);
     int bad = ferror(f);
     fclose(f);
-    if (bad) {
+    if (bad || n != (size_t)size) {
         free(buf);
-        dn_fail(err, "%s: read error", path);
+        dn_fail(err, "%s: read error (%zu of %lld bytes%s)", path, n, size,
+                bad ? "" : ": the file changed while it was read");
         return NULL;
     }
     buf[n] = '\0';
@@ -218,6 +230,7 @@ void dn_cfg_free(dn_cfg *cfg)
         for (int j = 0; j < s->n_kv; j++) {
             free(s->kvs[j].key);
             free(s->kvs[j].value);
+            free(s->kvs[j].warning);
         }
         free(s->kvs);
         free(s->type);
@@ -309,9 +322,17 @@ int dn_cfg_overlay(dn_cfg *cfg, const char *overlay_path, dn_error *err)
                          "keys, found [%s]", overlay_path, s->line, s->type);
             break;
         }
-        for (int j = 0; j < s->n_kv && !rc; j++)
-            rc = set_net_key(cfg, s->kvs[j].key, s->kvs[j].value,
-                             s->kvs[j].line, src, err);
+        for (int j = 0; j < s->n_kv && !rc; j++) {
+            for (int k = 0; k < j && !rc; k++)
+                if (strcmp(s->kvs[k].key, s->kvs[j].key) == 0)
+                    rc = dn_fail(err, "%s:%d: [net] %s: error: duplicate key "
+                                 "in an overlay (line %d sets it first)",
+                                 overlay_path, s->kvs[j].line, s->kvs[j].key,
+                                 s->kvs[k].line);
+            if (!rc)
+                rc = set_net_key(cfg, s->kvs[j].key, s->kvs[j].value,
+                                 s->kvs[j].line, src, err);
+        }
     }
     dn_cfg_free(ov);
     return rc;
@@ -420,6 +441,12 @@ static int parse_double(const char *v, double *out)
     return 0;
 }
 
+/* The getters below use the first occurrence of a key (Darknet's rule) and
+ * check every one: a later duplicate with a bad value is an error too. */
+#define EACH_OCCURRENCE(s, kv, key)                                         \
+    for (dn_kv *kv = (s)->kvs; kv < (s)->kvs + (s)->n_kv; kv++)             \
+        if (strcmp(kv->key, (key)) == 0)
+
 int dn_sec_int(dn_section *s, const char *key, long def, long lo, long hi,
                long *out, dn_error *err)
 {
@@ -430,10 +457,15 @@ int dn_sec_int(dn_section *s, const char *key, long def, long lo, long hi,
         *out = def;
         return 0;
     }
-    long x;
-    if (parse_long(kv->value, &x) || x < lo || x > hi)
-        return fail_at(s, kv, err, "expected %s, got \"%s\"", range, kv->value);
-    *out = x;
+    long x, first = 0;
+    EACH_OCCURRENCE(s, k, key) {
+        if (parse_long(k->value, &x) || x < lo || x > hi)
+            return fail_at(s, k, err, "expected %s, got \"%s\"", range,
+                           k->value);
+        if (k == kv)
+            first = x;
+    }
+    *out = first;
     return 0;
 }
 
@@ -447,10 +479,15 @@ int dn_sec_double(dn_section *s, const char *key, double def, double lo,
         *out = def;
         return 0;
     }
-    double x;
-    if (parse_double(kv->value, &x) || x < lo || x > hi)
-        return fail_at(s, kv, err, "expected %s, got \"%s\"", range, kv->value);
-    *out = x;
+    double x, first = 0;
+    EACH_OCCURRENCE(s, k, key) {
+        if (parse_double(k->value, &x) || x < lo || x > hi)
+            return fail_at(s, k, err, "expected %s, got \"%s\"", range,
+                           k->value);
+        if (k == kv)
+            first = x;
+    }
+    *out = first;
     return 0;
 }
 
@@ -508,7 +545,12 @@ int dn_sec_ints(dn_section *s, const char *key, long *out, int max, int *n,
 {
     dn_kv *kv = find_kv(s, key);
     *n = 0;
-    return kv ? split_list(s, kv, max, n, err, long_item, out, "integers") : 0;
+    if (!kv)
+        return 0;
+    EACH_OCCURRENCE(s, k, key) /* the first last: it is the one kept */
+        if (k != kv && split_list(s, k, max, n, err, long_item, out, "integers"))
+            return -1;
+    return split_list(s, kv, max, n, err, long_item, out, "integers");
 }
 
 int dn_sec_doubles(dn_section *s, const char *key, double *out, int max,
@@ -516,7 +558,20 @@ int dn_sec_doubles(dn_section *s, const char *key, double *out, int max,
 {
     dn_kv *kv = find_kv(s, key);
     *n = 0;
-    return kv ? split_list(s, kv, max, n, err, double_item, out, "numbers") : 0;
+    if (!kv)
+        return 0;
+    EACH_OCCURRENCE(s, k, key)
+        if (k != kv && split_list(s, k, max, n, err, double_item, out, "numbers"))
+            return -1;
+    return split_list(s, kv, max, n, err, double_item, out, "numbers");
+}
+
+static int choice_of(const char *const *choices, const char *v)
+{
+    for (int i = 0; choices[i]; i++)
+        if (strcmp(choices[i], v) == 0)
+            return i;
+    return -1;
 }
 
 int dn_sec_choice(dn_section *s, const char *key, const char *def,
@@ -524,11 +579,16 @@ int dn_sec_choice(dn_section *s, const char *key, const char *def,
 {
     dn_kv *kv = find_kv(s, key);
     const char *v = kv ? kv->value : def;
-    for (int i = 0; choices[i]; i++)
-        if (strcmp(choices[i], v) == 0) {
-            *index = i;
-            return 0;
+    EACH_OCCURRENCE(s, k, key)
+        if (k != kv && choice_of(choices, k->value) < 0) {
+            kv = k, v = k->value;
+            break;
         }
+    int i = choice_of(choices, v);
+    if (i >= 0) {
+        *index = i;
+        return 0;
+    }
     char list[512] = "";
     for (int i = 0; choices[i]; i++) {
         size_t used = strlen(list);
@@ -541,31 +601,77 @@ int dn_sec_choice(dn_section *s, const char *key, const char *def,
     return fail_at(s, kv, err, "unknown value \"%s\"; valid: %s", v, list);
 }
 
+void dn_sec_warn(dn_section *s, const char *key, const char *fmt, ...)
+{
+    dn_kv *kv = NULL;
+    for (int i = 0; i < s->n_kv && !kv; i++)
+        if (strcmp(s->kvs[i].key, key) == 0)
+            kv = &s->kvs[i];
+    if (!kv || kv->warning)
+        return; /* once per key */
+    char what[DN_ERROR_MAX / 2];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    kv->warning = strdup(what);
+}
+
+/* "path:line: [section] key" of a key, or "-set: [net] key" */
+static void where_of(const dn_section *s, const dn_kv *kv, char *buf,
+                     size_t n)
+{
+    if (kv->line > 0)
+        snprintf(buf, n, "%s:%d: [%s] %s", kv->src, kv->line, s->type, kv->key);
+    else
+        snprintf(buf, n, "%s: [%s] %s", kv->src, s->type, kv->key);
+}
+
+/* The first earlier occurrence of kv's key in s, or NULL. Keys set by an
+ * override replace every occurrence, so they are never duplicates. */
+static const dn_kv *earlier(const dn_section *s, const dn_kv *kv)
+{
+    if (kv->override)
+        return NULL;
+    for (const dn_kv *k = s->kvs; k < kv; k++)
+        if (!k->override && strcmp(k->key, kv->key) == 0)
+            return k;
+    return NULL;
+}
+
 int dn_cfg_check_unused(const dn_cfg *cfg, int strict, FILE *report,
                         dn_error *err)
 {
     int rc = 0;
     for (int i = 0; i < cfg->n_sections; i++) {
         const dn_section *s = &cfg->sections[i];
+        const char *reader = strcmp(s->type, "data") == 0 ? "reader of .data files"
+                             : i == 0 ? "[net] option" : "layer of this type";
         for (int j = 0; j < s->n_kv; j++) {
             const dn_kv *kv = &s->kvs[j];
+            char where[600];
+            where_of(s, kv, where, sizeof where);
+            if (kv->warning && report)
+                fprintf(report, "%s: warning: %s\n", where, kv->warning);
+            const dn_kv *first = earlier(s, kv);
+            if (first) {
+                if (report)
+                    fprintf(report, "%s: %s: duplicate key: line %d sets it "
+                            "first, and the first value is the one used\n",
+                            where, strict ? "error" : "warning", first->line);
+                if (strict && rc == 0)
+                    rc = dn_fail(err, "%s: duplicate key: line %d sets it "
+                                 "first", where, first->line);
+            }
             if (kv->used)
                 continue;
-            char where[600];
-            if (kv->line > 0)
-                snprintf(where, sizeof where, "%s:%d: [%s] %s", kv->src,
-                         kv->line, s->type, kv->key);
-            else
-                snprintf(where, sizeof where, "%s: [%s] %s", kv->src, s->type,
-                         kv->key);
             if (report)
                 fprintf(report, "%s: %s: unused key (no %s reads it)\n",
                         where, (strict || kv->override) ? "error" : "warning",
-                        i == 0 ? "[net] option" : "layer of this type");
+                        reader);
             if ((strict || kv->override) && rc == 0)
                 rc = dn_fail(err, "%s: unknown key: no %s reads it%s", where,
-                             i == 0 ? "[net] option" : "layer of this type",
-                             kv->override ? " (from an override)" : "");
+                             reader, kv->override ? " (from an override)" : "");
         }
     }
     return rc;

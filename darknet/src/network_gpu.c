@@ -424,6 +424,7 @@ static dn_cfg *cfg_copy(const dn_cfg *src)
         for (int j = 0; j < s->n_kv; j++) {
             dn_kv *kv = &d->kvs[d->n_kv++];
             *kv = s->kvs[j];
+            kv->warning = NULL; /* reported once, by the original */
             kv->key = strdup(s->kvs[j].key);
             kv->value = strdup(s->kvs[j].value);
             if (!kv->key || !kv->value)
