@@ -1,11 +1,16 @@
 /*
- * test_networks.c - every network cfg in cfg/ (the ResNets and the paper's
- * hybrid CNN + transformer networks, scripts/gen_networks.py) parses,
- * builds, reports its size, and trains: two SGD steps at batch 2 (batch 1
- * for the ResNet-50s, the slowest, so that the binary stays under a minute
- * under ASan on two cores) on generated data in the dataset's own format (CIFAR-10 binary for 32x32x3
- * nets, IDX for the 28x28 grey demo net), read through the dataset reader
- * and the loader as training reads it. The loss must be finite.
+ * test_networks.c - building networks (network.c): a network too large
+ * for the machine or for [net] max_memory= is refused by the plan before
+ * anything is allocated, naming the layer and the bytes; and every network
+ * cfg in cfg/ (the ResNets and the paper's hybrid CNN + transformer
+ * networks, scripts/gen_networks.py) parses, is planned (the plan must
+ * match what the build allocates, and planning alone allocate almost
+ * nothing), builds, reports its size, and trains: two SGD steps at batch 2
+ * (batch 1 for the ResNet-50s, the slowest, so that the binary stays under
+ * a minute under ASan on two cores) on generated data in the dataset's own
+ * format (CIFAR-10 binary for 32x32x3 nets, IDX for the 28x28 grey demo
+ * net), read through the dataset reader and the loader as training reads
+ * it. The loss must be finite.
  *
  * The table pins each cfg's parameter count, so an accidental change of an
  * architecture fails here; a cfg in cfg/ that is missing from the table
@@ -186,10 +191,157 @@ static dn_net *build(const net_case *t)
     return net;
 }
 
-/* Parse, build, summary totals, parameter count. */
-static void check_summary(const net_case *t)
+/* From the sanitizer runtime (the tests run under ASan; its header is not
+ * installed with gcc everywhere) */
+size_t __sanitizer_get_current_allocated_bytes(void);
+
+/* Bytes the allocator hands out now. */
+static double heap_bytes(void)
 {
+    return (double)__sanitizer_get_current_allocated_bytes();
+}
+
+/* The plan counts what the build allocates: within 10% (plus 8 MiB for
+ * oneDNN's primitives and small structures), and planning alone
+ * allocates next to nothing. Returns the built network. */
+static dn_net *check_plan(const net_case *t)
+{
+    dn_error err = {""};
+    dn_cfg *cfg;
+    char batch[32];
+    snprintf(batch, sizeof batch, "batch=%d", t->batch);
+    if (dn_cfg_load(t->cfg, &cfg, &err) || dn_cfg_set(cfg, batch, &err) ||
+        dn_cfg_set(cfg, "subdivisions=1", &err))
+        fail_msg("%s: %s", t->cfg, err.msg);
+    const double before = heap_bytes();
+    dn_net *plan;
+    if (dn_net_plan(cfg, NULL, &plan, &err))
+        fail_msg("%s: %s", t->cfg, err.msg);
+    const double planning = heap_bytes() - before;
+    const double planned = plan->planned_bytes + 4.0 * plan->planned_workspace;
+    assert_int_equal(dn_net_param_count(plan), t->params);
+    plan->cfg = NULL;
+    dn_net_free(plan);
     dn_net *net = build(t);
+    const double built = heap_bytes() - before;
+    printf("    %-28s planned %s, allocated %s (planning alone %s)\n", t->cfg,
+           dn_bytes_text(planned), dn_bytes_text(built),
+           dn_bytes_text(planning));
+    if (planning > (1 << 20))
+        fail_msg("%s: planning allocated %s", t->cfg, dn_bytes_text(planning));
+    if (built > 1.1 * planned + (8 << 20) || built < 0.9 * planned)
+        fail_msg("%s: planned %.0f bytes, the build allocated %.0f", t->cfg,
+                 planned, built);
+    dn_cfg_free(cfg);
+    return net;
+}
+
+/* Networks too large for the machine (or for [net] max_memory=) are
+ * refused by the plan, before anything is allocated, naming the layer
+ * that crosses the limit and its bytes. Every layer type counts. */
+static void test_too_large_is_refused_before_allocating(void **state)
+{
+#define NET_HEAD(batch, h, w, c) \
+    "[net]\nbatch=" #batch "\nheight=" #h "\nwidth=" #w "\nchannels=" #c "\n"
+    const struct {
+        const char *cfg, *where;
+    } cases[] = {
+        /* the fuzzed ones: 8 aborts on out-of-memory */
+        {NET_HEAD(1, 32, 32, 3) "[convolutional]\nsize=2000\npad=1\nfilters=64\n",
+         "big.cfg:6: [convolutional] layer 0: error: needs "},
+        {NET_HEAD(1, 224, 224, 65536) "[convolutional]\nsize=3\nfilters=64\n",
+         "big.cfg:6: [convolutional] layer 0: error: needs "},
+        {NET_HEAD(1, 4, 4, 1) "max_memory=1K\n[connected]\noutput=100\n",
+         "big.cfg:7: [connected] layer 0: error: needs 20.7 KiB (1700 parameters"},
+        {NET_HEAD(4096, 4096, 4096, 3) "[maxpool]\n",
+         "big.cfg:1: [net]: error: needs 768.0 GiB (the input batch)"},
+        /* 16 x 16 x 256 x 256 floats: 64 MiB a tensor */
+        {NET_HEAD(16, 256, 256, 16) "max_memory=200M\n[dropout]\n",
+         "big.cfg:7: [dropout] layer 0: error: needs 192.0 MiB"},
+        {NET_HEAD(64, 64, 64, 256) "max_memory=1G\n[attention]\n",
+         "big.cfg:7: [attention] layer 0: error: needs "},
+        {NET_HEAD(16, 256, 256, 16) "max_memory=200M\n[layernorm]\n",
+         "big.cfg:7: [layernorm] layer 0: error: needs "},
+        {NET_HEAD(16, 256, 256, 16) "max_memory=200M\n[batchnorm]\n",
+         "big.cfg:7: [batchnorm] layer 0: error: needs "},
+        {NET_HEAD(16, 256, 256, 16) "max_memory=200M\n[maxpool]\nsize=1\n",
+         "big.cfg:7: [maxpool] layer 0: error: needs 192.0 MiB"},
+        {NET_HEAD(16, 256, 256, 16) "max_memory=200M\n[logistic]\n",
+         "big.cfg:7: [logistic] layer 0: error: needs 192.0 MiB"},
+        {NET_HEAD(16, 256, 256, 16) "max_memory=200M\n[softmax]\n",
+         "big.cfg:7: [softmax] layer 0: error: needs 192.0 MiB"},
+        {NET_HEAD(16, 256, 256, 16) "max_memory=400M\n[maxpool]\nsize=1\n"
+         "[shortcut]\nfrom=-1\nactivation=mish\n",
+         "big.cfg:9: [shortcut] layer 1: error: needs 192.0 MiB"},
+        {NET_HEAD(16, 256, 256, 16) "max_memory=400M\n[maxpool]\nsize=1\n"
+         "[route]\nlayers=-1,input\n",
+         "big.cfg:9: [route] layer 1: error: needs 256.0 MiB"},
+        {NET_HEAD(16, 256, 256, 16) "max_memory=2G\n[connected]\noutput=1000\n",
+         "big.cfg:7: [connected] layer 0: error: needs 11.7 GiB (1048577000 "
+         "parameters"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        for (int plan = 0; plan < 2; plan++) {
+            dn_cfg *cfg;
+            dn_net *net;
+            dn_error err = {""};
+            assert_int_equal(dn_cfg_parse_string(cases[i].cfg, "big.cfg", &cfg,
+                                                 &err), 0);
+            const double before = heap_bytes();
+            int rc = plan ? dn_net_plan(cfg, NULL, &net, &err)
+                          : dn_net_make(cfg, NULL, &net, &err);
+            const double used = heap_bytes() - before;
+            if (rc == 0)
+                fail_msg("case %zu accepted:\n%s", i, cases[i].cfg);
+            assert_null(net);
+            dn_cfg_free(cfg);
+            assert_contains(err.msg, cases[i].where);
+            assert_contains(err.msg, " limit of ");
+            if (used > (1 << 20))
+                fail_msg("case %zu: %.0f bytes allocated before refusing", i,
+                         used);
+        }
+    }
+}
+
+static void test_max_memory_values(void **state)
+{
+    const struct {
+        const char *value;
+        double bytes; /* 0: refused */
+    } cases[] = {{"100000", 100000},  {"64K", 65536},   {"512M", 512.0 * (1 << 20)},
+                 {"2g", 2.0 * (1 << 30)}, {"1T", 1099511627776.0},
+                 {"1.5G", 0}, {"-1", 0}, {"2X", 0}, {"G", 0}, {"0", 0},
+                 {"nan", 0}, {"12 M", 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "[net]\nbatch=1\nheight=2\nwidth=2\n"
+                 "channels=1\nmax_memory=%s\n[avgpool]\n", cases[i].value);
+        dn_cfg *cfg;
+        dn_net *net;
+        dn_error err = {""};
+        assert_int_equal(dn_cfg_parse_string(text, "m.cfg", &cfg, &err), 0);
+        int rc = dn_net_plan(cfg, NULL, &net, &err);
+        if (cases[i].bytes == 0) {
+            if (rc == 0)
+                fail_msg("max_memory=%s accepted", cases[i].value);
+            assert_contains(err.msg, "m.cfg:6: [net] max_memory: expected a "
+                                     "byte count");
+            dn_cfg_free(cfg);
+            continue;
+        }
+        if (rc)
+            fail_msg("max_memory=%s: %s", cases[i].value, err.msg);
+        const double want = cases[i].bytes < dn_machine_memory()
+                                ? cases[i].bytes : dn_machine_memory();
+        assert_true(net->max_bytes == want);
+        dn_net_free(net);
+    }
+}
+
+/* Summary totals, parameter count. */
+static void check_summary(const net_case *t, dn_net *net)
+{
     char *text = NULL;
     size_t size = 0;
     FILE *out = open_memstream(&text, &size);
@@ -203,14 +355,12 @@ static void check_summary(const net_case *t)
     assert_true(dn_net_flops(net) > 0);
     assert_int_equal(net->truths, 10);
     free(text);
-    dn_net_free(net);
 }
 
 /* Two SGD steps on the generated data; the loss must stay finite. */
-static void check_two_batches(const net_case *t)
+static void check_two_batches(const net_case *t, dn_net *net)
 {
     dn_error err = {""};
-    dn_net *net = build(t);
     dn_cfg *data;
     dn_dataset *d;
     dn_loader *loader;
@@ -245,12 +395,15 @@ static double seconds(void)
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+/* Each network: planned (the plan matches the build), built, summarised,
+ * trained for two batches. */
 static void test_every_network_builds_and_trains(void **state)
 {
     for (size_t i = 0; i < N_CASES; i++) {
         double t0 = seconds();
-        check_summary(&cases[i]);
-        check_two_batches(&cases[i]);
+        dn_net *net = check_plan(&cases[i]);
+        check_summary(&cases[i], net);
+        check_two_batches(&cases[i], net);
         printf("    %-28s %9ld parameters, 2 batches of %d: %.1f s\n",
                cases[i].cfg, cases[i].params, cases[i].batch, seconds() - t0);
     }
@@ -261,6 +414,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_lists_every_network_cfg),
         cmocka_unit_test(test_networks_md_shows_every_count),
+        cmocka_unit_test(test_too_large_is_refused_before_allocating),
+        cmocka_unit_test(test_max_memory_values),
         cmocka_unit_test(test_every_network_builds_and_trains),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

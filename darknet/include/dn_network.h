@@ -157,18 +157,49 @@ struct dn_net {
     float *input_gpu, *delta_gpu; /* the current layer's context */
     void *workspace_gpu;          /* shared device scratch, owned */
     size_t workspace_gpu_bytes;
+    /* Memory, counted before anything is allocated (see dn_net_make) */
+    int planned;          /* built by dn_net_plan: shapes only, no tensors */
+    double max_bytes;     /* the limit: [net] max_memory=, or the machine's */
+    int limit_source;     /* of max_bytes: 0 machine, 1 max_memory, 2 caller */
+    double planned_bytes; /* the layers' tensors, outputs and optimiser state */
+    size_t planned_workspace; /* floats: the largest layer workspace so far */
+    int reserved_layer;   /* the last layer that called dn_layer_reserve */
 };
 
 typedef struct dn_net_options {
     int batch_override;  /* >0: force the forward batch (inference) */
+    /* >0: refuse networks needing more bytes than this (a test's or a
+     * fuzzer's budget), below [net] max_memory= and the machine's memory */
+    double max_bytes;
 } dn_net_options;
 
 /* Keys nothing read are checked by the caller once everything that reads
  * the cfg (network, schedule, data, trainer) has run: dn_cfg_check_unused. */
 
-/* Build a network from a parsed cfg (takes ownership of cfg on success). */
+/*
+ * Build a network from a parsed cfg (takes ownership of cfg on success).
+ * It is planned first (dn_net_plan): what every layer will allocate
+ * (weights, outputs, deltas, gradients, optimiser state, workspace) is
+ * added up before anything is allocated, and a network needing more than
+ * the limit ([net] max_memory=BYTES, suffixes K, M, G, T; else the
+ * machine's memory: RAM, the process's rlimits, its cgroup's memory.max)
+ * is refused with an error naming the layer that crosses it and the bytes.
+ */
 int dn_net_make(dn_cfg *cfg, const dn_net_options *opt, dn_net **out,
                 dn_error *err);
+/*
+ * Shapes only: every key is read and checked and every layer's shape,
+ * parameter count, FLOPs and description set, but no tensor is allocated
+ * (net->planned; the layers' buffers are NULL). Enough for
+ * dn_net_summary; such a network cannot run. Takes ownership of cfg on
+ * success, as dn_net_make does.
+ */
+int dn_net_plan(dn_cfg *cfg, const dn_net_options *opt, dn_net **out,
+                dn_error *err);
+/* The memory this process may use: RAM, rlimits, cgroup (bytes). */
+double dn_machine_memory(void);
+/* "1.5 GiB", "312 MiB", "900 bytes" (static buffer, one of 4 in turn). */
+const char *dn_bytes_text(double bytes);
 void dn_net_free(dn_net *net);
 
 /* Forward over net->input_data; train selects training behaviour. On a

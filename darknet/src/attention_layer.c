@@ -103,7 +103,7 @@ static int attention_make(dn_layer *l, dn_section *s, dn_net *net,
     const long C = l->c, N = (long)l->h * l->w;
     /* the GEMM interface takes int sizes; an [N, N] score matrix per head
      * must fit (a 46000-token map would need 8 GiB per head anyway) */
-    if (N * N > INT_MAX || 4 * C * C > INT_MAX)
+    if ((double)N * N > INT_MAX || 4.0 * C * C > INT_MAX)
         return dn_fail(err, "%s:%d: [attention] error: %ld tokens of %ld "
                        "channels is too large; downsample first",
                        s->path, s->line, N, C);
@@ -116,7 +116,35 @@ static int attention_make(dn_layer *l, dn_section *s, dn_net *net,
     a->positional = (int)positional;
     a->tokens = (int)N;
     const size_t B = (size_t)l->batch;
+    l->out_c = l->c, l->out_h = l->h, l->out_w = l->w;
+    /* backward scratch per image: d[QKV] [3C, N], dO [C, N], dX [C, N],
+     * dA [N, N] */
+    l->workspace = (size_t)(5 * C * N + N * N);
+    /* projections (1) and (5): 4 GEMMs of [C, C] x [C, N]; scores (2) and
+     * weighted sum (4): 2 GEMMs of D x N x N per head, C x N x N in all.
+     * The softmax (about 3 N^2 per head) and the bias adds are left out. */
+    l->flops = 4.0 * 2 * N * C * C + 2.0 * 2 * N * N * C;
+    snprintf(l->desc, sizeof l->desc, "%ld heads x %d%s", heads, a->head_dim,
+             positional ? " +pos" : "");
+    /* parameters: biases [4C], weights [4C, C], positional [C, N] */
+    const long n_params[3] = {4 * C, 4 * C * C, C * N};
+    const char *const names[3] = {"biases", "weights", "positional"};
+    for (int k = 0; k < 2 + (int)positional; k++)
+        l->params[l->n_params++] = (dn_param){.name = names[k],
+                                              .n = n_params[k],
+                                              .decay = k == 1};
+    /* + x [B, C, N] with positional; qkv [B, 3C, N], probs [B, heads, N,
+     * N], stacked [B, C, N] */
+    const double floats = (double)n_params[0] + n_params[1] +
+                          (positional ? (double)n_params[2] + (double)B * C * N
+                                      : 0) +
+                          (double)B * 3 * C * N + (double)B * heads * N * N +
+                          (double)B * C * N;
+    int rc = dn_layer_reserve(l, s, net, floats, err);
+    if (rc)
+        return rc < 0 ? -1 : 0;
 
+    l->n_params = 0;
     a->biases = dn_calloc_floats(4 * C);
     a->weights = dn_calloc_floats(4 * C * C);
     fill_normal(a->weights, 4 * C * C, 1.0 / sqrt((double)C),
@@ -133,17 +161,6 @@ static int attention_make(dn_layer *l, dn_section *s, dn_net *net,
     a->qkv = dn_calloc_floats(B * 3 * C * N);
     a->probs = dn_calloc_floats(B * heads * N * N);
     a->stacked = dn_calloc_floats(B * C * N);
-
-    l->out_c = l->c, l->out_h = l->h, l->out_w = l->w;
-    /* backward scratch per image: d[QKV] [3C, N], dO [C, N], dX [C, N],
-     * dA [N, N] */
-    l->workspace = (size_t)(5 * C * N + N * N);
-    /* projections (1) and (5): 4 GEMMs of [C, C] x [C, N]; scores (2) and
-     * weighted sum (4): 2 GEMMs of D x N x N per head, C x N x N in all.
-     * The softmax (about 3 N^2 per head) and the bias adds are left out. */
-    l->flops = 4.0 * 2 * N * C * C + 2.0 * 2 * N * N * C;
-    snprintf(l->desc, sizeof l->desc, "%ld heads x %d%s", heads, a->head_dim,
-             positional ? " +pos" : "");
     return 0;
 }
 

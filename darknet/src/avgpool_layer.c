@@ -18,7 +18,8 @@ static int avgpool_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
     snprintf(l->desc, sizeof l->desc, "global");
     /* one add per input, one multiply per output */
     l->flops = (double)l->c * l->h * l->w + l->c;
-    return 0;
+    int rc = dn_layer_reserve(l, s, net, 0, err);
+    return rc < 0 ? -1 : 0;
 }
 
 static void avgpool_forward(dn_layer *l, dn_net *net)

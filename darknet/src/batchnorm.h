@@ -77,6 +77,10 @@ typedef struct dn_post {
 void dn_post_init(dn_post *p, int batch, int channels, long spatial,
                   int batch_normalize, dn_activation activation,
                   float bn_momentum);
+/* Floats dn_bn_init and dn_post_init allocate (dn_layer_reserve). */
+double dn_bn_floats(int batch, int channels, long spatial);
+double dn_post_floats(int batch, int channels, long spatial,
+                      int batch_normalize, dn_activation activation);
 void dn_post_free(dn_post *p);
 /* x: [batch, channels, spatial], in place */
 void dn_post_forward(dn_post *p, float *x, const float *biases, int train);

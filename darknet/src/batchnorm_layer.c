@@ -41,6 +41,21 @@ void dn_bn_init(dn_bn *bn, int batch, int channels, long spatial,
     }
 }
 
+double dn_bn_floats(int batch, int channels, long spatial)
+{
+    /* scales, rolling mean and variance, mean, inv_std: 5; sums: 2 */
+    return 7.0 * channels + (double)batch * channels * (double)spatial;
+}
+
+double dn_post_floats(int batch, int channels, long spatial,
+                      int batch_normalize, dn_activation activation)
+{
+    double n = batch_normalize ? dn_bn_floats(batch, channels, spatial) : 0;
+    if (dn_activation_needs_input(activation))
+        n += (double)batch * channels * (double)spatial;
+    return n;
+}
+
 void dn_bn_free(dn_bn *bn)
 {
     free(bn->scales);
@@ -224,18 +239,25 @@ static void bn_layer_free(dn_layer *l)
 
 static int bn_layer_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
 {
-    (void)s, (void)err;
     batchnorm *p = calloc(1, sizeof *p);
     if (!p)
         return dn_fail(err, "out of memory");
     l->priv = p;
     l->out_c = l->c, l->out_h = l->h, l->out_w = l->w;
-    dn_bn_init(&p->bn, l->batch, l->c, (long)l->h * l->w,
-               (float)net->bn_momentum);
-    p->biases = dn_calloc_floats(l->c);
-    l->params[0] = (dn_param){.name = "scales", .w = p->bn.scales, .n = l->c};
-    l->params[1] = (dn_param){.name = "biases", .w = p->biases, .n = l->c};
+    l->params[0] = (dn_param){.name = "scales", .n = l->c};
+    l->params[1] = (dn_param){.name = "biases", .n = l->c};
     l->n_params = 2;
+    l->flops = 0; /* as Darknet, normalisation is not counted */
+    snprintf(l->desc, sizeof l->desc, "%d", l->c);
+    const long spatial = (long)l->h * l->w;
+    int rc = dn_layer_reserve(l, s, net, dn_bn_floats(l->batch, l->c, spatial)
+                              + l->c, err);
+    if (rc)
+        return rc < 0 ? -1 : 0;
+    dn_bn_init(&p->bn, l->batch, l->c, spatial, (float)net->bn_momentum);
+    p->biases = dn_calloc_floats(l->c);
+    l->params[0].w = p->bn.scales;
+    l->params[1].w = p->biases;
     l->saved[0] = p->bn.scales;
     l->saved[1] = p->bn.rolling_mean;
     l->saved[2] = p->bn.rolling_variance;
@@ -243,8 +265,6 @@ static int bn_layer_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
     for (int k = 0; k < 4; k++)
         l->saved_n[k] = l->c;
     l->n_saved = 4;
-    l->flops = 0; /* as Darknet, normalisation is not counted */
-    snprintf(l->desc, sizeof l->desc, "%d", l->c);
     return 0;
 }
 

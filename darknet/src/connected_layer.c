@@ -15,6 +15,7 @@
  *   weight gradient  dW[O, I]    += delta[B, O]^T x in[B, I]
  *   input gradient   d_in[B, I]  += delta[B, O] x W[O, I]
  */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -46,26 +47,41 @@ static int connected_make(dn_layer *l, dn_section *s, dn_net *net,
         dn_parse_activation(s, "logistic", &act, err))
         return -1;
     const long inputs = l->inputs, n_weights = outputs * inputs;
+    /* the GEMMs take int sizes (an input of 2^31 floats is 8 GiB anyway) */
+    if (inputs > INT_MAX || n_weights > INT_MAX)
+        return dn_sec_fail(s, "output", err, "%ld outputs of %ld inputs "
+                           "(%dx%dx%d) is too large for one layer", outputs,
+                           inputs, l->c, l->h, l->w);
     l->out_c = (int)outputs, l->out_h = 1, l->out_w = 1;
+    int k = 0;
+    l->params[k++] = (dn_param){.name = "biases", .n = outputs};
+    if (bn)
+        l->params[k++] = (dn_param){.name = "scales", .n = outputs};
+    l->params[k++] = (dn_param){.name = "weights", .n = n_weights, .decay = 1};
+    l->n_params = k;
+    l->flops = 2.0 * (double)n_weights;
+    snprintf(l->desc, sizeof l->desc, "%ld", outputs);
+    int rc = dn_layer_reserve(l, s, net, (double)n_weights + outputs +
+                              dn_post_floats(l->batch, (int)outputs, 1, (int)bn,
+                                             act), err);
+    if (rc)
+        return rc < 0 ? -1 : 0;
+
     fc->weights = dn_calloc_floats(n_weights);
     fc->biases = dn_calloc_floats(outputs);
     dn_post_init(&fc->post, l->batch, (int)outputs, 1, (int)bn, act,
                  (float)net->bn_momentum);
-
-    int k = 0;
-    l->params[k++] = (dn_param){.name = "biases", .w = fc->biases, .n = outputs};
+    k = 0;
+    l->params[k++].w = fc->biases;
     if (bn)
-        l->params[k++] = (dn_param){.name = "scales", .w = fc->post.bn.scales,
-                                    .n = outputs};
+        l->params[k++].w = fc->post.bn.scales;
     /* He initialisation (He et al. 2015): N(0, sqrt(2 / inputs)) */
     dn_rng rng;
     dn_rng_seed(&rng, dn_hash3(net->seed, l->index, k));
     const double sd = sqrt(2.0 / (double)inputs);
     for (long i = 0; i < n_weights; i++)
         fc->weights[i] = (float)(sd * dn_rng_normal(&rng));
-    l->params[k++] = (dn_param){.name = "weights", .w = fc->weights,
-                                .n = n_weights, .decay = 1};
-    l->n_params = k;
+    l->params[k++].w = fc->weights;
 
     int n = 0;
     l->saved[n] = fc->biases, l->saved_n[n++] = outputs;
@@ -76,8 +92,6 @@ static int connected_make(dn_layer *l, dn_section *s, dn_net *net,
         l->saved[n] = fc->post.bn.rolling_variance, l->saved_n[n++] = outputs;
     }
     l->n_saved = n;
-    l->flops = 2.0 * (double)n_weights;
-    snprintf(l->desc, sizeof l->desc, "%ld", outputs);
     return 0;
 }
 

@@ -43,6 +43,7 @@
  * the same from run to run. With fewer chunks (inference on one image) the
  * chunks run in turn and every step (im2col, the GEMMs) is parallel inside.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,7 +198,9 @@ static int conv_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
     const long hw = (long)g->out_h * g->out_w;
     const long k_group = (long)(l->c / cv->groups) * cv->size * cv->size;
     const long rows = k_group * cv->groups; /* rows of col, all groups */
-    if (onednn_make(l, s, cv, rows, net, err))
+    /* oneDNN's primitives (and their workspace) only for a network that
+     * runs; a planned one counts the im2col workspace instead */
+    if (!net->planned && onednn_make(l, s, cv, rows, net, err))
         return -1;
     const long n_weights = (long)cv->filters * k_group;
     /* [net] threads= is set on the pool only after the layers are made */
@@ -206,6 +209,12 @@ static int conv_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
                         ? l->batch
                         : choose_images_per_gemm(rows, hw, l->batch, cv->threads);
     cv->images_per_gemm = per;
+    /* the GEMMs take int sizes: K rows of col, N = per * hw columns */
+    if (k_group > INT_MAX || (double)hw * per > INT_MAX ||
+        (double)n_weights > INT_MAX)
+        return dn_sec_fail(s, "size", err, "a %dx%d kernel over %d channels "
+                           "to a %dx%d output is too large for one layer",
+                           cv->size, cv->size, l->c, g->out_h, g->out_w);
     cv->chunks = (l->batch + per - 1) / per;
     cv->direct = cv->size == 1 && cv->stride == 1 && cv->padding == 0 &&
                  per == 1;
@@ -222,20 +231,36 @@ static int conv_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
         l->workspace = cv->scratch_floats;
     }
 
+    int k = 0;
+    l->params[k++] = (dn_param){.name = "biases", .n = cv->filters};
+    if (bn)
+        l->params[k++] = (dn_param){.name = "scales", .n = cv->filters};
+    l->params[k++] = (dn_param){.name = "weights", .n = n_weights, .decay = 1};
+    l->n_params = k;
+    l->flops = 2.0 * (double)n_weights * hw;
+    int used = snprintf(l->desc, sizeof l->desc, "%d %d x %d/%d", cv->filters,
+                        cv->size, cv->size, cv->stride);
+    if (cv->groups > 1 && used < (int)sizeof l->desc)
+        used += snprintf(l->desc + used, sizeof l->desc - used, " g%d",
+                         cv->groups);
+    if (cv->dilation > 1 && used < (int)sizeof l->desc)
+        snprintf(l->desc + used, sizeof l->desc - used, " d%d", cv->dilation);
+    int rc = dn_layer_reserve(l, s, net, (double)n_weights + cv->filters +
+                              dn_post_floats(l->batch, cv->filters, hw, bn, act),
+                              err);
+    if (rc)
+        return rc < 0 ? -1 : 0;
+
     cv->weights = dn_calloc_floats(n_weights);
     cv->biases = dn_calloc_floats(cv->filters);
     dn_post_init(&cv->post, l->batch, cv->filters, hw, bn, act,
                  (float)net->bn_momentum);
-    int k = 0;
-    l->params[k++] = (dn_param){.name = "biases", .w = cv->biases,
-                                .n = cv->filters};
+    k = 0;
+    l->params[k++].w = cv->biases;
     if (bn)
-        l->params[k++] = (dn_param){.name = "scales", .w = cv->post.bn.scales,
-                                    .n = cv->filters};
+        l->params[k++].w = cv->post.bn.scales;
     he_normal(cv->weights, n_weights, k_group, dn_hash3(net->seed, l->index, k));
-    l->params[k++] = (dn_param){.name = "weights", .w = cv->weights,
-                                .n = n_weights, .decay = 1};
-    l->n_params = k;
+    l->params[k++].w = cv->weights;
 
     int n = 0;
     l->saved[n] = cv->biases, l->saved_n[n++] = cv->filters;
@@ -246,15 +271,6 @@ static int conv_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
     }
     l->saved[n] = cv->weights, l->saved_n[n++] = n_weights;
     l->n_saved = n;
-
-    l->flops = 2.0 * (double)n_weights * hw;
-    int used = snprintf(l->desc, sizeof l->desc, "%d %d x %d/%d", cv->filters,
-                        cv->size, cv->size, cv->stride);
-    if (cv->groups > 1 && used < (int)sizeof l->desc)
-        used += snprintf(l->desc + used, sizeof l->desc - used, " g%d",
-                         cv->groups);
-    if (cv->dilation > 1 && used < (int)sizeof l->desc)
-        snprintf(l->desc + used, sizeof l->desc - used, " d%d", cv->dilation);
     return 0;
 }
 

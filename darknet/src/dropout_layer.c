@@ -43,10 +43,13 @@ static int dropout_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
     l->priv = d;
     d->probability = (float)p;
     d->scale = (float)(1.0 / (1.0 - p));
-    d->mask = dn_calloc_floats((size_t)l->batch * l->inputs);
     l->out_c = l->c, l->out_h = l->h, l->out_w = l->w;
     snprintf(l->desc, sizeof l->desc, "p = %.2f", p);
     l->flops = (double)l->inputs; /* one multiply per element (training) */
+    int rc = dn_layer_reserve(l, s, net, (double)l->batch * l->inputs, err);
+    if (rc)
+        return rc < 0 ? -1 : 0;
+    d->mask = dn_calloc_floats((size_t)l->batch * l->inputs);
     return 0;
 }
 

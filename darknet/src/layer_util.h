@@ -17,6 +17,20 @@ extern "C" {
  * Aborts on out-of-memory (the one allocation failure we do not recover). */
 float *dn_calloc_floats(size_t n);
 
+/*
+ * Called by every layer's make() once its output shape, parameters
+ * (params[].n, .name, .decay; w may still be NULL), workspace and
+ * private_floats (every float it will allocate itself, parameters
+ * included) are known, and before it allocates anything: adds them, and
+ * what the network allocates for the layer (output, delta, gradients and
+ * optimiser state), to the network's total. Returns 0: go on and allocate;
+ * 1: the network is only planned (dn_net_plan): make() returns 0 at once,
+ * allocating nothing; -1: the total would exceed the memory limit (err
+ * names the section, the layer and the bytes).
+ */
+int dn_layer_reserve(dn_layer *l, dn_section *s, dn_net *net,
+                     double private_floats, dn_error *err);
+
 /* ------------------------------------------------------------ activations */
 typedef enum {
     DN_LINEAR, DN_RELU, DN_LEAKY, DN_LOGISTIC, DN_TANH, DN_ELU, DN_SELU,

@@ -51,18 +51,9 @@ static int layernorm_make(dn_layer *l, dn_section *s, dn_net *net,
     if (!ln)
         return dn_fail(err, "out of memory");
     l->priv = ln;
-    ln->biases = dn_calloc_floats(C);
-    ln->scales = dn_calloc_floats(C);
-    for (long c = 0; c < C; c++)
-        ln->scales[c] = 1;
-    ln->xhat = dn_calloc_floats((size_t)l->batch * C * N);
-    ln->inv_std = dn_calloc_floats((size_t)l->batch * N);
-    l->params[0] = (dn_param){.name = "biases", .w = ln->biases, .n = C};
-    l->params[1] = (dn_param){.name = "scales", .w = ln->scales, .n = C};
+    l->params[0] = (dn_param){.name = "biases", .n = C};
+    l->params[1] = (dn_param){.name = "scales", .n = C};
     l->n_params = 2;
-    l->saved[0] = ln->biases, l->saved_n[0] = C;
-    l->saved[1] = ln->scales, l->saved_n[1] = C;
-    l->n_saved = 2;
     l->out_c = l->c, l->out_h = l->h, l->out_w = l->w;
     /* per-position sums over channels: forward's mean, backward's two means */
     l->workspace = (size_t)(2 * N);
@@ -70,6 +61,21 @@ static int layernorm_make(dn_layer *l, dn_section *s, dn_net *net,
      * shift (2) */
     l->flops = 7.0 * C * N;
     snprintf(l->desc, sizeof l->desc, "over %ld channels", C);
+    int rc = dn_layer_reserve(l, s, net, 2.0 * C + (double)l->batch * C * N +
+                              (double)l->batch * N, err);
+    if (rc)
+        return rc < 0 ? -1 : 0;
+    ln->biases = dn_calloc_floats(C);
+    ln->scales = dn_calloc_floats(C);
+    for (long c = 0; c < C; c++)
+        ln->scales[c] = 1;
+    ln->xhat = dn_calloc_floats((size_t)l->batch * C * N);
+    ln->inv_std = dn_calloc_floats((size_t)l->batch * N);
+    l->params[0].w = ln->biases;
+    l->params[1].w = ln->scales;
+    l->saved[0] = ln->biases, l->saved_n[0] = C;
+    l->saved[1] = ln->scales, l->saved_n[1] = C;
+    l->n_saved = 2;
     return 0;
 }
 

@@ -44,11 +44,14 @@ static int logistic_make(dn_layer *l, dn_section *s, dn_net *net,
     if (!p)
         return dn_fail(err, "out of memory");
     l->priv = p;
-    p->loss_grad = dn_calloc_floats((size_t)l->batch * l->inputs);
     l->out_c = l->c, l->out_h = l->h, l->out_w = l->w;
     l->is_loss = !noloss;
     snprintf(l->desc, sizeof l->desc, "%s", noloss ? "sigmoid" : "sigmoid+BCE");
     l->flops = 4.0 * (double)l->inputs; /* negate, exp, add, divide */
+    int rc = dn_layer_reserve(l, s, net, (double)l->batch * l->inputs, err);
+    if (rc)
+        return rc < 0 ? -1 : 0;
+    p->loss_grad = dn_calloc_floats((size_t)l->batch * l->inputs);
     return 0;
 }
 

@@ -67,16 +67,20 @@ static int maxpool_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
         return dn_fail(err, "out of memory");
     l->priv = p;
     p->size = (int)size, p->stride = (int)stride, p->padding = (int)padding;
+    snprintf(l->desc, sizeof l->desc, "%d x %d/%d", p->size, p->size,
+             p->stride);
+    /* one comparison per window element */
+    l->flops = (double)l->out_c * l->out_h * l->out_w * size * size;
     long n = (long)l->batch * l->out_c * l->out_h * l->out_w;
+    /* argmax: one int (the size of a float) per output */
+    int rc = dn_layer_reserve(l, s, net, (double)n, err);
+    if (rc)
+        return rc < 0 ? -1 : 0;
     p->argmax = malloc((size_t)n * sizeof *p->argmax);
     if (!p->argmax)
         return dn_fail(err, "out of memory");
     for (long i = 0; i < n; i++)
         p->argmax[i] = -1;
-    snprintf(l->desc, sizeof l->desc, "%d x %d/%d", p->size, p->size,
-             p->stride);
-    /* one comparison per window element */
-    l->flops = (double)l->out_c * l->out_h * l->out_w * size * size;
     return 0;
 }
 

@@ -7,9 +7,14 @@
  * shared workspace) is allocated and touched once here; nothing is allocated
  * per batch.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -35,6 +40,120 @@ static const char *canonical(const char *type)
             return aliases[i].name;
     return type;
 }
+
+/* ------------------------------------------------------------- memory */
+
+double dn_machine_memory(void)
+{
+    double bytes = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    const int limits[] = {RLIMIT_AS, RLIMIT_DATA};
+    for (int i = 0; i < 2; i++) {
+        struct rlimit r;
+        if (getrlimit(limits[i], &r) == 0 && r.rlim_cur != RLIM_INFINITY &&
+            (double)r.rlim_cur < bytes)
+            bytes = (double)r.rlim_cur;
+    }
+    /* a container's limit (cgroup v2): a number, or "max" */
+    FILE *f = fopen("/sys/fs/cgroup/memory.max", "r");
+    if (f) {
+        double v;
+        if (fscanf(f, "%lf", &v) == 1 && v > 0 && v < bytes)
+            bytes = v;
+        fclose(f);
+    }
+    return bytes > 0 ? bytes : 1e18;
+}
+
+const char *dn_bytes_text(double bytes)
+{
+    static char buf[4][32];
+    static int next;
+    char *b = buf[next++ % 4];
+    static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    if (bytes < 1024) {
+        snprintf(b, 32, "%.0f bytes", bytes);
+        return b;
+    }
+    int u = -1;
+    while (bytes >= 1024 && u < 5)
+        bytes /= 1024, u++;
+    snprintf(b, 32, "%.1f %s", bytes, units[u]);
+    return b;
+}
+
+/* [net] max_memory=: a whole number of bytes, optionally with one of the
+ * suffixes K, M, G, T (powers of 1024): 500000000, 512M, 2G. */
+static int parse_max_memory(dn_section *s, double *out, dn_error *err)
+{
+    dn_kv *kv = dn_sec_kv(s, "max_memory");
+    *out = 0;
+    if (!kv)
+        return 0;
+    const char *v = kv->value, *p = v;
+    double x = 0;
+    while (isdigit((unsigned char)*p) && x < 1e30)
+        x = x * 10 + (*p++ - '0');
+    const char *suffixes = "KMGT";
+    const char *at = *p ? strchr(suffixes, toupper((unsigned char)*p)) : NULL;
+    if (at && *p) {
+        x *= pow(1024, (double)(at - suffixes + 1));
+        p++;
+    }
+    if (p == v || !isdigit((unsigned char)*v) || *p || x < 1 || x > 1e30)
+        return dn_sec_fail(s, "max_memory", err, "expected a byte count such "
+                           "as 2G, 512M or 100000000 (K, M, G, T: powers of "
+                           "1024), got \"%s\"", v);
+    *out = x;
+    return 0;
+}
+
+/* Adds bytes to the plan; fails when the total passes the limit. who: the
+ * section the bytes belong to; what: which tensors, for the message. */
+static int reserve_bytes(dn_net *net, const dn_section *s, int index,
+                         double bytes, const char *what, dn_error *err)
+{
+    net->planned_bytes += bytes;
+    const double total = net->planned_bytes + 4.0 * (double)net->planned_workspace;
+    if (total <= net->max_bytes)
+        return 0;
+    char layer[64] = "";
+    if (index >= 0)
+        snprintf(layer, sizeof layer, " layer %d", index);
+    const char *const limits[] = {
+        "the memory limit", "the [net] max_memory limit", "the caller's limit"};
+    return dn_fail(err, "%s:%d: [%s]%s: error: needs %s (%s); the network "
+                   "would need %s by then, more than %s of %s%s",
+                   s->path, s->line, s->type, layer, dn_bytes_text(bytes), what,
+                   dn_bytes_text(total), limits[net->limit_source],
+                   dn_bytes_text(net->max_bytes),
+                   net->limit_source ? "" : " (the machine's; [net] "
+                   "max_memory= sets a lower one)");
+}
+
+int dn_layer_reserve(dn_layer *l, dn_section *s, dn_net *net,
+                     double private_floats, dn_error *err)
+{
+    double params = 0;
+    for (int k = 0; k < l->n_params; k++)
+        params += (double)l->params[k].n;
+    const double outputs = (double)l->out_c * l->out_h * l->out_w;
+    /* output and delta; per parameter its gradient, momentum (Adam: and
+     * second moment) */
+    const double floats = private_floats + 2.0 * l->batch * outputs +
+                          params * (net->adam ? 3 : 2);
+    if (l->workspace > net->planned_workspace)
+        net->planned_workspace = l->workspace;
+    char what[160];
+    snprintf(what, sizeof what, "%.0f parameters, output %dx%dx%d x batch %d, "
+             "workspace %s shared", params, l->out_c, l->out_h, l->out_w,
+             l->batch, dn_bytes_text(4.0 * (double)l->workspace));
+    net->reserved_layer = l->index;
+    if (reserve_bytes(net, s, l->index, 4.0 * floats, what, err))
+        return -1;
+    return net->planned ? 1 : 0;
+}
+
+/* ------------------------------------------------------------ building */
 
 static int parse_net_options(dn_net *net, dn_section *s,
                              const dn_net_options *opt, dn_error *err)
@@ -63,8 +182,15 @@ static int parse_net_options(dn_net *net, dn_section *s,
         dn_sec_choice(s, "conv_backend", "auto", conv_backends,
                       &net->conv_backend, err) ||
         dn_sec_choice(s, "output_activation", "softmax", output_activations,
-                      &net->output_activation, err))
+                      &net->output_activation, err) ||
+        parse_max_memory(s, &net->max_bytes, err))
         return -1;
+    const double machine = dn_machine_memory();
+    net->limit_source = 1;
+    if (net->max_bytes <= 0 || net->max_bytes > machine)
+        net->max_bytes = machine, net->limit_source = 0;
+    if (opt && opt->max_bytes > 0 && opt->max_bytes < net->max_bytes)
+        net->max_bytes = opt->max_bytes, net->limit_source = 2;
     if (batch % subdivisions)
         return dn_sec_fail(s, "subdivisions", err,
                            "batch=%ld is not a multiple of subdivisions=%ld",
@@ -92,7 +218,11 @@ static int parse_net_options(dn_net *net, dn_section *s,
     net->threads = (int)threads;
     net->tf32 = (int)tf32; /* read by the GPU backend; 0: strict fp32 */
     net->gpu = -1;
-    return dn_schedule_parse(s, &net->schedule, err);
+    if (dn_schedule_parse(s, &net->schedule, err))
+        return -1;
+    /* the input batch (and, on the CPU, its gradient when asked for) */
+    return reserve_bytes(net, s, -1, 4.0 * net->batch * (double)net->inputs,
+                         "the input batch", err);
 }
 
 /* output_activation=sigmoid changes the final [softmax] layer
@@ -130,6 +260,7 @@ static void alloc_layer_buffers(dn_net *net, dn_layer *l)
 
 static int make_layer(dn_net *net, dn_section *s, int index, dn_error *err)
 {
+    net->reserved_layer = -1;
     const dn_layer_type *type = dn_layer_type_find(canonical(s->type));
     if (!type)
         return dn_fail(err, "%s:%d: error: unknown layer type [%s]; valid: %s",
@@ -152,18 +283,25 @@ static int make_layer(dn_net *net, dn_section *s, int index, dn_error *err)
         return -1;
     }
     l->outputs = (long)l->out_c * l->out_h * l->out_w;
-    if (l->outputs < 1)
+    if (l->outputs < 1 || l->out_c < 1 || l->out_h < 1 || l->out_w < 1)
         return dn_fail(err, "%s:%d: [%s] error: output shape %dx%dx%d is empty "
                        "(input %dx%dx%d)", s->path, s->line, s->type, l->out_c,
                        l->out_h, l->out_w, l->c, l->h, l->w);
+    if (net->reserved_layer != index) /* a layer type that forgot to */
+        return dn_fail(err, "%s:%d: [%s] error: internal: this layer type "
+                       "does not count its memory (dn_layer_reserve)",
+                       s->path, s->line, s->type);
+    if (net->planned)
+        return 0;
     alloc_layer_buffers(net, l);
     if (l->workspace > net->workspace_size)
         net->workspace_size = l->workspace;
     return 0;
 }
 
-int dn_net_make(dn_cfg *cfg, const dn_net_options *opt, dn_net **out,
-                dn_error *err)
+/* dn_net_plan (planned) or the real build; see dn_network.h */
+static int build(dn_cfg *cfg, const dn_net_options *opt, int planned,
+                 dn_net **out, dn_error *err)
 {
     *out = NULL;
     if (cfg->n_sections == 0 || (strcmp(cfg->sections[0].type, "net") &&
@@ -174,6 +312,12 @@ int dn_net_make(dn_cfg *cfg, const dn_net_options *opt, dn_net **out,
         return dn_fail(err, "%s: error: no layers after [net]", cfg->path);
     dn_net *net = calloc(1, sizeof *net);
     net->layers = calloc(cfg->n_sections - 1, sizeof *net->layers);
+    if (!net || !net->layers) {
+        free(net);
+        return dn_fail(err, "out of memory");
+    }
+    net->planned = planned;
+    net->cfg = cfg; /* borrowed until success: for messages */
     if (parse_net_options(net, &cfg->sections[0], opt, err))
         goto fail;
     for (int i = 1; i < cfg->n_sections; i++) {
@@ -185,6 +329,14 @@ int dn_net_make(dn_cfg *cfg, const dn_net_options *opt, dn_net **out,
     if (check_output_activation(net, &cfg->sections[0], err))
         goto fail;
     net->truths = last->outputs;
+    if (reserve_bytes(net, &cfg->sections[cfg->n_sections - 1], net->n - 1,
+                      4.0 * net->batch * (double)net->truths, "the truth batch",
+                      err))
+        goto fail;
+    if (planned) {
+        *out = net;
+        return 0;
+    }
     net->input_data = dn_calloc_floats((size_t)net->batch * net->inputs);
     net->truth = dn_calloc_floats((size_t)net->batch * net->truths);
     net->workspace = dn_calloc_floats(net->workspace_size ? net->workspace_size : 1);
@@ -192,12 +344,31 @@ int dn_net_make(dn_cfg *cfg, const dn_net_options *opt, dn_net **out,
     if (net->threads > 0)
         omp_set_num_threads(net->threads);
 #endif
-    net->cfg = cfg;
     *out = net;
     return 0;
 fail:
+    net->cfg = NULL; /* the caller keeps it */
     dn_net_free(net);
     return -1;
+}
+
+int dn_net_plan(dn_cfg *cfg, const dn_net_options *opt, dn_net **out,
+                dn_error *err)
+{
+    return build(cfg, opt, 1, out, err);
+}
+
+int dn_net_make(dn_cfg *cfg, const dn_net_options *opt, dn_net **out,
+                dn_error *err)
+{
+    /* the whole plan first: nothing is allocated unless all of it fits */
+    dn_net *plan;
+    *out = NULL;
+    if (build(cfg, opt, 1, &plan, err))
+        return -1;
+    plan->cfg = NULL;
+    dn_net_free(plan);
+    return build(cfg, opt, 0, out, err);
 }
 
 void dn_net_free(dn_net *net)

@@ -170,7 +170,8 @@ static int route_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
         }
     }
     l->flops = 0; /* copies only */
-    return 0;
+    int rc = dn_layer_reserve(l, s, net, 0, err);
+    return rc < 0 ? -1 : 0;
 }
 
 static float *source_output(dn_net *net, int j)

@@ -69,12 +69,17 @@ static int shortcut_make(dn_layer *l, dn_section *s, dn_net *net,
     p->alpha = (float)alpha;
     p->beta = (float)beta;
     p->activation = act;
-    if (dn_activation_needs_input(act))
-        p->pre = dn_calloc_floats((size_t)l->batch * l->inputs);
     l->out_c = l->c, l->out_h = l->h, l->out_w = l->w;
     snprintf(l->desc, sizeof l->desc, "from %d %s", p->from,
              dn_activation_name(act));
     l->flops = 3.0 * (double)l->inputs; /* two multiplies, one add */
+    const int pre = dn_activation_needs_input(act);
+    int rc = dn_layer_reserve(l, s, net,
+                              pre ? (double)l->batch * l->inputs : 0, err);
+    if (rc)
+        return rc < 0 ? -1 : 0;
+    if (pre)
+        p->pre = dn_calloc_floats((size_t)l->batch * l->inputs);
     return 0;
 }
 

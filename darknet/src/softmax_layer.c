@@ -83,7 +83,6 @@ static int softmax_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
     l->priv = p;
     p->groups = (int)groups;
     p->temperature = (float)temperature;
-    p->loss_grad = dn_calloc_floats((size_t)l->batch * l->inputs);
     l->out_c = l->c, l->out_h = l->h, l->out_w = l->w;
     l->is_loss = !noloss;
     if (temperature != 1)
@@ -93,6 +92,10 @@ static int softmax_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
         snprintf(l->desc, sizeof l->desc, "groups %ld", groups);
     /* per element: subtract, scale, exp, add, divide */
     l->flops = 5.0 * (double)l->inputs;
+    int rc = dn_layer_reserve(l, s, net, (double)l->batch * l->inputs, err);
+    if (rc)
+        return rc < 0 ? -1 : 0;
+    p->loss_grad = dn_calloc_floats((size_t)l->batch * l->inputs);
     return 0;
 }
 
