@@ -366,6 +366,24 @@ static void unknown_override_key_is_an_error(void **state)
     assert_contains(err.msg, "restart_mutl");
 }
 
+/* A misspelt .data key (vaild=, trian_limit=) is reported like a cfg key:
+ * an error under -strict, naming the file, line and key. */
+static void misspelt_data_key_is_reported(void **state)
+{
+    dn_error err;
+    dn_train_outcome outcome;
+    const char *extra[] = {"-strict"};
+    char text[1024], saved[512];
+    snprintf(text, sizeof text, "classes=10\ntrain=%s/train.bin\n"
+             "trian_limit=5\nbackup=%s/b\n", tu_tmpdir(), tu_tmpdir());
+    snprintf(saved, sizeof saved, "%s", data_path);
+    snprintf(data_path, sizeof data_path, "%s", tu_write_file("typo.data", text));
+    int rc = train(backup_dir("datatypo"), NULL, NULL, &outcome, &err, 1, extra);
+    snprintf(data_path, sizeof data_path, "%s", saved);
+    assert_int_equal(rc, -1);
+    assert_contains(err.msg, "typo.data:3: [data] trian_limit: unknown key");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -376,6 +394,7 @@ int main(void)
         cmocka_unit_test(stop_request_saves_last),
         cmocka_unit_test(classes_mismatch_is_an_error),
         cmocka_unit_test(unknown_override_key_is_an_error),
+        cmocka_unit_test(misspelt_data_key_is_reported),
         cmocka_unit_test(update_hook_sees_every_rate),
         cmocka_unit_test(gpus_need_a_gpu_build),
         cmocka_unit_test(gpus_list_is_parsed),

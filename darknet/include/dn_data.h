@@ -120,6 +120,9 @@ typedef struct dn_augment {
 int dn_augment_parse(dn_section *net, const dn_dataset *train,
                      dn_augment **out, dn_error *err);
 void dn_augment_free(dn_augment *a);
+/* The keys above, read and checked (ranges, mean/std lists) without a
+ * training set and without fitting anything. */
+int dn_augment_check(dn_section *net, dn_error *err);
 /* One line such as "flip crop_pad=4 zca(eps=0.01)" or "none". */
 void dn_augment_describe(const dn_augment *a, char *buf, size_t size);
 

@@ -16,6 +16,21 @@ extern "C" {
 int dn_state_save(const dn_net *net, const char *path, dn_error *err);
 int dn_state_load(dn_net *net, const char *path, dn_error *err);
 
+/* The trainer's own [net] keys, read and checked in one place for training
+ * and for the commands that do not train (summary, lr), so that all of
+ * them accept and refuse the same values. */
+typedef struct dn_trainer_keys {
+    long epochs;            /* epochs=N (0: max_batches decides) */
+    double halt_loss;       /* halt_loss= (0: off) */
+    long halt_after_epochs; /* halt_after_epochs= */
+} dn_trainer_keys;
+int dn_trainer_keys_read(dn_section *net, dn_trainer_keys *out, dn_error *err);
+/* Every [net] key training reads beyond the network's and the schedule's
+ * (the trainer's, preprocessing and augmentation), read and checked
+ * without data: what summary and lr run so that a key they do not use is
+ * still validated, and never reported as unknown. */
+int dn_trainer_keys_check(dn_section *net, dn_error *err);
+
 typedef struct dn_train_args {
     const char *data_path; /* .data file */
     const char *cfg_path;

@@ -639,6 +639,24 @@ int dn_augment_parse(dn_section *net, const dn_dataset *train,
     return 0;
 }
 
+int dn_augment_check(dn_section *net, dn_error *err)
+{
+    dn_augment a = {0};
+    if (parse_keys(&a, net, err))
+        return -1;
+    if (!a.normalize)
+        return 0;
+    double mean[MAX_NORM_CHANNELS], std[MAX_NORM_CHANNELS];
+    int n_mean, n_std;
+    if (dn_sec_doubles(net, "mean", mean, MAX_NORM_CHANNELS, &n_mean, err) ||
+        dn_sec_doubles(net, "std", std, MAX_NORM_CHANNELS, &n_std, err))
+        return -1;
+    for (int i = 0; i < n_std; i++)
+        if (!(std[i] > 0))
+            return dn_sec_fail(net, "std", err, "every std must be > 0");
+    return 0;
+}
+
 void dn_augment_free(dn_augment *a)
 {
     if (!a)

@@ -137,17 +137,19 @@ static int session_open(session *s, const char *data_path, const char *cfg_path,
         return -1;
     /* read before the unused-key check, so that it knows them */
     dn_section *ns = &net->cfg->sections[0];
-    if (dn_sec_int(ns, "epochs", 0, 0, 1L << 40, &s->epochs, err) ||
-        dn_sec_double(ns, "halt_loss", 0, 0, 1e30, &s->halt_loss, err) ||
-        dn_sec_int(ns, "halt_after_epochs", 0, 0, 1L << 40, &s->halt_after,
-                   err) ||
+    dn_trainer_keys keys;
+    if (dn_trainer_keys_read(ns, &keys, err) ||
         dn_sec_int(s->data_sec, "top", 5, 1, 1 << 20, &s->top, err))
         return -1;
+    s->epochs = keys.epochs;
+    s->halt_loss = keys.halt_loss;
+    s->halt_after = keys.halt_after_epochs;
     if (s->top > net->truths)
         s->top = net->truths;
     dn_sec_kv(s->data_sec, "labels");
     dn_sec_kv(s->data_sec, "names");
-    if (dn_cfg_check_unused(net->cfg, strict, stderr, err))
+    if (dn_cfg_check_unused(net->cfg, strict, stderr, err) ||
+        dn_cfg_check_unused(s->data, strict, stderr, err))
         return -1;
     s->labels = calloc(net->batch, sizeof *s->labels);
     return 0;
