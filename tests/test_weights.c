@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -199,6 +200,207 @@ static void state_round_trip(void **state)
     dn_net_free(b);
 }
 
+/* Overwrite 4 bytes at offset of path with v. */
+static void poke(const char *path, long offset, const void *v)
+{
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, offset, SEEK_SET), 0);
+    assert_int_equal(fwrite(v, 4, 1, f), 1);
+    fclose(f);
+}
+
+/* Fuzzed headers: major=-2147483648 overflowed major*10 (an abort under
+ * UBSan), a negative major was accepted. */
+static void bad_headers_are_refused(void **state)
+{
+    dn_error err;
+    dn_net *a = make_net(), *b = make_net();
+    const char *good = path_in_tmp("hdr.weights");
+    assert_int_equal(dn_weights_save(a, good, &err), 0);
+    const struct {
+        long offset;
+        int32_t value;
+        const char *message;
+    } cases[] = {
+        {0, INT32_MIN, "negative version fields"},
+        {0, -2, "negative version fields"},
+        {4, -1, "negative version fields"},
+        {8, INT32_MIN, "negative version fields"},
+        {0, INT32_MAX, "transposed layout"},
+        {4, 1001, "transposed layout"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *bad = path_in_tmp("badhdr.weights");
+        copy_prefix(good, bad, -1, 0);
+        poke(bad, cases[i].offset, &cases[i].value);
+        assert_int_equal(dn_weights_load(b, bad, &err), -1);
+        assert_contains(err.msg, "badhdr.weights");
+        assert_contains(err.msg, cases[i].message);
+    }
+    dn_net_free(a);
+    dn_net_free(b);
+}
+
+/* A FIFO given as the weights blocked in open until a writer came (a hang):
+ * it, and a directory, are refused at once. */
+static void only_regular_files_load(void **state)
+{
+    dn_error err;
+    dn_net *b = make_net();
+    char fifo[600];
+    snprintf(fifo, sizeof fifo, "%s/fifo.weights", tu_tmpdir());
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    alarm(20); /* a regression blocks: fail instead of hanging the suite */
+    assert_int_equal(dn_weights_load(b, fifo, &err), -1);
+    assert_contains(err.msg, "not a regular file (a FIFO)");
+    assert_int_equal(dn_state_load(b, fifo, &err), -1);
+    assert_contains(err.msg, "not a regular file (a FIFO)");
+    assert_int_equal(dn_weights_load(b, tu_tmpdir(), &err), -1);
+    assert_contains(err.msg, "not a regular file (a directory)");
+    alarm(0);
+    unlink(fifo);
+    dn_net_free(b);
+}
+
+/* Weights that are not finite are never loaded (they ranked every image
+ * first) nor saved; the message names the file, the layer and the tensor. */
+static void non_finite_weights_are_refused(void **state)
+{
+    dn_error err;
+    dn_net *a = make_net(), *b = make_net();
+    randomise(a, 4);
+    const char *good = path_in_tmp("fin.weights");
+    assert_int_equal(dn_weights_save(a, good, &err), 0);
+    struct stat st;
+    assert_int_equal(stat(good, &st), 0);
+    float before[5], after[5];
+    predict(b, before);
+    const float nan = NAN, inf = INFINITY, negative = -1;
+    /* layer 0 is conv+BN: biases [8] at 20, scales [8] at 52, rolling mean
+     * at 84, rolling variance at 116 */
+    const struct {
+        long offset;
+        const float *value;
+        const char *message;
+    } cases[] = {
+        {st.st_size - 4, &nan, "layer 5 [connected] weights[49] = nan"},
+        {20, &inf, "layer 0 [convolutional] biases[0] = inf"},
+        {84 + 4, &nan, "layer 0 [convolutional] rolling_mean[1] = nan"},
+        {116 + 8, &negative, "layer 0 [convolutional] rolling_variance[2] = -1"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *bad = path_in_tmp("nan.weights");
+        copy_prefix(good, bad, -1, 0);
+        poke(bad, cases[i].offset, cases[i].value);
+        assert_int_equal(dn_weights_load(b, bad, &err), -1);
+        assert_contains(err.msg, "nan.weights: ");
+        assert_contains(err.msg, cases[i].message);
+        assert_contains(err.msg, "not finite");
+        predict(b, after);
+        assert_memory_equal(before, after, sizeof before);
+    }
+    /* saving refuses, and leaves no file */
+    a->layers[2].params[0].w[3] = NAN;
+    const char *never = path_in_tmp("never.weights");
+    assert_int_equal(dn_weights_save(a, never, &err), -1);
+    assert_contains(err.msg, "never.weights: not saved: layer 2 [convolutional] "
+                             "biases[3] = nan is not finite");
+    assert_int_not_equal(stat(never, &st), 0);
+    a->layers[2].params[0].w[3] = 0;
+    a->layers[5].params[1].m[5] = INFINITY;
+    assert_int_equal(dn_state_save(a, never, &err), -1);
+    assert_contains(err.msg, "layer 5 [connected] weights: momentum[5] = inf");
+    dn_net_free(a);
+    dn_net_free(b);
+}
+
+/* .state: finite, and the state of exactly the weights loaded. */
+static void state_belongs_to_its_weights(void **state)
+{
+    dn_error err;
+    dn_net *a = make_net(), *b = make_net();
+    a->layers[0].params[0].m[0] = 0.5f;
+    const char *path = path_in_tmp("pair.state");
+    assert_int_equal(dn_state_save(a, path, &err), 0);
+    /* b holds other weights */
+    b->seen = 40;
+    assert_int_equal(dn_state_load(b, path, &err), -1);
+    assert_contains(err.msg, "pair.state: the optimiser state of other weights "
+                             "(seen 0");
+    assert_contains(err.msg, "not saved together");
+    b->seen = 0;
+    b->layers[5].params[1].w[0] += 1;
+    assert_int_equal(dn_state_load(b, path, &err), -1);
+    b->layers[5].params[1].w[0] -= 1;
+    assert_int_equal(dn_state_load(b, path, &err), 0);
+    assert_true(b->layers[0].params[0].m[0] == 0.5f);
+    /* a NaN momentum is refused, naming the tensor */
+    const float nan = NAN;
+    poke(path, 36 + 4, &nan);
+    assert_int_equal(dn_state_load(b, path, &err), -1);
+    assert_contains(err.msg, "layer 0 [convolutional] biases: momentum[1] = nan");
+    dn_net_free(a);
+    dn_net_free(b);
+}
+
+static int copy_file(const char *src, const char *dst)
+{
+    copy_prefix(src, dst, -1, 0);
+    return 0;
+}
+
+/* A checkpoint is saved as one: a kill between the renames (new weights,
+ * old .state, new .state.tmp) resumes with the new pair; a state of other
+ * weights with no .tmp to finish is an error. */
+static void checkpoint_survives_a_kill_between_renames(void **state)
+{
+    dn_error err;
+    dn_net *a = make_net(), *b = make_net();
+    const char *old_w = path_in_tmp("old.weights"), *new_w = path_in_tmp("new.weights");
+    char old_s[700], new_s[700], w[700], ws[800], wtmp[800];
+    a->seen = 100;
+    a->layers[0].params[0].m[0] = 1;
+    assert_int_equal(dn_checkpoint_save(a, old_w, &err), 0);
+    a->seen = 200;
+    a->layers[0].params[0].w[0] += 0.25f;
+    a->layers[0].params[0].m[0] = 2;
+    assert_int_equal(dn_checkpoint_save(a, new_w, &err), 0);
+    snprintf(old_s, sizeof old_s, "%s.state", old_w);
+    snprintf(new_s, sizeof new_s, "%s.state", new_w);
+    snprintf(w, sizeof w, "%s/k.weights", tu_tmpdir());
+    snprintf(ws, sizeof ws, "%s.state", w);
+    snprintf(wtmp, sizeof wtmp, "%s.state.tmp", w);
+    /* the instant between rename(weights) and rename(state) */
+    copy_file(new_w, w);
+    copy_file(old_s, ws);
+    copy_file(new_s, wtmp);
+    int loaded;
+    assert_int_equal(dn_checkpoint_load(b, w, 1, &loaded, &err), 0);
+    assert_int_equal(loaded, 1);
+    assert_true(b->seen == 200);
+    assert_true(b->layers[0].params[0].m[0] == 2);
+    struct stat st;
+    assert_int_not_equal(stat(wtmp, &st), 0); /* the commit was finished */
+    /* the same without the .tmp: refused, not silently mixed */
+    copy_file(old_s, ws);
+    assert_int_equal(dn_checkpoint_load(b, w, 1, &loaded, &err), -1);
+    assert_contains(err.msg, "not saved together");
+    /* the instant before: the old pair, and a stale complete .tmp */
+    copy_file(old_w, w);
+    copy_file(new_s, wtmp);
+    assert_int_equal(dn_checkpoint_load(b, w, 1, &loaded, &err), 0);
+    assert_true(b->seen == 100);
+    assert_true(b->layers[0].params[0].m[0] == 1);
+    /* no state at all: the weights, a fresh optimiser */
+    unlink(ws);
+    unlink(wtmp);
+    assert_int_equal(dn_checkpoint_load(b, w, 1, &loaded, &err), 0);
+    assert_int_equal(loaded, 0);
+    dn_net_free(a);
+    dn_net_free(b);
+}
+
 /* ------------------------------------------------ Debian's darknet */
 
 typedef void *(*load_network_fn)(char *, char *, int);
@@ -304,6 +506,11 @@ int main(void)
         cmocka_unit_test(bad_files_change_nothing),
         cmocka_unit_test(save_to_unwritable_place_fails_cleanly),
         cmocka_unit_test(state_round_trip),
+        cmocka_unit_test(bad_headers_are_refused),
+        cmocka_unit_test(only_regular_files_load),
+        cmocka_unit_test(non_finite_weights_are_refused),
+        cmocka_unit_test(state_belongs_to_its_weights),
+        cmocka_unit_test(checkpoint_survives_a_kill_between_renames),
         cmocka_unit_test(debian_file_loads_here),
         cmocka_unit_test(our_file_loads_in_debian),
     };

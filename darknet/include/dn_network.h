@@ -215,6 +215,10 @@ void dn_net_backward(dn_net *net);
 void dn_net_zero_deltas(dn_net *net);
 /* One optimiser step with rate lr over images_per_batch images. */
 void dn_net_update(dn_net *net, double lr);
+/* After an update: dn_net_check_finite on a CPU network (a NaN can hide
+ * behind a ReLU and never reach the loss); 0 at once on a device, whose
+ * tensors are checked when a checkpoint pulls them. */
+int dn_net_check_weights(const dn_net *net, dn_error *err);
 /* Sum of loss-layer costs of the last forward. */
 float dn_net_cost(const dn_net *net);
 dn_layer *dn_net_output_layer(dn_net *net);
@@ -261,6 +265,15 @@ int dn_net_check(dn_net *net, dn_error *err);
  * Writes to path.tmp, fsyncs, renames. Load is all-or-nothing. */
 int dn_weights_save(const dn_net *net, const char *path, dn_error *err);
 int dn_weights_load(dn_net *net, const char *path, dn_error *err);
+/* 0 when every saved tensor (weights, biases, batch-norm statistics) and
+ * every optimiser buffer of the network's host copies is finite (rolling
+ * variances and Adam's second moments also >= 0); else -1 with err naming
+ * the first bad value: "layer 3 [convolutional] weights[17] = nan". Saving
+ * refuses such a network, loading such a file. */
+int dn_net_check_finite(const dn_net *net, dn_error *err);
+/* A 64-bit checksum of the weights as saved: seen and every saved tensor.
+ * A .state file records it to name the weights it belongs to. */
+uint64_t dn_weights_checksum(const dn_net *net);
 
 /* ------------------------------------------------------------------ rng */
 

@@ -14,7 +14,23 @@ extern "C" {
 /* Optimiser state next to a checkpoint (PATH.state): momentum / Adam
  * buffers. Written atomically; loading is all-or-nothing. */
 int dn_state_save(const dn_net *net, const char *path, dn_error *err);
+/* A state saved with other weights than those in net is refused. */
 int dn_state_load(dn_net *net, const char *path, dn_error *err);
+
+/*
+ * A checkpoint: PATH (.weights) and PATH.state, saved as one. Both are
+ * written to temporaries and fsynced before either is renamed, the weights
+ * first; so after a kill at any instant the disk holds the old pair, or the
+ * new weights with their state still in PATH.state.tmp. dn_checkpoint_load
+ * loads PATH and the state recorded for exactly those weights (seen and
+ * checksum): PATH.state, or PATH.state.tmp, whose rename it then completes.
+ * A state of other weights is an error; no state at all loads the weights
+ * alone (*state_loaded = 0: a fresh optimiser). with_state = 0 loads only
+ * the weights.
+ */
+int dn_checkpoint_save(const dn_net *net, const char *path, dn_error *err);
+int dn_checkpoint_load(dn_net *net, const char *path, int with_state,
+                       int *state_loaded, dn_error *err);
 
 /* The trainer's own [net] keys, read and checked in one place for training
  * and for the commands that do not train (summary, lr), so that all of
@@ -30,6 +46,16 @@ int dn_trainer_keys_read(dn_section *net, dn_trainer_keys *out, dn_error *err);
  * without data: what summary and lr run so that a key they do not use is
  * still validated, and never reported as unknown. */
 int dn_trainer_keys_check(dn_section *net, dn_error *err);
+
+/* The per-epoch CSV log at path, opened for appending rows after keeping
+ * the header and the rows of epochs 1..epochs of what is there (a resumed
+ * run's checkpoint epochs; 0: a fresh file). Rewritten atomically. */
+FILE *dn_train_log_open(const char *path, const char *header, long epochs,
+                        dn_error *err);
+/* One row, flushed and fsynced (the trainer writes it before the epoch's
+ * checkpoint). */
+int dn_train_log_row(FILE *log, dn_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 typedef struct dn_train_args {
     const char *data_path; /* .data file */
@@ -69,6 +95,8 @@ typedef struct dn_eval_result {
     double top1, topk; /* fractions */
     int k;
     double loss;       /* mean loss per image */
+    long nonfinite;    /* images whose scores were not all finite: ranked
+                        * wrong, and the loss is then not a number to trust */
 } dn_eval_result;
 
 /* Top-1/top-k and mean loss over the .data file's valid set, on devices
