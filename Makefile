@@ -172,7 +172,8 @@ $(BUILD)/plugins/libdn_sched_%.so: plugins/external/%.c darknet/include/dn_sched
 
 # Test fixtures (tests/test_schedule.c): deliberately broken scheduler
 # plugins, one per kind, from tests/fixtures/bad_plugin.c.
-BAD_PLUGINS := $(patsubst %,$(BUILD)/plugins/libdn_bad_%.so,abi size noentry nullentry norate dupname badname)
+BAD_PLUGINS := $(patsubst %,$(BUILD)/plugins/libdn_bad_%.so,abi size noentry nullentry norate \
+               nofree dupname badname dataentry badptr badnameptr datarate nanrate negrate)
 
 $(BUILD)/plugins/libdn_bad_%.so: tests/fixtures/bad_plugin.c darknet/include/dn_scheduler.h
 	@mkdir -p $(dir $@)

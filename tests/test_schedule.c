@@ -699,6 +699,16 @@ static const bad_plugin_case bad_plugin_cases[] = {
     {"libdn_bad_noentry.so", "entry: no symbol dn_scheduler_entry", "undefined symbol"},
     {"libdn_bad_nullentry.so", "entry: dn_scheduler_entry() returned NULL", ""},
     {"libdn_bad_norate.so", "check: scheduler \"bad_fixture\" lacks rate()", ""},
+    {"libdn_bad_nofree.so", "check: scheduler \"bad_fixture\" lacks free()", ""},
+    /* fuzzed: these four crashed the host (SEGV reading or calling them) */
+    {"libdn_bad_dataentry.so", "entry: dn_scheduler_entry is not a function",
+     "const dn_scheduler *dn_scheduler_entry(void)"},
+    {"libdn_bad_badptr.so", "entry: dn_scheduler_entry() returned 0x1000, "
+     "which is not readable memory", ""},
+    {"libdn_bad_badnameptr.so", "check: the scheduler's name is not a readable "
+     "string", ""},
+    {"libdn_bad_datarate.so", "check: scheduler \"bad_fixture\": rate is ",
+     "not an address in code"},
     {"libdn_bad_badname.so", "check: invalid scheduler name \"no spaces\"", ""},
     {"libdn_bad_dupname.so", "register: a scheduler named \"constant\"",
      "already registered (built in)"},

@@ -142,6 +142,15 @@ typedef struct dn_schedule dn_schedule;
 /* Reads learning_rate, policy, burn_in, power, plugin=... from [net]. */
 int dn_schedule_parse(dn_section *net, dn_schedule **out, dn_error *err);
 double dn_schedule_rate(const dn_schedule *s, const dn_clock *clock);
+/* Rates above this are legal but warned about (learning_rate=, and a
+ * schedule that reaches one). */
+#define DN_IMPLAUSIBLE_RATE 10.0
+/* The rate at clock, checked: 0 with *rate set; -1 when the rate is NaN,
+ * infinite or negative (err names the policy, a plugin's file, the batch
+ * and the epoch); 1 when it is above DN_IMPLAUSIBLE_RATE (err holds the
+ * warning; *rate is set and may be used). */
+int dn_schedule_rate_checked(const dn_schedule *s, const dn_clock *clock,
+                             double *rate, dn_error *err);
 const char *dn_schedule_policy(const dn_schedule *s);
 void dn_schedule_free(dn_schedule *s);
 

@@ -13,13 +13,18 @@
  *    applies on top of every policy:
  *        b < burn_in:  lr = learning_rate * (b / burn_in)^power
  */
+#define _GNU_SOURCE /* dladdr1, process_vm_readv */
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "builtin.h"
@@ -124,6 +129,84 @@ static int valid_name(const char *name)
     return 1;
 }
 
+/*
+ * What a plugin hands over is checked before it is used, so that a mistake
+ * is a message naming the file, not a crash: the entry symbol must be a
+ * function, the struct it returns and its name readable memory, and every
+ * callback an address in executable code. (A plugin runs in the process:
+ * this catches mistakes, it is not a sandbox.)
+ */
+
+/* 1 if [p, p + n) can be read: the kernel copies it, or says EFAULT. */
+static int readable(const void *p, size_t n)
+{
+    char buf[256];
+    while (n > 0) {
+        size_t chunk = n < sizeof buf ? n : sizeof buf;
+        struct iovec local = {buf, chunk}, remote = {(void *)p, chunk};
+        if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) !=
+            (ssize_t)chunk)
+            return 0;
+        p = (const char *)p + chunk;
+        n -= chunk;
+    }
+    return 1;
+}
+
+/* A readable NUL-terminated string of at most max characters, or NULL. */
+static const char *readable_string(const char *s, size_t max)
+{
+    for (size_t i = 0; i <= max; i++) {
+        if (!readable(s + i, 1))
+            return NULL;
+        if (s[i] == '\0')
+            return s;
+    }
+    return NULL;
+}
+
+/* 1 if address lies in an executable mapping of this process. */
+static int executable(const void *address)
+{
+    FILE *maps = fopen("/proc/self/maps", "r");
+    if (!maps)
+        return 1; /* cannot tell: assume it is */
+    const uintptr_t a = (uintptr_t)address;
+    char line[512];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, maps)) {
+        unsigned long lo, hi;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && lo <= a &&
+            a < hi)
+            found = perms[2] == 'x';
+    }
+    fclose(maps);
+    return found;
+}
+
+/* 1 if sym is a function symbol of its object (not data). */
+static int function_symbol(void *sym)
+{
+    Dl_info info;
+    const ElfW(Sym) *elf = NULL;
+    if (!dladdr1(sym, &info, (void **)&elf, RTLD_DL_SYMENT) || !elf)
+        return executable(sym);
+    const int type = ELF64_ST_TYPE(elf->st_info);
+    return type == STT_FUNC || type == STT_GNU_IFUNC;
+}
+
+/* Stage check on a returned struct: NULL when sound, else the problem. */
+static const char *check_struct(const dn_scheduler *s, char *why, size_t n)
+{
+    if (!readable(s, sizeof *s)) {
+        snprintf(why, n, "%s() returned %p, which is not readable memory",
+                 DN_SCHED_ENTRY, (const void *)s);
+        return why;
+    }
+    return NULL;
+}
+
 /* Stages entry, abi and check. Returns the scheduler or NULL with err set. */
 static const dn_scheduler *plugin_entry(void *handle, const char *path,
                                         dn_error *err)
@@ -136,12 +219,32 @@ static const dn_scheduler *plugin_entry(void *handle, const char *path,
                 DN_SCHED_ENTRY, why ? why : "symbol is NULL");
         return NULL;
     }
+    if (!function_symbol(sym)) {
+        dn_fail(err, "plugin %s: entry: %s is not a function (a variable?); "
+                "it must be const dn_scheduler *%s(void)", path,
+                DN_SCHED_ENTRY, DN_SCHED_ENTRY);
+        return NULL;
+    }
     dn_sched_entry_fn entry;
     memcpy(&entry, &sym, sizeof entry); /* object to function pointer */
     const dn_scheduler *s = entry();
+    char problem[256];
+    const void *callbacks[3] = {NULL, NULL, NULL};
+    const char *const callback_names[3] = {"parse", "rate", "free"};
+    int bad_callback = -1;
+    if (s && !check_struct(s, problem, sizeof problem)) {
+        callbacks[0] = (const void *)(uintptr_t)s->parse;
+        callbacks[1] = (const void *)(uintptr_t)s->rate;
+        callbacks[2] = (const void *)(uintptr_t)s->free;
+        for (int i = 0; i < 3 && bad_callback < 0; i++)
+            if (!callbacks[i] || !executable(callbacks[i]))
+                bad_callback = i;
+    }
     if (!s) {
         dn_fail(err, "plugin %s: entry: %s() returned NULL", path,
                 DN_SCHED_ENTRY);
+    } else if (check_struct(s, problem, sizeof problem)) {
+        dn_fail(err, "plugin %s: entry: %s", path, problem);
     } else if (s->abi_version != DN_SCHED_ABI_VERSION) {
         dn_fail(err, "plugin %s: abi: version %d, this host speaks version %d",
                 path, s->abi_version, DN_SCHED_ABI_VERSION);
@@ -149,13 +252,20 @@ static const dn_scheduler *plugin_entry(void *handle, const char *path,
         dn_fail(err, "plugin %s: abi: struct_size %zu is smaller than "
                 "dn_scheduler (%zu bytes)", path, s->struct_size,
                 sizeof(dn_scheduler));
+    } else if (!s->name || !readable_string(s->name, 64)) {
+        dn_fail(err, "plugin %s: check: the scheduler's name is %s", path,
+                s->name ? "not a readable string of at most 64 characters"
+                        : "NULL");
     } else if (!valid_name(s->name)) {
         dn_fail(err, "plugin %s: check: invalid scheduler name \"%s\" (letters, "
-                "digits, '_', '-'; not \"plugin\")", path,
-                s->name ? s->name : "(null)");
-    } else if (!s->parse || !s->rate) {
+                "digits, '_', '-'; not \"plugin\")", path, s->name);
+    } else if (bad_callback >= 0 && !callbacks[bad_callback]) {
         dn_fail(err, "plugin %s: check: scheduler \"%s\" lacks %s()", path,
-                s->name, !s->parse ? "parse" : "rate");
+                s->name, callback_names[bad_callback]);
+    } else if (bad_callback >= 0) {
+        dn_fail(err, "plugin %s: check: scheduler \"%s\": %s is %p, not an "
+                "address in code", path, s->name, callback_names[bad_callback],
+                callbacks[bad_callback]);
     } else {
         return s;
     }
@@ -327,6 +437,15 @@ static int resolve(dn_section *net, const char *policy,
     return 0;
 }
 
+/* A legal rate far above any that trains: a warning, once, not an error. */
+static int warn_implausible(dn_section *net, const char *key, double rate)
+{
+    if (rate > DN_IMPLAUSIBLE_RATE)
+        dn_sec_warn(net, key, "%g is implausibly large for a learning rate "
+                    "(above %g)", rate, DN_IMPLAUSIBLE_RATE);
+    return 0;
+}
+
 int dn_schedule_parse(dn_section *net, dn_schedule **out, dn_error *err)
 {
     dn_error ignored;
@@ -339,6 +458,7 @@ int dn_schedule_parse(dn_section *net, dn_schedule **out, dn_error *err)
     const char *policy;
     if (dn_sec_double(net, "learning_rate", 0.001, 0, HUGE_VAL,
                       &s->learning_rate, err) ||
+        warn_implausible(net, "learning_rate", s->learning_rate) ||
         dn_sec_string(net, "policy", "constant", &policy, err) ||
         dn_sec_int(net, "burn_in", 0, 0, __LONG_MAX__, &s->burn_in, err) ||
         dn_sec_double(net, "power", 4, 0, HUGE_VAL, &s->power, err) ||
@@ -372,6 +492,39 @@ double dn_schedule_rate(const dn_schedule *s, const dn_clock *clock)
 }
 
 const char *dn_schedule_policy(const dn_schedule *s) { return s->impl->name; }
+
+/* "policy linear (plugin build/plugins/libdn_sched_linear.so)" */
+static void describe_policy(const dn_schedule *s, char *buf, size_t n)
+{
+    const char *from = NULL;
+    pthread_mutex_lock(&registry_lock);
+    for (int i = 0; i < n_loaded; i++)
+        if (loaded[i].sched == s->impl)
+            from = loaded[i].path;
+    snprintf(buf, n, "policy %s%s%s%s", s->impl->name, from ? " (plugin " : "",
+             from ? from : "", from ? ")" : "");
+    pthread_mutex_unlock(&registry_lock);
+}
+
+int dn_schedule_rate_checked(const dn_schedule *s, const dn_clock *clock,
+                             double *rate, dn_error *err)
+{
+    const double r = dn_schedule_rate(s, clock);
+    *rate = r;
+    if (isfinite(r) && r >= 0 && r <= DN_IMPLAUSIBLE_RATE)
+        return 0;
+    char policy[600];
+    describe_policy(s, policy, sizeof policy);
+    if (isfinite(r) && r >= 0) {
+        dn_fail(err, "%s gives the rate %g at batch %ld (epoch %.3f): "
+                "implausibly large (above %g)", policy, r, clock->batch,
+                clock->epoch, DN_IMPLAUSIBLE_RATE);
+        return 1;
+    }
+    return dn_fail(err, "%s gives the rate %g at batch %ld (epoch %.3f): a "
+                   "learning rate must be a finite number >= 0", policy, r,
+                   clock->batch, clock->epoch);
+}
 
 void dn_schedule_free(dn_schedule *s)
 {
