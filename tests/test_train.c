@@ -384,6 +384,142 @@ static void misspelt_data_key_is_reported(void **state)
     assert_contains(err.msg, "typo.data:3: [data] trian_limit: unknown key");
 }
 
+#ifndef DN_TEST_PLUGIN_DIR
+#define DN_TEST_PLUGIN_DIR "build/plugins"
+#endif
+
+/* A NaN that comes after a checkpoint names that checkpoint, which exists
+ * and loads; one before any checkpoint says there is none (it named a
+ * _last.weights that did not exist). steps x1e30 after epoch 1 (12
+ * updates) makes the loss NaN in epoch 2. */
+static void nan_names_a_checkpoint_that_exists(void **state)
+{
+    dn_error err;
+    dn_train_outcome outcome;
+    const char *extra[] = {"-set", "policy=steps", "-set", "steps=12", "-set",
+                           "scales=1e30", "-set", "epochs=3"};
+    const char *dir = backup_dir("nan2");
+    assert_int_equal(train(dir, NULL, NULL, &outcome, &err, 8, extra), -1);
+    char want[700];
+    snprintf(want, sizeof want, "the last good checkpoint is %s/tiny_last."
+             "weights", dir);
+    assert_contains(err.msg, "training stopped");
+    assert_contains(err.msg, want);
+    dn_cfg *cfg;
+    dn_net *net;
+    assert_int_equal(dn_cfg_load(cfg_path, &cfg, &err), 0);
+    assert_int_equal(dn_net_make(cfg, NULL, &net, &err), 0);
+    int with_state;
+    if (dn_checkpoint_load(net, want + strlen("the last good checkpoint is "),
+                           1, &with_state, &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(with_state, 1);
+    assert_true(net->seen == 240); /* after epoch 1 */
+    dn_net_free(net);
+    /* before any checkpoint */
+    const char *early[] = {"-set", "learning_rate=1e30", "-set",
+                           "policy=constant"};
+    assert_int_equal(train(backup_dir("nan3"), NULL, NULL, &outcome, &err, 4,
+                           early), -1);
+    assert_contains(err.msg, "no checkpoint was saved yet");
+}
+
+/* A plugin's NaN or negative rate stops training, naming the plugin, the
+ * batch and the epoch (a negative rate trained to the end). */
+static void bad_plugin_rates_stop_training(void **state)
+{
+    const struct {
+        const char *file, *message;
+    } cases[] = {
+        {"libdn_bad_nanrate.so", "policy bad_nan (plugin " DN_TEST_PLUGIN_DIR
+         "/libdn_bad_nanrate.so) gives the rate nan at batch 5 (epoch 0.417)"},
+        {"libdn_bad_negrate.so", "policy bad_negative (plugin "
+         DN_TEST_PLUGIN_DIR "/libdn_bad_negrate.so) gives the rate -0.01 at "
+         "batch 3 (epoch 0.250)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        dn_error err;
+        dn_train_outcome outcome;
+        char plugin[600];
+        snprintf(plugin, sizeof plugin, "plugin=%s/%s", DN_TEST_PLUGIN_DIR,
+                 cases[i].file);
+        const char *extra[] = {"-set", "policy=plugin", "-set", plugin};
+        assert_int_equal(train(backup_dir("badrate"), NULL, NULL, &outcome,
+                               &err, 4, extra), -1);
+        assert_contains(err.msg, cases[i].message);
+        assert_contains(err.msg, "training stopped; no checkpoint was saved");
+    }
+}
+
+/* The CSV holds exactly the epochs of the checkpoint a run resumes from:
+ * rows a kill left behind (written before their checkpoint) are dropped,
+ * and a fresh run starts the file anew. */
+static void log_holds_the_checkpoint_epochs(void **state)
+{
+    dn_error err;
+    dn_train_outcome outcome;
+    const char *one[] = {"-set", "epochs=1"}, *two[] = {"-set", "epochs=2"};
+    const char *dir = backup_dir("csv");
+    char log[600], last[600];
+    snprintf(log, sizeof log, "%s/tiny.log.csv", dir);
+    snprintf(last, sizeof last, "%s/tiny_last.weights", dir);
+    assert_int_equal(train(dir, NULL, NULL, &outcome, &err, 2, one), 0);
+    FILE *f = fopen(log, "a"); /* rows of epochs never checkpointed */
+    fputs("2,12,240,0.05,9,0,,,1\n3,12,240,0.05,9,0,,,1\n", f);
+    fclose(f);
+    if (train(dir, last, NULL, &outcome, &err, 2, two))
+        fail_msg("%s", err.msg);
+    double epoch[8], loss[8];
+    assert_int_equal(csv_column(log, 0, epoch, 8), 2);
+    csv_column(log, 4, loss, 8);
+    assert_true(epoch[0] == 1 && epoch[1] == 2);
+    assert_true(loss[1] < 5); /* the real row 2, not the one left behind */
+    /* a fresh run into the same directory */
+    assert_int_equal(train(dir, NULL, NULL, &outcome, &err, 2, one), 0);
+    assert_int_equal(csv_column(log, 0, epoch, 8), 1);
+}
+
+/* A -backup path that does not fit is an error, never cut (files landed in
+ * another directory). */
+static void too_long_backup_path_is_an_error(void **state)
+{
+    dn_error err;
+    dn_train_outcome outcome;
+    char dir[5000];
+    int n = snprintf(dir, sizeof dir, "%s/", tu_tmpdir());
+    while (n < 4200)
+        n += snprintf(dir + n, sizeof dir - n, "d123456789/");
+    assert_int_equal(train(dir, NULL, NULL, &outcome, &err, 0, NULL), -1);
+    assert_contains(err.msg, "path too long");
+}
+
+/* Scores that are not finite rank an image wrong: NaN compared false and
+ * ranked every image first (top-1 1.0). Huge, finite weights overflow the
+ * connected layer's outputs to inf, and the softmax to NaN. */
+static void non_finite_scores_rank_wrong(void **state)
+{
+    dn_error err;
+    dn_cfg *cfg;
+    dn_net *net;
+    assert_int_equal(dn_cfg_load(cfg_path, &cfg, &err), 0);
+    assert_int_equal(dn_net_make(cfg, NULL, &net, &err), 0);
+    dn_layer *fc = &net->layers[3];
+    assert_string_equal(fc->type->name, "connected");
+    for (long j = 0; j < fc->params[1].n; j++)
+        fc->params[1].w[j] = 3e38f;
+    char path[600];
+    snprintf(path, sizeof path, "%s/huge.weights", tu_tmpdir());
+    assert_int_equal(dn_weights_save(net, path, &err), 0);
+    dn_net_free(net);
+    char *argv[] = {"valid"};
+    dn_eval_result r;
+    if (dn_eval_classifier(data_path, cfg_path, path, 1, argv, NULL, &r, &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(r.images, VALID_N);
+    assert_int_equal(r.nonfinite, VALID_N);
+    assert_true(r.top1 == 0 && r.topk == 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -395,6 +531,11 @@ int main(void)
         cmocka_unit_test(classes_mismatch_is_an_error),
         cmocka_unit_test(unknown_override_key_is_an_error),
         cmocka_unit_test(misspelt_data_key_is_reported),
+        cmocka_unit_test(nan_names_a_checkpoint_that_exists),
+        cmocka_unit_test(bad_plugin_rates_stop_training),
+        cmocka_unit_test(log_holds_the_checkpoint_epochs),
+        cmocka_unit_test(too_long_backup_path_is_an_error),
+        cmocka_unit_test(non_finite_scores_rank_wrong),
         cmocka_unit_test(update_hook_sees_every_rate),
         cmocka_unit_test(gpus_need_a_gpu_build),
         cmocka_unit_test(gpus_list_is_parsed),

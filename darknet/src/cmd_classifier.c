@@ -93,6 +93,13 @@ static int valid(int argc, char **argv)
                r.top1, r.k, r.topk, r.loss);
     else
         printf("%ld images: top-1 %.4f, loss %.4f\n", r.images, r.top1, r.loss);
+    if (r.nonfinite) {
+        fprintf(stderr, "darknet classifier valid: %ld of %ld images got "
+                "scores that are not finite (ranked wrong; the loss cannot be "
+                "trusted): the weights overflow on them\n", r.nonfinite,
+                r.images);
+        return 1;
+    }
     return 0;
 }
 

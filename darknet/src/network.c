@@ -504,6 +504,15 @@ void dn_net_update(dn_net *net, double lr)
     }
 }
 
+int dn_net_check_weights(const dn_net *net, dn_error *err)
+{
+#ifdef DN_GPU
+    if (net->gpu_state)
+        return 0; /* the host copies are stale: a checkpoint checks them */
+#endif
+    return dn_net_check_finite(net, err);
+}
+
 float dn_net_cost(const dn_net *net)
 {
     float sum = 0;

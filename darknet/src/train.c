@@ -25,6 +25,7 @@
 #include "cli.h"
 #include "darknet.h"
 #include "dn_data.h"
+#include "file.h"
 #include "layer_util.h"
 
 static double now(void)
@@ -47,7 +48,9 @@ typedef struct session {
     long epochs, halt_after, top;
     double halt_loss;
     char base[256];   /* cfg basename without extension */
-    char backup[1024];
+    char backup[4096];
+    int saved_last;   /* <base>_last.weights was saved by this run */
+    const char *start_weights; /* the weights the run started from */
 } session;
 
 static void session_free(session *s)
@@ -62,20 +65,23 @@ static void session_free(session *s)
     free(s->labels);
 }
 
-static void cfg_basename(const char *path, char *out, size_t n)
+static int cfg_basename(const char *path, char *out, size_t n, dn_error *err)
 {
     const char *b = strrchr(path, '/');
     b = b ? b + 1 : path;
-    snprintf(out, n, "%s", b);
+    if (dn_path_format(out, n, err, "%s", b))
+        return -1;
     char *dot = strrchr(out, '.');
     if (dot && dot != out)
         *dot = '\0';
+    return 0;
 }
 
 static int mkdir_p(const char *dir, dn_error *err)
 {
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", dir);
+    char tmp[4096];
+    if (dn_path_format(tmp, sizeof tmp, err, "%s", dir))
+        return -1;
     for (char *p = tmp + 1; *p; p++)
         if (*p == '/') {
             *p = '\0';
@@ -120,8 +126,9 @@ static int session_open(session *s, const char *data_path, const char *cfg_path,
         return dn_sec_fail(s->data_sec, "classes", err,
                            "%ld classes, but the network's last layer (%s) has "
                            "%ld outputs", classes, cfg_path, net->truths);
-    snprintf(s->backup, sizeof s->backup, "%s", backup);
-    cfg_basename(cfg_path, s->base, sizeof s->base);
+    if (dn_path_format(s->backup, sizeof s->backup, err, "%s", backup) ||
+        cfg_basename(cfg_path, s->base, sizeof s->base, err))
+        return -1;
     /* the training set is opened whenever preprocessing may need fitting */
     if (need_train || dn_sec_has(s->data_sec, "train")) {
         if (dn_dataset_open(s->data_sec, "train", net->c, net->h, net->w,
@@ -155,20 +162,28 @@ static int session_open(session *s, const char *data_path, const char *cfg_path,
     return 0;
 }
 
-/* Top-1 correct count and whether label is in the top k of row p. */
+/* Top-1 correct count and whether label is in the top k of row p. A NaN
+ * score anywhere in the row ranks the image wrong (NaN compares false,
+ * which would rank it first). */
 static void rank_of(const float *p, long n, int label, int k, int *top1,
                     int *topk)
 {
     long higher = 0;
-    for (long j = 0; j < n; j++)
+    for (long j = 0; j < n; j++) {
+        if (isnan(p[j])) {
+            higher = n;
+            break;
+        }
         if (p[j] > p[label] || (p[j] == p[label] && j < label))
             higher++;
+    }
     *top1 = higher == 0;
     *topk = higher < k;
 }
 
 typedef struct eval_acc {
     long images, top1, topk;
+    long nonfinite; /* images whose scores were not all finite */
     double loss;
 } eval_acc;
 
@@ -192,10 +207,14 @@ static int evaluate(session *s, int k, eval_acc *acc, dn_error *err)
             return -1;
         for (int i = 0; i < count; i++) {
             int t1, tk;
-            rank_of(out->output + (long)i * out->outputs, out->outputs,
-                    s->labels[i], k, &t1, &tk);
+            const float *row = out->output + (long)i * out->outputs;
+            rank_of(row, out->outputs, s->labels[i], k, &t1, &tk);
             acc->top1 += t1;
             acc->topk += tk;
+            float sum = 0;
+            for (long j = 0; j < out->outputs; j++)
+                sum += row[j] * 0.0f;
+            acc->nonfinite += sum != 0;
         }
         acc->images += count;
         acc->loss += dn_net_cost(net);
@@ -203,37 +222,54 @@ static int evaluate(session *s, int k, eval_acc *acc, dn_error *err)
     return 0;
 }
 
+/* Where a stopped run can resume from: a checkpoint that exists and is
+ * finite (saving refuses anything else). */
+static void last_good(const session *s, const char *weights, char *buf,
+                      size_t n)
+{
+    if (s->saved_last)
+        snprintf(buf, n, "the last good checkpoint is %s/%s_last.weights",
+                 s->backup, s->base);
+    else if (weights)
+        snprintf(buf, n, "no checkpoint was saved yet; %s, the weights it "
+                 "started from, is unchanged", weights);
+    else
+        snprintf(buf, n, "no checkpoint was saved yet");
+}
+
+/* <base>_<suffix>.weights and its .state, saved as one checkpoint */
 static int checkpoint(session *s, const char *suffix, dn_error *err)
 {
-    char path[1400], state[1500];
-    snprintf(path, sizeof path, "%s/%s_%s.weights", s->backup, s->base, suffix);
-    snprintf(state, sizeof state, "%s.state", path);
-    if (dn_weights_save(s->net, path, err) || dn_state_save(s->net, state, err))
+    char path[4096];
+    if (dn_path_format(path, sizeof path, err, "%s/%s_%s.weights", s->backup,
+                       s->base, suffix) ||
+        dn_checkpoint_save(s->net, path, err)) {
+        char good[4600];
+        last_good(s, s->start_weights, good, sizeof good);
+        size_t used = strlen(err->msg);
+        snprintf(err->msg + used, sizeof err->msg - used, "; %s", good);
         return -1;
+    }
+    s->saved_last |= strcmp(suffix, "last") == 0;
     return 0;
 }
+
 
 typedef struct epoch_acc {
     long batches, images, correct;
     double lr_sum, loss_sum, t0;
 } epoch_acc;
 
-static FILE *open_log(session *s, dn_error *err)
+/* The CSV log, holding the rows of the epochs done (train_log.c). */
+static FILE *open_log(session *s, long epochs_done, dn_error *err)
 {
-    char path[1300];
-    snprintf(path, sizeof path, "%s/%s.log.csv", s->backup, s->base);
-    struct stat st;
-    int fresh = stat(path, &st) != 0 || st.st_size == 0;
-    FILE *f = fopen(path, "a");
-    if (!f) {
-        dn_fail(err, "%s: cannot write: %s", path, strerror(errno));
+    char path[4096];
+    if (dn_path_format(path, sizeof path, err, "%s/%s.log.csv", s->backup,
+                       s->base))
         return NULL;
-    }
-    if (fresh)
-        fprintf(f, "epoch,batches,images,mean_lr,train_loss,train_top1,"
-                   "valid_top1,valid_loss,seconds\n");
-    fflush(f);
-    return f;
+    return dn_train_log_open(path, "epoch,batches,images,mean_lr,train_loss,"
+                             "train_top1,valid_top1,valid_loss,seconds",
+                             epochs_done, err);
 }
 
 int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
@@ -247,20 +283,17 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
                      err))
         goto done;
     dn_net *net = s.net;
-    if (a->backup)
-        snprintf(s.backup, sizeof s.backup, "%s", a->backup);
-    if (mkdir_p(s.backup, err))
+    if ((a->backup && dn_path_format(s.backup, sizeof s.backup, err, "%s",
+                                     a->backup)) ||
+        mkdir_p(s.backup, err))
         goto done;
+    s.start_weights = a->weights;
     if (a->weights) {
-        if (dn_weights_load(net, a->weights, err))
+        int with_state;
+        if (dn_checkpoint_load(net, a->weights, !a->clear, &with_state, err))
             goto done;
-        char state[1300];
-        snprintf(state, sizeof state, "%s.state", a->weights);
-        struct stat st;
         if (a->clear)
             net->seen = 0;
-        else if (stat(state, &st) == 0 && dn_state_load(net, state, err))
-            goto done;
     }
     /* on a device the weights stay there; the loop below is the same */
     if (dn_net_use_devices(net, &a->devices, err))
@@ -269,6 +302,12 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
     const double halt_loss = s.halt_loss;
     const long ipb = net->images_per_batch;
     const long bpe = s.train->n / ipb > 0 ? s.train->n / ipb : 1;
+    if (epochs > 0 && epochs > (1L << 62) / ipb / bpe) {
+        rc = dn_fail(err, "%s: [net] epochs=%ld of %ld batches of %ld images: "
+                     "more images than the clock counts", a->cfg_path, epochs,
+                     bpe, ipb);
+        goto done;
+    }
     long max_batches = epochs > 0 ? epochs * bpe : net->max_batches;
     if (max_batches <= 0) {
         rc = dn_fail(err, "%s: [net] needs max_batches or epochs", a->cfg_path);
@@ -277,7 +316,7 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
     if (dn_loader_make(s.train, s.aug, net->batch, bpe * net->subdivisions,
                        net->seed, 1, 1, &s.train_loader, err))
         goto done;
-    if (!(log = open_log(&s, err)))
+    if (!(log = open_log(&s, (long)(net->seen / (uint64_t)ipb) / bpe, err)))
         goto done;
 
     fprintf(out, "%s: %ld training images, batch %ld (%d x %d), %ld batches "
@@ -296,6 +335,7 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
     double avg_loss = -1;
     epoch_acc ep = {.t0 = now()};
     dn_layer *last = dn_net_output_layer(net);
+    int warned_rate = 0;
     *outcome = DN_TRAIN_DONE;
     for (;;) {
         dn_clock clock = dn_clock_at(net->seen, ipb, bpe, max_batches);
@@ -308,7 +348,17 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
             break;
         }
         double t0 = now();
-        double lr = dn_schedule_rate(net->schedule, &clock);
+        double lr;
+        int rate = dn_schedule_rate_checked(net->schedule, &clock, &lr, err);
+        if (rate < 0) {
+            char good[4600], why[DN_ERROR_MAX];
+            last_good(&s, a->weights, good, sizeof good);
+            snprintf(why, sizeof why, "%s", err->msg);
+            rc = dn_fail(err, "%s: training stopped; %s", why, good);
+            goto done;
+        }
+        if (rate > 0 && !warned_rate++)
+            fprintf(stderr, "warning: %s\n", err->msg);
         double loss = 0;
         for (int sub = 0; sub < net->subdivisions; sub++) {
             long index = (long)(net->seen / (uint64_t)net->batch);
@@ -329,12 +379,24 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
             goto done;
         loss /= (double)ipb;
         if (!isfinite(loss)) {
+            char good[4600];
+            last_good(&s, a->weights, good, sizeof good);
             rc = dn_fail(err, "loss is %f at batch %ld (lr %g): training "
-                         "stopped; the last good checkpoint is %s/%s_last.weights",
-                         loss, clock.batch, lr, s.backup, s.base);
+                         "stopped; %s", loss, clock.batch, lr, good);
             goto done;
         }
         dn_net_update(net, lr);
+        /* a NaN can hide behind a ReLU and never reach the loss: the
+         * weights themselves (device nets: at each checkpoint) */
+        dn_error why;
+        if (dn_net_check_weights(net, &why)) {
+            char good[4600];
+            last_good(&s, a->weights, good, sizeof good);
+            rc = dn_fail(err, "after the update of batch %ld (lr %g): %s: "
+                         "training stopped; %s", clock.batch, lr, why.msg,
+                         good);
+            goto done;
+        }
         if (a->on_update)
             a->on_update(a->on_update_ctx, clock.batch, lr, loss);
         avg_loss = avg_loss < 0 ? loss : avg_loss * 0.9 + loss * 0.1;
@@ -362,10 +424,11 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
             snprintf(vtop, sizeof vtop, "%.4f", (double)va.top1 / va.images);
             snprintf(vloss, sizeof vloss, "%.6f", va.loss / va.images);
         }
-        fprintf(log, "%ld,%ld,%ld,%.9g,%.6f,%.4f,%s,%s,%.2f\n", epoch,
-                ep.batches, ep.images, ep.lr_sum / ep.batches, mean_loss,
-                (double)ep.correct / ep.images, vtop, vloss, secs);
-        fflush(log);
+        if (dn_train_log_row(log, err, "%ld,%ld,%ld,%.9g,%.6f,%.4f,%s,%s,%.2f\n",
+                             epoch, ep.batches, ep.images, ep.lr_sum / ep.batches,
+                             mean_loss, (double)ep.correct / ep.images, vtop,
+                             vloss, secs))
+            goto done;
         fprintf(out, "epoch %ld: train loss %.4f, train top-1 %.4f%s%s%s, "
                 "mean lr %g, %.1f s (data wait %.1f s)\n", epoch, mean_loss,
                 (double)ep.correct / ep.images, va.images ? ", valid top-1 " : "",
@@ -428,6 +491,7 @@ int dn_eval_classifier(const char *data_path, const char *cfg_path,
     res->top1 = acc.images ? (double)acc.top1 / acc.images : 0;
     res->topk = acc.images ? (double)acc.topk / acc.images : 0;
     res->loss = acc.images ? acc.loss / acc.images : 0;
+    res->nonfinite = acc.nonfinite;
     rc = 0;
 done:
     session_free(&s);
