@@ -183,6 +183,73 @@ static void test_errors(void **state)
     assert_int_equal(run_lr(ok), 0);
 }
 
+#ifndef DN_TEST_PLUGIN_DIR
+#define DN_TEST_PLUGIN_DIR "build/plugins"
+#endif
+
+/* Fuzzed and probed: each fails before any output (stdout stays empty),
+ * with a message naming the problem. */
+static void test_refused_before_output(void **state)
+{
+    const char *good = tu_write_file("good2.cfg", STEPS_CFG);
+    const char *layers = tu_write_file("layers.cfg", STEPS_CFG
+                                       "[convolutional]\nfilterz=4\n");
+    const struct {
+        const char *args[12];
+        const char *message;
+    } cases[] = {
+        /* overflowed and wrote a CSV without end */
+        {{"lr", good, "-epochs", "1e30"}, "more than the 10000000 rows"},
+        {{"lr", good, "-set", "max_batches=9223372036854775807"},
+         "more than the 10000000 rows"},
+        /* the trainer's keys are checked, not ignored */
+        {{"lr", good, "-epochs", "1", "-set", "epochs=nonsense"},
+         "-set: [net] epochs: expected an integer"},
+        {{"lr", good, "-epochs", "1", "-set", "halt_loss=nan"},
+         "-set: [net] halt_loss: expected a number"},
+        /* layer sections are checked as training checks them */
+        {{"lr", layers, "-epochs", "1", "-strict"},
+         "[convolutional] filterz: unknown key"},
+        /* a plugin's NaN or negative rate, with the plugin and the batch */
+        {{"lr", good, "-epochs", "1", "-batches-per-epoch", "10", "-set",
+          "policy=plugin", "-set",
+          "plugin=" DN_TEST_PLUGIN_DIR "/libdn_bad_nanrate.so"},
+         "policy bad_nan (plugin " DN_TEST_PLUGIN_DIR "/libdn_bad_nanrate.so) "
+         "gives the rate nan at batch 5 (epoch 0.500)"},
+        {{"lr", good, "-epochs", "1", "-batches-per-epoch", "10", "-set",
+          "policy=plugin", "-set",
+          "plugin=" DN_TEST_PLUGIN_DIR "/libdn_bad_negrate.so"},
+         "gives the rate -0.01 at batch 3"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *out, *errs;
+        if (tu_run_cmd(dn_cmd_lr, cases[i].args, &out, &errs) == 0)
+            fail_msg("case %zu: darknet lr succeeded", i);
+        assert_string_equal(out, "");
+        if (!strstr(errs, cases[i].message))
+            fail_msg("case %zu: stderr \"%s\" lacks \"%s\"", i, errs,
+                     cases[i].message);
+    }
+}
+
+/* A legal but implausible rate is warned about, once per cause, and the
+ * schedule still written (the log schedule at learning_rate=1 peaks far
+ * above 10). */
+static void test_implausible_rate_is_warned(void **state)
+{
+    const char *cfg = tu_write_file("big-lr.cfg", STEPS_CFG);
+    const char *args[] = {"lr", cfg, "-epochs", "1", "-batches-per-epoch", "4",
+                          "-set", "learning_rate=50", NULL};
+    const char *out, *errs;
+    assert_int_equal(tu_run_cmd(dn_cmd_lr, args, &out, &errs), 0);
+    assert_contains(out, "0,0,50\n");
+    assert_contains(errs, "-set: [net] learning_rate: warning: 50 is "
+                          "implausibly large for a learning rate (above 10)");
+    assert_contains(errs, "policy steps gives the rate 50 at batch 0");
+    const char *warning = strstr(errs, "gives the rate");
+    assert_null(strstr(warning + 1, "gives the rate")); /* once */
+}
+
 static void test_png(void **state)
 {
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
@@ -213,6 +280,8 @@ int main(void)
         cmocka_unit_test(test_set_and_overlay),
         cmocka_unit_test(test_trainer_keys_accepted),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_refused_before_output),
+        cmocka_unit_test(test_implausible_rate_is_warned),
         cmocka_unit_test(test_png),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

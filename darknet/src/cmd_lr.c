@@ -42,6 +42,8 @@
 
 #define DEFAULT_TRAIN_SIZE 50000 /* CIFAR-10's training images */
 #define MAX_CFGS 64
+/* Rows of one cfg at most (a CSV of about 300 MB), refused before output */
+#define MAX_ROWS 10000000L
 
 typedef struct lr_options {
     double epochs;          /* 0: run to max_batches */
@@ -62,15 +64,16 @@ typedef struct lr_run {
 } lr_run;
 
 /* [net] keys read by training and not by the schedule (Darknet's
- * parse_net_options, darknet/src/network.c and darknet/src/train.c). */
+ * parse_net_options, darknet/src/network.c, and preprocessing keys that are
+ * read only when their step is on), marked read once check_other_keys has
+ * validated what it can. */
 static const char *const known_net_keys[] = {
     "subdivisions", "height", "width", "channels", "inputs", "momentum",
     "decay", "adam", "B1", "B2", "eps", "seed", "threads", "time_steps",
-    "epochs", "halt_loss", "halt_after_epochs", "bn_momentum", "tf32",
-    "conv_backend", "flip", "crop_pad", "subtract_mean", "zca", "zca_cache",
-    "zca_epsilon", "gcn", "gcn_eps", "gcn_lambda", "gcn_scale",
-    "contrast_stretch", "stretch_low", "stretch_high", "normalize", "mean",
-    "std", "output_activation",
+    "bn_momentum", "tf32", "conv_backend", "max_memory", "output_activation",
+    "flip", "crop_pad", "subtract_mean", "zca", "zca_cache", "zca_epsilon",
+    "gcn", "gcn_eps", "gcn_lambda", "gcn_scale", "contrast_stretch",
+    "stretch_low", "stretch_high", "normalize", "mean", "std",
     "notruth", "random", "max_crop", "min_crop", "max_ratio", "min_ratio",
     "center", "clip", "angle", "aspect", "saturation", "exposure", "hue",
     NULL,
@@ -127,15 +130,23 @@ static int parse_options(int argc, char **argv, lr_options *o, dn_error *err)
 
 /* --------------------------------------------------------------- loading */
 
-/* Mark as read what this command deliberately ignores (see the top). */
-static void mark_ignored_keys(dn_cfg *cfg, dn_section *net)
+/* What training reads beyond the schedule is checked as training checks
+ * it: the trainer's keys, and the network, planned (no tensor), when the
+ * cfg has layers; a schedule-only cfg marks the network's keys read. */
+static int check_other_keys(dn_cfg *cfg, dn_section *net, dn_error *err)
 {
+    if (dn_trainer_keys_check(net, err))
+        return -1;
     for (int i = 0; known_net_keys[i]; i++)
         dn_sec_kv(net, known_net_keys[i]);
-    for (int i = 0; i < cfg->n_sections; i++)
-        if (&cfg->sections[i] != net)
-            for (int j = 0; j < cfg->sections[i].n_kv; j++)
-                cfg->sections[i].kvs[j].used = 1;
+    if (cfg->n_sections < 2)
+        return 0;
+    dn_net *plan;
+    if (dn_net_plan(cfg, NULL, &plan, err))
+        return -1;
+    plan->cfg = NULL; /* the run keeps it */
+    dn_net_free(plan);
+    return 0;
 }
 
 static int load_run(const char *path, int argc, char **argv,
@@ -151,23 +162,50 @@ static int load_run(const char *path, int argc, char **argv,
     if (dn_sec_int(net, "batch", 1, 1, 1 << 20, &r->batch, err) ||
         dn_sec_int(net, "max_batches", 0, 0, __LONG_MAX__, &r->max_batches,
                    err) ||
-        dn_schedule_parse(net, &r->schedule, err))
-        return -1;
-    mark_ignored_keys(r->cfg, net);
-    if (dn_cfg_check_unused(r->cfg, o->strict, stderr, err))
+        dn_schedule_parse(net, &r->schedule, err) ||
+        check_other_keys(r->cfg, net, err) ||
+        dn_cfg_check_unused(r->cfg, o->strict, stderr, err))
         return -1;
     r->batches_per_epoch = o->batches_per_epoch;
     if (!r->batches_per_epoch)
         r->batches_per_epoch = o->train_size / r->batch > 0
                                    ? o->train_size / r->batch : 1;
-    if (o->epochs > 0)
-        r->last_batch =
-            (long)ceil(o->epochs * (double)r->batches_per_epoch - 1e-9) - 1;
-    else if (r->max_batches > 0)
-        r->last_batch = r->max_batches - 1;
-    else
+    /* the row count in double first: -epochs 1e30 must not overflow */
+    const double rows = o->epochs > 0
+        ? ceil(o->epochs * (double)r->batches_per_epoch - 1e-9)
+        : (double)r->max_batches;
+    if (rows < 1)
         return dn_fail(err, "%s: no -epochs given and [net] max_batches is not "
                        "set", path);
+    if (rows > MAX_ROWS)
+        return dn_fail(err, "%s: %.4g batches (%.4g epochs of %ld): more than "
+                       "the %ld rows darknet lr writes; give fewer -epochs or "
+                       "-batches-per-epoch", path, rows,
+                       rows / (double)r->batches_per_epoch,
+                       r->batches_per_epoch, MAX_ROWS);
+    r->last_batch = (long)rows - 1;
+    return 0;
+}
+
+/* Every rate of the run, before any output: a NaN, infinite or negative one
+ * is an error naming the policy and the batch; one above
+ * DN_IMPLAUSIBLE_RATE is warned about once. */
+static int check_rates(const lr_run *r, dn_error *err)
+{
+    int warned = 0;
+    for (long b = 0; b <= r->last_batch; b++) {
+        dn_clock c = dn_clock_at((uint64_t)b * (uint64_t)r->batch, r->batch,
+                                 r->batches_per_epoch, r->max_batches);
+        double lr;
+        int rc = dn_schedule_rate_checked(r->schedule, &c, &lr, err);
+        if (rc < 0) {
+            char why[DN_ERROR_MAX];
+            snprintf(why, sizeof why, "%s", err->msg);
+            return dn_fail(err, "%s: %s", r->path, why);
+        }
+        if (rc > 0 && !warned++)
+            fprintf(stderr, "darknet lr: %s: warning: %s\n", r->path, err->msg);
+    }
     return 0;
 }
 
@@ -373,6 +411,9 @@ static void summary(FILE *f, const lr_run *r)
 
 static int run(lr_run *runs, int n, const lr_options *o, dn_error *err)
 {
+    for (int i = 0; i < n; i++)
+        if (check_rates(&runs[i], err))
+            return -1;
     set_labels(runs, n);
     if (o->csv && save_csv(o->csv, runs, n, err))
         return -1;
