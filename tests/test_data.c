@@ -373,6 +373,67 @@ static void bad_idx_gz_stream_cut(void)
     truncate(tmp_path("zcut-images-idx3-ubyte.gz"), st.st_size - 12);
 }
 
+/* Only the gzip trailer (CRC and size) cut: every record is there, and it
+ * trained without complaint. */
+static void bad_idx_gz_trailer_cut(void)
+{
+    write_idx_pair("tcut", 1);
+    struct stat st;
+    stat(tmp_path("tcut-images-idx3-ubyte.gz"), &st);
+    truncate(tmp_path("tcut-images-idx3-ubyte.gz"), st.st_size - 6);
+}
+
+/* A damaged byte in the stored CRC. */
+static void bad_idx_gz_crc(void)
+{
+    write_idx_pair("crc", 1);
+    struct stat st;
+    stat(tmp_path("crc-images-idx3-ubyte.gz"), &st);
+    FILE *f = fopen(tmp_path("crc-images-idx3-ubyte.gz"), "r+b");
+    fseek(f, st.st_size - 8, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, st.st_size - 8, SEEK_SET);
+    fputc(c ^ 0x5a, f);
+    fclose(f);
+}
+
+/* Bytes after the end of the gzip stream (zlib's gzread ignores them). */
+static void bad_idx_gz_trailing(void)
+{
+    write_idx_pair("gztrail", 1);
+    FILE *f = fopen(tmp_path("gztrail-images-idx3-ubyte.gz"), "ab");
+    fputs("junk", f);
+    fclose(f);
+}
+
+/* A header claiming 4294967295 records (SEGV in memmove with gzip): the
+ * file's size refuses it before anything is allocated. */
+static void bad_idx_huge_count(int gz)
+{
+    uint8_t buf[4096];
+    write_idx_pair(gz ? "hugez" : "huge", gz);
+    size_t n = idx_labels(buf, IDX_N, IDX_N);
+    buf[4] = buf[5] = buf[6] = buf[7] = 0xff;
+    (gz ? write_gz : write_bytes)(gz ? "hugez-labels-idx1-ubyte.gz"
+                                     : "huge-labels-idx1-ubyte", buf, n);
+    n = idx_images(buf, IDX_N, IDX_N, 0x803);
+    buf[4] = buf[5] = buf[6] = buf[7] = 0xff;
+    (gz ? write_gz : write_bytes)(gz ? "hugez-images-idx3-ubyte.gz"
+                                     : "huge-images-idx3-ubyte", buf, n);
+}
+static void bad_idx_huge_raw(void) { bad_idx_huge_count(0); }
+static void bad_idx_huge_gz(void) { bad_idx_huge_count(1); }
+
+/* A line of 5000 characters was split silently into two. */
+static void bad_long_names(void)
+{
+    write_cifar("long.bin", 0, 2);
+    char text[6000];
+    memset(text, 'a', 5000);
+    snprintf(text + 5000, sizeof text - 5000, "\nb\n");
+    tu_write_file("long.names", text);
+}
+
 static void bad_idx_label_range(void)
 {
     write_idx_pair("range", 0);
@@ -435,6 +496,24 @@ static const bad_case bad_cases[] = {
     {"idx gzip stream cut", bad_idx_gz_stream_cut,
      "train=%s/zcut-images-idx3-ubyte.gz\n", 1, 5, 6,
      {"zcut-images-idx3-ubyte.gz: ", "record"}},
+    {"idx gzip trailer cut", bad_idx_gz_trailer_cut,
+     "train=%s/tcut-images-idx3-ubyte.gz\n", 1, 5, 6,
+     {"tcut-images-idx3-ubyte.gz: truncated gzip stream: it ends at byte",
+      "before its end marker"}},
+    {"idx gzip bad crc", bad_idx_gz_crc, "train=%s/crc-images-idx3-ubyte.gz\n",
+     1, 5, 6, {"crc-images-idx3-ubyte.gz: corrupt gzip stream near byte",
+               "incorrect data check"}},
+    {"idx gzip trailing bytes", bad_idx_gz_trailing,
+     "train=%s/gztrail-images-idx3-ubyte.gz\n", 1, 5, 6,
+     {"gztrail-images-idx3-ubyte.gz: unexpected bytes after the gzip stream"}},
+    {"idx huge count raw", bad_idx_huge_raw, "train=%s/huge-images-idx3-ubyte\n",
+     1, 5, 6, {"huge-labels-idx1-ubyte: truncated: record 4 of 4294967295 is "
+               "missing"}},
+    {"idx huge count gz", bad_idx_huge_gz, "train=%s/hugez-images-idx3-ubyte.gz\n",
+     1, 5, 6, {"hugez-labels-idx1-ubyte.gz: the IDX header claims 4294967295 "
+               "records", "more than a gzip file of"}},
+    {"names long line", bad_long_names, "train=%s/long.bin\nlabels=%s/long.names\n",
+     3, 32, 32, {"long.names:1: a line longer than 4096 characters"}},
     {"idx label out of range", bad_idx_label_range,
      "classes=3\ntrain=%s/range-images-idx3-ubyte\n", 1, 5, 6,
      {"range-labels-idx1-ubyte: record 2: label 5 out of range [0, 3)"}},
@@ -461,6 +540,8 @@ static const bad_case bad_cases[] = {
 #endif
 };
 
+size_t __sanitizer_get_current_allocated_bytes(void); /* the ASan runtime */
+
 static void test_bad_inputs_fail_cleanly(void **state)
 {
     for (size_t i = 0; i < sizeof bad_cases / sizeof *bad_cases; i++) {
@@ -469,7 +550,11 @@ static void test_bad_inputs_fail_cleanly(void **state)
             t->setup();
         dn_dataset *d = (dn_dataset *)t; /* must come back NULL */
         dn_error err = {""};
+        const size_t before = __sanitizer_get_current_allocated_bytes();
         int rc = open_text(t->data, "train", t->c, t->h, t->w, &d, &err);
+        /* what a failure leaves allocated; nothing large on the way */
+        if (__sanitizer_get_current_allocated_bytes() > before + (1 << 20))
+            fail_msg("case \"%s\": memory left allocated", t->what);
         if (rc != -1 || d != NULL)
             fail_msg("case \"%s\": expected failure, got rc %d", t->what, rc);
         for (int k = 0; k < 3 && t->expect[k]; k++)
@@ -491,6 +576,48 @@ static void test_label_of_path_darknet_rule(void **state)
     assert_int_equal(dn_label_of_path("data/category/1.png", labels, 3, &a, &b), -2);
     assert_int_equal(a, 0);
     assert_int_equal(b, 2);
+}
+
+/* A FIFO (a hang: it blocks until a writer comes), a directory or a
+ * device named as a data file, a label-names file or an image list is
+ * refused at once. */
+static void test_only_regular_files_are_read(void **state)
+{
+    char fifo[600];
+    snprintf(fifo, sizeof fifo, "%s/fifo-images-idx3-ubyte", tu_tmpdir());
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    write_cifar("ok.bin", 0, 2);
+    const struct {
+        const char *data, *message;
+    } cases[] = {
+        {"format=idx\ntrain=%s/fifo-images-idx3-ubyte\ntrain_labels=%s/"
+         "fifo-images-idx3-ubyte\n", "not a regular file (a FIFO)"},
+        {"train=%s/fifo-images-idx3-ubyte\n", "not a regular file (a FIFO)"},
+        {"format=cifar\ntrain=%s/fifo-images-idx3-ubyte\n", "not a regular file (a FIFO)"},
+        {"train=%s/ok.bin\nlabels=%s/fifo-images-idx3-ubyte\n",
+         "cannot open label names: not a regular file (a FIFO)"},
+        {"format=cifar\ntrain=/dev/zero\n", "not a regular file (a character device)"},
+        {"format=idx\ntrain=%s/ok.bin\ntrain_labels=%s\n", "not a regular file (a directory)"},
+    };
+    alarm(20); /* a regression blocks: fail instead of hanging the suite */
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        dn_dataset *d = NULL;
+        dn_error err = {""};
+        assert_int_equal(open_text(cases[i].data, "train", 3, 32, 32, &d, &err), -1);
+        assert_null(d);
+        if (!strstr(err.msg, cases[i].message))
+            fail_msg("case %zu: %s", i, err.msg);
+    }
+    char **paths;
+    int *labs;
+    long n;
+    char *labels[] = {"cat"};
+    dn_error err = {""};
+    assert_int_equal(dn_image_list_read(fifo, labels, 1, &paths, &labs, &n,
+                                        &err), -1);
+    assert_contains(err.msg, "cannot open image list: not a regular file");
+    alarm(0);
+    unlink(fifo);
 }
 
 static void test_image_list_labels_and_errors(void **state)
@@ -521,6 +648,13 @@ static void test_image_list_labels_and_errors(void **state)
     assert_int_equal(dn_image_list_read(tmp_path("absent.list"), labels, 2, &paths,
                                         &labs, &n, &err), -1);
     assert_contains(err.msg, "absent.list: cannot open image list");
+    char long_line[6000] = "img/cat/";
+    memset(long_line + 8, 'x', 5000);
+    snprintf(long_line + 5008, sizeof long_line - 5008, ".png\n");
+    const char *lpath = tu_write_file("long.list", long_line);
+    assert_int_equal(dn_image_list_read(lpath, labels, 2, &paths, &labs, &n,
+                                        &err), -1);
+    assert_contains(err.msg, "long.list:1: a line longer than 4096 characters");
 }
 
 /* ------------------------------------------------------------ augmentation */
@@ -1286,6 +1420,7 @@ int main(void)
         cmocka_unit_test(test_bad_inputs_fail_cleanly),
         cmocka_unit_test(test_label_of_path_darknet_rule),
         cmocka_unit_test(test_image_list_labels_and_errors),
+        cmocka_unit_test(test_only_regular_files_are_read),
         cmocka_unit_test(test_shift_flip_on_tiny_image),
         cmocka_unit_test(test_flip_keeps_or_mirrors_about_half),
         cmocka_unit_test(test_crop_pad_is_a_bounded_shift),

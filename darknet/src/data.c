@@ -19,19 +19,28 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "dn_data.h"
+#include "file.h"
 
 #define CIFAR_SIDE 32
 #define CIFAR_PIXELS (3 * CIFAR_SIDE * CIFAR_SIDE)
 #define CIFAR_RECORD (1 + CIFAR_PIXELS)
 #define MAX_FILES 256
 #define MAX_SIDE 65536
+/* deflate never compresses by more than this (RFC 1951: 258 bytes of
+ * output per 2 bits), so a gzip file of S bytes holds at most about
+ * 1032 S bytes: a header claiming more is a lie, refused before allocating */
+#define MAX_DEFLATE_RATIO 1032
+/* longest line of a label-names file or an image list */
+#define MAX_LINE 4096
 
 static int ends_with(const char *s, const char *suffix)
 {
@@ -133,17 +142,37 @@ uint64_t dn_dataset_hash(const dn_dataset *d)
 
 /* ------------------------------------------------------------- names */
 
+/* dn_fopen_regular's message without its "PATH: [cannot open: ]". */
+static const char *reason_of(const dn_error *why, const char *path)
+{
+    const char *r = why->msg;
+    size_t n = strlen(path);
+    if (strncmp(r, path, n) == 0 && strncmp(r + n, ": ", 2) == 0)
+        r += n + 2;
+    if (strncmp(r, "cannot open: ", 13) == 0)
+        r += 13;
+    return r;
+}
+
 /* One name per non-blank line (CIFAR's batches.meta.txt, Darknet's labels). */
 static int read_names(const char *path, char ***out, int *count, dn_error *err)
 {
-    FILE *f = fopen(path, "r");
+    dn_error why;
+    FILE *f = dn_fopen_regular(path, NULL, &why);
     if (!f)
         return dn_fail(err, "%s: cannot open label names: %s", path,
-                       strerror(errno));
+                       reason_of(&why, path));
     char **names = NULL;
-    int n = 0;
-    char line[4096];
+    int n = 0, lineno = 0;
+    char line[MAX_LINE + 2];
     while (fgets(line, sizeof line, f)) {
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            fclose(f);
+            free_strings(names, n);
+            return dn_fail(err, "%s:%d: a line longer than %d characters",
+                           path, lineno, MAX_LINE);
+        }
         char *t = dn_trim(line);
         if (*t == '\0')
             continue;
@@ -238,6 +267,14 @@ static void convert_record(const shape_plan *p, const uint8_t *src,
 static dn_dataset *alloc_planned(long n, const shape_plan *p, int classes,
                                  const char *source, dn_error *err)
 {
+    /* the stored images and labels, within the machine's memory */
+    const double bytes = (double)n * p->c * p->h * p->w + 4.0 * n;
+    if (bytes > dn_machine_memory()) {
+        dn_fail(err, "%s: %ld images of %dx%dx%d need %s, more than the "
+                "machine's memory (%s)", source, n, p->c, p->h, p->w,
+                dn_bytes_text(bytes), dn_bytes_text(dn_machine_memory()));
+        return NULL;
+    }
     dn_dataset *d = dn_dataset_alloc(n, p->c, p->h, p->w, classes, source);
     if (!d) {
         dn_fail(err, "%s: out of memory for %ld images of %dx%dx%d", source, n,
@@ -324,20 +361,21 @@ static int read_cifar(dn_section *data, char **files, int n_files,
 {
     long n = 0;
     for (int i = 0; i < n_files; i++) {
-        struct stat st;
-        if (stat(files[i], &st) != 0)
-            return dn_fail(err, "%s: cannot open: %s", files[i],
-                           strerror(errno));
-        long records = (long)(st.st_size / CIFAR_RECORD);
-        long extra = (long)(st.st_size % CIFAR_RECORD);
-        if (st.st_size == 0)
+        long long size;
+        FILE *f = dn_fopen_regular(files[i], &size, err);
+        if (!f)
+            return -1;
+        fclose(f);
+        long records = (long)(size / CIFAR_RECORD);
+        long extra = (long)(size % CIFAR_RECORD);
+        if (size == 0)
             return dn_fail(err, "%s: empty file (expected 3073-byte CIFAR-10 "
                            "records)", files[i]);
         if (extra)
             return dn_fail(err, "%s: record %ld is truncated: %ld of %d bytes "
                            "(file size %lld is not a multiple of the %d-byte "
                            "CIFAR-10 record)", files[i], records, extra,
-                           CIFAR_RECORD, (long long)st.st_size, CIFAR_RECORD);
+                           CIFAR_RECORD, size, CIFAR_RECORD);
         n += records;
     }
     shape_plan p;
@@ -357,9 +395,9 @@ static int read_cifar(dn_section *data, char **files, int n_files,
     long at = 0;
     int rc = 0;
     for (int i = 0; i < n_files && !rc; i++) {
-        FILE *f = fopen(files[i], "rb");
+        FILE *f = dn_fopen_regular(files[i], NULL, err);
         if (!f) {
-            rc = dn_fail(err, "%s: cannot open: %s", files[i], strerror(errno));
+            rc = -1;
             break;
         }
         for (long r = 0; !rc; r++, at++) {
@@ -399,90 +437,170 @@ static uint32_t be32(const unsigned char *b)
            b[3];
 }
 
-/* Reads exactly n bytes; returns bytes read, or -1 with zlib's message. */
-static long gz_read_all(gzFile f, void *buf, size_t n, const char **why)
+/*
+ * An IDX file, raw or gzip: its bytes read in order, with every way it can
+ * end checked. A raw file must hold exactly what its header claims; a gzip
+ * stream must end cleanly (a truncated one is an error naming the file and
+ * the compressed offset; zlib checks the CRC), with nothing after it.
+ */
+typedef struct idx_stream {
+    const char *path;
+    FILE *f;
+    long long size;    /* of the file */
+    int gz, ended;     /* gzip; its stream end was reached */
+    z_stream z;
+    unsigned char in[1 << 16];
+} idx_stream;
+
+static int stream_open(idx_stream *s, const char *path, dn_error *err)
 {
+    memset(s, 0, sizeof *s);
+    s->path = path;
+    if (!(s->f = dn_fopen_regular(path, &s->size, err)))
+        return -1;
+    unsigned char magic[2];
+    s->gz = fread(magic, 1, 2, s->f) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+    rewind(s->f);
+    if (s->gz && inflateInit2(&s->z, 16 + MAX_WBITS) != Z_OK) {
+        fclose(s->f);
+        return dn_fail(err, "%s: zlib: out of memory", path);
+    }
+    return 0;
+}
+
+static void stream_close(idx_stream *s)
+{
+    if (s->gz)
+        inflateEnd(&s->z);
+    if (s->f)
+        fclose(s->f);
+    s->f = NULL;
+}
+
+/* Bytes of compressed input consumed so far. */
+static long long stream_offset(const idx_stream *s)
+{
+    return (long long)ftello(s->f) - s->z.avail_in;
+}
+
+/* Up to n bytes into buf; returns how many (fewer only at the end of the
+ * data), or -1 with err set for a truncated or corrupt gzip stream. */
+static long stream_read(idx_stream *s, void *buf, size_t n, dn_error *err)
+{
+    if (!s->gz)
+        return (long)fread(buf, 1, n, s->f);
     size_t done = 0;
-    while (done < n) {
-        unsigned chunk = n - done > (1u << 30) ? 1u << 30 : (unsigned)(n - done);
-        int got = gzread(f, (char *)buf + done, chunk);
-        if (got < 0) {
-            int errnum;
-            *why = gzerror(f, &errnum);
-            return -1;
+    while (done < n && !s->ended) {
+        if (s->z.avail_in == 0) {
+            size_t got = fread(s->in, 1, sizeof s->in, s->f);
+            if (got == 0)
+                return dn_fail(err, "%s: truncated gzip stream: it ends at "
+                               "byte %lld (compressed) before its end marker",
+                               s->path, (long long)ftello(s->f));
+            s->z.next_in = s->in;
+            s->z.avail_in = (uInt)got;
         }
-        if (got == 0)
-            break;
-        done += (size_t)got;
+        size_t chunk = n - done > (1u << 30) ? 1u << 30 : n - done;
+        s->z.next_out = (Bytef *)buf + done;
+        s->z.avail_out = (uInt)chunk;
+        int rc = inflate(&s->z, Z_NO_FLUSH);
+        done += chunk - s->z.avail_out;
+        if (rc == Z_STREAM_END)
+            s->ended = 1;
+        else if (rc != Z_OK && rc != Z_BUF_ERROR)
+            return dn_fail(err, "%s: corrupt gzip stream near byte %lld "
+                           "(compressed): %s", s->path, stream_offset(s),
+                           s->z.msg ? s->z.msg : "inflate failed");
     }
     return (long)done;
 }
 
-/* Opens an IDX file and checks its header; dims[ndims] from the header. */
-static gzFile idx_open(const char *path, int ndims, uint32_t *dims,
-                       const char *what, dn_error *err)
+/* Nothing may follow the last record, in the data or in the file. */
+static int stream_end(idx_stream *s, long records, dn_error *err)
 {
-    errno = 0;
-    gzFile f = gzopen(path, "rb");
-    if (!f) {
-        dn_fail(err, "%s: cannot open: %s", path,
-                errno ? strerror(errno) : "out of memory");
-        return NULL;
-    }
-    gzbuffer(f, 1 << 20);
+    unsigned char extra;
+    long got = stream_read(s, &extra, 1, err);
+    if (got < 0)
+        return -1;
+    if (got > 0)
+        return dn_fail(err, "%s: unexpected bytes after the last record (%ld "
+                       "records in the header)", s->path, records);
+    if (s->gz && (s->z.avail_in > 0 || fread(&extra, 1, 1, s->f) == 1))
+        return dn_fail(err, "%s: unexpected bytes after the gzip stream, at "
+                       "byte %lld", s->path, stream_offset(s));
+    return 0;
+}
+
+/* Opens an IDX file and checks its header; dims[ndims] from the header.
+ * payload is the bytes of one record (1 for labels); the count is checked
+ * against what the file can hold before anything is allocated. */
+static int idx_open(idx_stream *st, const char *path, int ndims, uint32_t *dims,
+                    const char *what, dn_error *err)
+{
+    if (stream_open(st, path, err))
+        return -1;
     unsigned char head[4 + 4 * 3];
-    const char *why = "file too short";
-    long got = gz_read_all(f, head, 4 + 4 * (size_t)ndims, &why);
+    long got = stream_read(st, head, 4 + 4 * (size_t)ndims, err);
+    if (got < 0) {
+        stream_close(st);
+        return -1;
+    }
     if (got != 4 + 4 * ndims) {
-        dn_fail(err, "%s: truncated IDX header (%s)", path,
-                got < 0 ? why : "file too short");
+        dn_fail(err, "%s: truncated IDX header (file too short)", path);
     } else if (head[0] || head[1] || head[2] != 0x08 || head[3] != ndims) {
         dn_fail(err, "%s: bad IDX magic 0x%02x%02x%02x%02x: expected "
                 "0x000008%02x (%s)", path, head[0], head[1], head[2], head[3],
                 ndims, what);
     } else {
-        for (int i = 0; i < ndims; i++)
+        double bytes = 1;
+        for (int i = 0; i < ndims; i++) {
             dims[i] = be32(head + 4 + 4 * i);
-        return f;
+            bytes *= dims[i];
+        }
+        const double room = st->gz ? (double)st->size * MAX_DEFLATE_RATIO + 4096
+                                   : (double)st->size - 4 - 4 * ndims;
+        const double record = dims[0] ? bytes / dims[0] : 1;
+        if (st->gz ? bytes <= room : bytes == room)
+            return 0;
+        if (st->gz)
+            dn_fail(err, "%s: the IDX header claims %lu records (%.0f bytes), "
+                    "more than a gzip file of %lld bytes can hold", path,
+                    (unsigned long)dims[0], bytes, st->size);
+        else if (bytes > room)
+            dn_fail(err, "%s: truncated: record %.0f of %lu is %s (the header "
+                    "claims %.0f bytes of records, the file holds %.0f)", path,
+                    floor(room / record), (unsigned long)dims[0],
+                    ndims == 1 ? "missing" : "incomplete", bytes, room);
+        else
+            dn_fail(err, "%s: unexpected bytes after the last record (%lu "
+                    "records in the header)", path, (unsigned long)dims[0]);
     }
-    gzclose(f);
-    return NULL;
-}
-
-/* Nothing may follow the last record. */
-static int idx_check_end(gzFile f, const char *path, long records,
-                         dn_error *err)
-{
-    unsigned char extra;
-    const char *why = "";
-    long got = gz_read_all(f, &extra, 1, &why);
-    if (got < 0)
-        return dn_fail(err, "%s: after record %ld: %s", path, records - 1, why);
-    if (got > 0)
-        return dn_fail(err, "%s: unexpected bytes after the last record "
-                       "(%ld records in the header)", path, records);
-    return 0;
+    stream_close(st);
+    return -1;
 }
 
 static int idx_read_labels(const char *path, long *n, uint8_t **labels,
                            dn_error *err)
 {
     uint32_t dims[1];
-    gzFile f = idx_open(path, 1, dims, "IDX unsigned-byte labels, 1 dimension",
-                        err);
-    if (!f)
+    idx_stream st;
+    if (idx_open(&st, path, 1, dims, "IDX unsigned-byte labels, 1 dimension",
+                 err))
         return -1;
     uint8_t *lab = malloc((size_t)dims[0] + 1);
-    const char *why = "";
-    long got = gz_read_all(f, lab, dims[0], &why);
+    long got = lab ? stream_read(&st, lab, dims[0], err) : -1;
     int rc = 0;
-    if (got < 0 || got < (long)dims[0])
-        rc = dn_fail(err, "%s: truncated: record %ld of %lu is missing (%s)",
-                     path, got < 0 ? 0 : got, (unsigned long)dims[0],
-                     got < 0 ? why : "end of file");
+    if (!lab)
+        rc = dn_fail(err, "%s: out of memory for %lu labels", path,
+                     (unsigned long)dims[0]);
+    else if (got < 0)
+        rc = -1;
+    else if (got < (long)dims[0])
+        rc = dn_fail(err, "%s: truncated: record %ld of %lu is missing (end "
+                     "of data)", path, got, (unsigned long)dims[0]);
     else
-        rc = idx_check_end(f, path, dims[0], err);
-    gzclose(f);
+        rc = stream_end(&st, dims[0], err);
+    stream_close(&st);
     if (rc) {
         free(lab);
         return -1;
@@ -529,9 +647,9 @@ static int read_idx(dn_section *data, const char *which, const char *images,
     if (idx_read_labels(labels_path, &n_labels, &lab, err))
         return -1;
     uint32_t dims[3];
-    gzFile f = idx_open(images, 3, dims,
-                        "IDX unsigned-byte images, 3 dimensions", err);
-    if (!f) {
+    idx_stream st;
+    if (idx_open(&st, images, 3, dims, "IDX unsigned-byte images, 3 dimensions",
+                 err)) {
         free(lab);
         return -1;
     }
@@ -563,14 +681,21 @@ static int read_idx(dn_section *data, const char *which, const char *images,
     size_t rec = (size_t)dims[1] * dims[2], stored = (size_t)p.c * p.h * p.w;
     const long chunk = 1024;
     uint8_t *buf = rc ? NULL : malloc(chunk * rec);
+    if (!rc && !buf)
+        rc = dn_fail(err, "%s: out of memory", images);
     for (long at = 0; at < n && !rc; at += chunk) {
         long want = n - at < chunk ? n - at : chunk;
-        const char *why = "end of file";
-        long got = gz_read_all(f, buf, want * rec, &why);
+        long got = stream_read(&st, buf, want * rec, err);
+        if (got < 0) {
+            char why[DN_ERROR_MAX];
+            snprintf(why, sizeof why, "%s", err->msg);
+            rc = dn_fail(err, "%s (in records %ld..%ld of %ld)", why, at,
+                         at + want - 1, n);
+            break;
+        }
         if (got < (long)(want * rec)) {
             rc = dn_fail(err, "%s: truncated: record %ld of %ld is incomplete "
-                         "(%s)", images, at + (got < 0 ? 0 : got / (long)rec),
-                         n, why);
+                         "(end of data)", images, at + got / (long)rec, n);
             break;
         }
         for (long i = 0; i < want; i++) {
@@ -579,10 +704,10 @@ static int read_idx(dn_section *data, const char *which, const char *images,
         }
     }
     if (!rc)
-        rc = idx_check_end(f, images, n, err);
+        rc = stream_end(&st, n, err);
     free(buf);
     free(lab);
-    gzclose(f);
+    stream_close(&st);
     if (rc) {
         dn_dataset_free(d);
         return -1;
@@ -615,16 +740,22 @@ int dn_label_of_path(const char *path, char *const *labels, int classes,
 int dn_image_list_read(const char *list, char *const *labels, int classes,
                        char ***paths, int **labs, long *n, dn_error *err)
 {
-    FILE *f = fopen(list, "r");
+    dn_error why;
+    FILE *f = dn_fopen_regular(list, NULL, &why);
     if (!f)
         return dn_fail(err, "%s: cannot open image list: %s", list,
-                       strerror(errno));
+                       reason_of(&why, list));
     long count = 0, cap = 0;
     char **ps = NULL;
     int *ls = NULL, rc = 0, lineno = 0;
-    char line[8192];
+    char line[MAX_LINE + 2];
     while (!rc && fgets(line, sizeof line, f)) {
         lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            rc = dn_fail(err, "%s:%d: a line longer than %d characters", list,
+                         lineno, MAX_LINE);
+            break;
+        }
         char *t = dn_trim(line);
         if (*t == '\0')
             continue;
@@ -742,14 +873,14 @@ static int detect_format(const char *first, dn_error *err)
 {
     if (is_dir(first))
         return FMT_CIFAR;
-    errno = 0;
-    gzFile f = gzopen(first, "rb");
-    if (!f)
-        return dn_fail(err, "%s: cannot open: %s", first,
-                       errno ? strerror(errno) : "out of memory");
+    idx_stream st;
+    if (stream_open(&st, first, err))
+        return -1;
     unsigned char head[4];
-    int got = gzread(f, head, 4);
-    gzclose(f);
+    long got = stream_read(&st, head, 4, err);
+    stream_close(&st);
+    if (got < 0)
+        return -1; /* a gzip file that does not decompress */
     if (got == 4 && head[0] == 0 && head[1] == 0 && head[2] == 0x08)
         return FMT_IDX;
     if (ends_with(first, ".bin"))
