@@ -119,6 +119,10 @@ typedef struct dn_predict_args {
 /* Prints the top classes with percentages, Darknet style:
  *   "path: Predicted in 0.012 seconds." then "93.20%: label" lines. */
 int dn_predict_classifier(const dn_predict_args *p, FILE *out, dn_error *err);
+/* Everything but the image: the .data file, the cfg and the weights load.
+ * Darknet's predict without an image reads image paths from stdin; a cfg
+ * or weights error must end the command first, not wait for input. */
+int dn_predict_check(const dn_predict_args *p, dn_error *err);
 
 #ifdef __cplusplus
 }

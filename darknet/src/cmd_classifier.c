@@ -16,10 +16,12 @@
 
 static volatile sig_atomic_t stop_requested;
 
+/* The first SIGINT or SIGTERM asks training to stop after its batch (and
+ * save); a second one kills at once, so a run is always interruptible. */
 static void on_signal(int sig)
 {
-    (void)sig;
     stop_requested = 1;
+    signal(sig, SIG_DFL);
 }
 
 static int usage(void)
@@ -124,7 +126,12 @@ static int predict(int argc, char **argv)
                          .index = index, .top = (int)top, .argc = argc,
                          .argv = argv, .devices = dev};
     if (!p.image && p.index < 0) {
-        /* Darknet reads image paths from stdin when none is given */
+        /* Darknet reads image paths from stdin when none is given; what
+         * does not depend on the image is checked first */
+        if (dn_predict_check(&p, &err)) {
+            fprintf(stderr, "darknet classifier predict: %s\n", err.msg);
+            return 1;
+        }
         char line[4096];
         int rc = 0;
         printf("Enter Image Path: ");

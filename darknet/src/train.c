@@ -583,3 +583,15 @@ done:
     session_free(&s);
     return rc;
 }
+
+int dn_predict_check(const dn_predict_args *p, dn_error *err)
+{
+    session s;
+    int rc = -1;
+    if (!session_open(&s, p->data_path, p->cfg_path, p->argc, p->argv, 0, 0,
+                      1, err) &&
+        !dn_weights_load(s.net, p->weights, err))
+        rc = 0;
+    session_free(&s);
+    return rc;
+}
