@@ -206,9 +206,11 @@ $(BUILD)/asan/tests/%: $(BUILD)/asan/tests/%.o $(ASAN_OBJ)
 test: deps
 	@$(MAKE) --no-print-directory run-tests
 
+# tests/fault/run.sh: training under SIGKILL, injected kills at every
+# fsync (strace), a full disk, a read-only backup directory and SIGINT
 run-tests: $(BIN)/darknet plugins $(BAD_PLUGINS) $(TEST_BIN)
 	@tests/gpu/run.sh --if-gpu
-	@tests/run_all.sh $(TEST_BIN)
+	@DARKNET=$(BIN)/darknet tests/run_all.sh $(TEST_BIN) tests/fault/run.sh
 
 # CPU/GPU parity and GPU training tests (tests/gpu), built with GPU=1:
 # test-gpu builds them in build/gpu (GPU=1 CUDNN=1) and runs them on a GPU;

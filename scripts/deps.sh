@@ -4,7 +4,7 @@
 # names may be given as arguments (make bench adds python3-torch).
 set -e
 PKGS="build-essential pkg-config libopenblas-dev libdnnl-dev libcmocka-dev zlib1g-dev \
-gnuplot-nox dataset-fashion-mnist darknet libopencv-dev $*"
+gnuplot-nox dataset-fashion-mnist darknet libopencv-dev strace $*"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
