@@ -156,6 +156,12 @@ void dn_schedule_free(dn_schedule *s);
 
 /* Registry of scheduler implementations (built-in and loaded). */
 const dn_scheduler *dn_scheduler_find(const char *name);
+/* The checks every plugin's struct passes before it is used, in order:
+ * readable memory, ABI version, struct size, a readable valid name, and
+ * parse, rate and free all non-NULL addresses in executable code. Errors
+ * name path and the stage, as dn_scheduler_load's do. */
+int dn_scheduler_check(const dn_scheduler *s, const char *path,
+                       dn_error *err);
 /* Load an external plugin (.so); registers it under its name. */
 int dn_scheduler_load(const char *path, const dn_scheduler **out,
                       dn_error *err);

@@ -153,14 +153,18 @@ static int readable(const void *p, size_t n)
     return 1;
 }
 
-/* A readable NUL-terminated string of at most max characters, or NULL. */
-static const char *readable_string(const char *s, size_t max)
+/* Copies a NUL-terminated string of at most n - 1 characters at s into
+ * buf through the kernel, never touching s itself (under ASan even a
+ * readable wild address can fault in its shadow check); NULL when it is
+ * not readable or too long. */
+static const char *readable_string(const char *s, char *buf, size_t n)
 {
-    for (size_t i = 0; i <= max; i++) {
-        if (!readable(s + i, 1))
+    for (size_t i = 0; i < n; i++) {
+        struct iovec local = {buf + i, 1}, remote = {(void *)(s + i), 1};
+        if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != 1)
             return NULL;
-        if (s[i] == '\0')
-            return s;
+        if (buf[i] == '\0')
+            return buf;
     }
     return NULL;
 }
@@ -228,48 +232,52 @@ static const dn_scheduler *plugin_entry(void *handle, const char *path,
     dn_sched_entry_fn entry;
     memcpy(&entry, &sym, sizeof entry); /* object to function pointer */
     const dn_scheduler *s = entry();
-    char problem[256];
-    const void *callbacks[3] = {NULL, NULL, NULL};
-    const char *const callback_names[3] = {"parse", "rate", "free"};
-    int bad_callback = -1;
-    if (s && !check_struct(s, problem, sizeof problem)) {
-        callbacks[0] = (const void *)(uintptr_t)s->parse;
-        callbacks[1] = (const void *)(uintptr_t)s->rate;
-        callbacks[2] = (const void *)(uintptr_t)s->free;
-        for (int i = 0; i < 3 && bad_callback < 0; i++)
-            if (!callbacks[i] || !executable(callbacks[i]))
-                bad_callback = i;
-    }
     if (!s) {
         dn_fail(err, "plugin %s: entry: %s() returned NULL", path,
                 DN_SCHED_ENTRY);
-    } else if (check_struct(s, problem, sizeof problem)) {
-        dn_fail(err, "plugin %s: entry: %s", path, problem);
-    } else if (s->abi_version != DN_SCHED_ABI_VERSION) {
-        dn_fail(err, "plugin %s: abi: version %d, this host speaks version %d",
-                path, s->abi_version, DN_SCHED_ABI_VERSION);
-    } else if (s->struct_size < sizeof(dn_scheduler)) {
-        dn_fail(err, "plugin %s: abi: struct_size %zu is smaller than "
-                "dn_scheduler (%zu bytes)", path, s->struct_size,
-                sizeof(dn_scheduler));
-    } else if (!s->name || !readable_string(s->name, 64)) {
-        dn_fail(err, "plugin %s: check: the scheduler's name is %s", path,
-                s->name ? "not a readable string of at most 64 characters"
-                        : "NULL");
-    } else if (!valid_name(s->name)) {
-        dn_fail(err, "plugin %s: check: invalid scheduler name \"%s\" (letters, "
-                "digits, '_', '-'; not \"plugin\")", path, s->name);
-    } else if (bad_callback >= 0 && !callbacks[bad_callback]) {
-        dn_fail(err, "plugin %s: check: scheduler \"%s\" lacks %s()", path,
-                s->name, callback_names[bad_callback]);
-    } else if (bad_callback >= 0) {
-        dn_fail(err, "plugin %s: check: scheduler \"%s\": %s is %p, not an "
-                "address in code", path, s->name, callback_names[bad_callback],
-                callbacks[bad_callback]);
-    } else {
-        return s;
+        return NULL;
     }
-    return NULL;
+    return dn_scheduler_check(s, path, err) ? NULL : s;
+}
+
+int dn_scheduler_check(const dn_scheduler *s, const char *path, dn_error *err)
+{
+    char problem[256];
+    if (check_struct(s, problem, sizeof problem))
+        return dn_fail(err, "plugin %s: entry: %s", path, problem);
+    if (s->abi_version != DN_SCHED_ABI_VERSION)
+        return dn_fail(err, "plugin %s: abi: version %d, this host speaks "
+                       "version %d", path, s->abi_version, DN_SCHED_ABI_VERSION);
+    if (s->struct_size < sizeof(dn_scheduler))
+        return dn_fail(err, "plugin %s: abi: struct_size %zu is smaller than "
+                       "dn_scheduler (%zu bytes)", path, s->struct_size,
+                       sizeof(dn_scheduler));
+    const void *callbacks[3] = {(const void *)(uintptr_t)s->parse,
+                                (const void *)(uintptr_t)s->rate,
+                                (const void *)(uintptr_t)s->free};
+    const char *const callback_names[3] = {"parse", "rate", "free"};
+    int bad_callback = -1;
+    for (int i = 0; i < 3 && bad_callback < 0; i++)
+        if (!callbacks[i] || !executable(callbacks[i]))
+            bad_callback = i;
+    char name[65];
+    if (!s->name || !readable_string(s->name, name, sizeof name)) {
+        return dn_fail(err, "plugin %s: check: the scheduler's name is %s",
+                       path, s->name ? "not a readable string of at most 64 "
+                       "characters" : "NULL");
+    } else if (!valid_name(name)) {
+        return dn_fail(err, "plugin %s: check: invalid scheduler name \"%s\" "
+                       "(letters, digits, '_', '-'; not \"plugin\")", path,
+                       name);
+    } else if (bad_callback >= 0 && !callbacks[bad_callback]) {
+        return dn_fail(err, "plugin %s: check: scheduler \"%s\" lacks %s()",
+                       path, name, callback_names[bad_callback]);
+    } else if (bad_callback >= 0) {
+        return dn_fail(err, "plugin %s: check: scheduler \"%s\": %s is %p, "
+                       "not an address in code", path, name,
+                       callback_names[bad_callback], callbacks[bad_callback]);
+    }
+    return 0;
 }
 
 /* Stage register: under the lock. The same library loaded again (dlopen

@@ -90,11 +90,11 @@ static long first_bad(const float *x, long n, int nonnegative)
 static int check_saved(const dn_net *net, const float *tensors, char *what,
                        size_t n)
 {
-    const float *p = tensors;
+    long at = 0; /* offset in tensors */
     for (int i = 0; i < net->n; i++) {
         const dn_layer *l = &net->layers[i];
         for (int k = 0; k < l->n_saved; k++) {
-            const float *x = tensors ? p : l->saved[k];
+            const float *x = tensors ? tensors + at : l->saved[k];
             const char *name = tensor_name(l, k);
             long bad = first_bad(x, l->saved_n[k],
                                  strcmp(name, "rolling_variance") == 0);
@@ -103,7 +103,7 @@ static int check_saved(const dn_net *net, const float *tensors, char *what,
                          l->type->name, name, bad, (double)x[bad]);
                 return -1;
             }
-            p += l->saved_n[k];
+            at += l->saved_n[k];
         }
     }
     return 0;
