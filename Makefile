@@ -8,6 +8,7 @@
 #   make BLAS=openblas|blis   CPU GEMM library
 #   make ONEDNN=0             convolutions through im2col + GEMM only, no oneDNN
 #   make test | bench | demo | figure1 | experiment | plugins | test-gpu | test-gpu-emu | deps | clean
+#   make fuzz [FUZZ_SECONDS=60]  libFuzzer targets (clang), each for FUZZ_SECONDS
 
 GPU     ?= 0
 CUDNN   ?= 0
@@ -183,6 +184,9 @@ $(BUILD)/plugins/libdn_bad_%.so: tests/fixtures/bad_plugin.c darknet/include/dn_
 # Tests build with AddressSanitizer and UBSan into build/asan.
 TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/asan/tests/%)
+# the fuzz targets (tests/fuzz/, see fuzzing below), replayed by make test
+FUZZ_TARGETS := cfg cli weights idx cifar imagelist plugin
+FUZZ_REPLAY_BIN := $(FUZZ_TARGETS:%=$(BUILD)/asan/tests/fuzz_%)
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 TEST_HELPERS := $(filter-out tests/test_%.c,$(wildcard tests/*.c))
 ASAN_OBJ  := $(LIB_SRC:%.c=$(BUILD)/asan/%.o) $(TEST_HELPERS:%.c=$(BUILD)/asan/%.o)
@@ -208,9 +212,60 @@ test: deps
 
 # tests/fault/run.sh: training under SIGKILL, injected kills at every
 # fsync (strace), a full disk, a read-only backup directory and SIGINT
-run-tests: $(BIN)/darknet plugins $(BAD_PLUGINS) $(TEST_BIN)
+run-tests: $(BIN)/darknet plugins $(BAD_PLUGINS) $(TEST_BIN) $(FUZZ_REPLAY_BIN)
 	@tests/gpu/run.sh --if-gpu
-	@DARKNET=$(BIN)/darknet tests/run_all.sh $(TEST_BIN) tests/fault/run.sh
+	@DARKNET=$(BIN)/darknet tests/run_all.sh $(TEST_BIN) $(FUZZ_REPLAY_BIN) \
+	    tests/fault/run.sh
+
+# ------------------------------------------------------------------- fuzzing
+# libFuzzer targets (tests/fuzz/fuzz_*.c; clang, -fsanitize=fuzzer,address,
+# undefined). make fuzz runs each for FUZZ_SECONDS from its seeds in
+# tests/fuzz/corpus/TARGET/ (new inputs go to build/fuzz/work/TARGET/,
+# crashes to build/fuzz/artifacts/TARGET/). make test replays every seed and
+# every input in tests/fuzz/regress/TARGET/ (a crasher, once fixed, is
+# committed there) in the plain ASan build: no clang needed.
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_CXX ?= clang++
+FUZZ_HDR := tests/fuzz/fuzz.h
+
+$(BUILD)/asan/tests/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz_util.c \
+        $(FUZZ_HDR) $(ASAN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -MMD -MP,$(ASAN_CFLAGS)) -Itests/fuzz -DFUZZ_TARGET='"$*"' \
+	    -o $@ tests/fuzz/fuzz_$*.c tests/fuzz/replay.c tests/fuzz/fuzz_util.c \
+	    $(ASAN_OBJ) $(ASAN_LIBS) -rdynamic
+
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               -fno-omit-frame-pointer
+FUZZ_CFLAGS := $(filter-out -O3 -march=% -fopenmp -DDN_GPU -DDN_CUDNN -DDN_NCCL,$(CFLAGS)) \
+               -O1 -g -Wno-unknown-pragmas $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_OBJ    := $(LIB_SRC:%.c=$(BUILD)/fuzz/%.o)
+ifneq ($(filter -DDN_OPENCV,$(CFLAGS)),)
+FUZZ_OBJ    += $(BUILD)/fuzz/darknet/src/image_cv.o
+endif
+FUZZ_LIBS   := $(filter-out -fopenmp -lcudart -lcublas -lcudnn -lnccl,$(LDLIBS))
+FUZZ_BIN    := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+
+$(BUILD)/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(BUILD)/fuzz/darknet/src/image_cv.o: darknet/src/image_cv.cpp
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) -O1 -g -fPIC $(FUZZ_SAN) -fno-sanitize=vptr -fsanitize=fuzzer-no-link \
+	    -Idarknet/include -Idarknet/src $(CXXFLAGS_CV) -c $< -o $@
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.c $(FUZZ_HDR) $(FUZZ_OBJ)
+	$(FUZZ_CC) $(filter-out -MMD -MP,$(FUZZ_CFLAGS)) -fsanitize=fuzzer -Itests/fuzz \
+	    -o $@ tests/fuzz/fuzz_$*.c tests/fuzz/fuzz_util.c $(FUZZ_OBJ) $(FUZZ_LIBS)
+
+fuzz:
+	@scripts/deps.sh clang libclang-rt-14-dev
+	@$(MAKE) --no-print-directory run-fuzz
+
+run-fuzz: $(FUZZ_BIN) plugins $(BAD_PLUGINS)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_BIN)
 
 # CPU/GPU parity and GPU training tests (tests/gpu), built with GPU=1:
 # test-gpu builds them in build/gpu (GPU=1 CUDNN=1) and runs them on a GPU;
@@ -287,7 +342,7 @@ clean:
 	rm -rf $(BUILD) $(BIN) libdarknet.a
 
 .PHONY: all plugins test run-tests test-gpu test-gpu-emu gpu-tests bench run-bench demo run-demo \
-        figure1 run-figure1 experiment deps clean libdarknet.a
+        figure1 run-figure1 experiment deps clean libdarknet.a fuzz run-fuzz
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
