@@ -620,6 +620,28 @@ static void test_only_regular_files_are_read(void **state)
     unlink(fifo);
 }
 
+/* ZCA on 3x1024x1024 inputs would need D x D matrices of 10^13 floats: an
+ * error naming the key before anything is allocated (calloc of the
+ * covariance failed, or aborted under ASan). */
+static void test_zca_too_large_is_refused(void **state)
+{
+    dn_dataset *d = dn_dataset_alloc(2, 3, 1024, 1024, 10, "big");
+    assert_non_null(d);
+    dn_cfg *cfg;
+    dn_error err = {""};
+    assert_int_equal(dn_cfg_parse_string("[net]\nzca=1\nzca_cache=none\n",
+                                         "z.cfg", &cfg, &err), 0);
+    dn_augment *a = (dn_augment *)d;
+    const size_t before = __sanitizer_get_current_allocated_bytes();
+    assert_int_equal(dn_augment_parse(&cfg->sections[0], d, &a, &err), -1);
+    assert_true(__sanitizer_get_current_allocated_bytes() < before + (1 << 20));
+    assert_null(a);
+    assert_contains(err.msg, "z.cfg:2: [net] zca: whitening 3x1024x1024 inputs");
+    assert_contains(err.msg, "more than the machine's memory");
+    dn_cfg_free(cfg);
+    dn_dataset_free(d);
+}
+
 static void test_image_list_labels_and_errors(void **state)
 {
     char *labels[] = {"cat", "dog", "category"};
@@ -1421,6 +1443,7 @@ int main(void)
         cmocka_unit_test(test_label_of_path_darknet_rule),
         cmocka_unit_test(test_image_list_labels_and_errors),
         cmocka_unit_test(test_only_regular_files_are_read),
+        cmocka_unit_test(test_zca_too_large_is_refused),
         cmocka_unit_test(test_shift_flip_on_tiny_image),
         cmocka_unit_test(test_flip_keeps_or_mirrors_about_half),
         cmocka_unit_test(test_crop_pad_is_a_bounded_shift),

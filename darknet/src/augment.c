@@ -501,6 +501,15 @@ static int zca_setup(dn_augment *a, dn_section *net, const dn_dataset *d,
     const char *where;
     char user_dir[1024];
     dn_sec_string(net, "zca_cache", "auto", &where, NULL);
+    /* the fit holds the matrix, a covariance in double, a partial sum and
+     * the eigenvectors: about 28 bytes per entry of the D x D matrix */
+    const double bytes = 28.0 * (double)D * (double)D;
+    if (bytes > dn_machine_memory())
+        return dn_sec_fail(net, "zca", err, "whitening %ldx%ldx%ld inputs "
+                           "needs %ldx%ld matrices (%s), more than the "
+                           "machine's memory (%s)", (long)d->c, (long)d->h,
+                           (long)d->w, D, D, dn_bytes_text(bytes),
+                           dn_bytes_text(dn_machine_memory()));
     a->zca_mean = malloc(D * sizeof *a->zca_mean);
     a->zca_matrix = malloc((size_t)D * D * sizeof *a->zca_matrix);
     if (!a->zca_mean || !a->zca_matrix)
