@@ -58,6 +58,10 @@ static const summary_case cases[] = {
     {NET "[convolutional]\nsize=11\n", {NULL}, 1,
      "s.cfg:7: [convolutional] size: a 11x11 kernel"},
     {NET "[shortcut]\nfrom=99\n", {NULL}, 1, "s.cfg:7: [shortcut] from: 99"},
+    /* legal but implausible: a kernel wider than its input */
+    {NET "[convolutional]\nsize=11\npad=1\n[softmax]\n", {NULL}, 0,
+     "s.cfg:7: [convolutional] size: warning: a 11x11 kernel (extent 11) on a "
+     "8x8 input: most of it only ever sees the zero padding"},
 };
 
 static void summary_checks_the_cfg_as_training_does(void **state)

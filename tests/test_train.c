@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "testutil.h"
@@ -520,6 +521,24 @@ static void non_finite_scores_rank_wrong(void **state)
     assert_true(r.top1 == 0 && r.topk == 0);
 }
 
+/* A network that does not fit the data fails before its tensors are
+ * allocated (channels=65536 built 5 GiB of tensors first). */
+static void data_checked_before_the_network_is_built(void **state)
+{
+    dn_error err;
+    dn_train_outcome outcome;
+    const char *extra[] = {"-set", "channels=65536"};
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    assert_int_equal(train(backup_dir("wide"), NULL, NULL, &outcome, &err, 2,
+                           extra), -1);
+    getrusage(RUSAGE_SELF, &after);
+    assert_contains(err.msg, "images have 3 channels but the network input "
+                             "has 65536");
+    /* the peak resident size grew by less than 256 MiB */
+    assert_true(after.ru_maxrss - before.ru_maxrss < 256 * 1024);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -536,6 +555,7 @@ int main(void)
         cmocka_unit_test(log_holds_the_checkpoint_epochs),
         cmocka_unit_test(too_long_backup_path_is_an_error),
         cmocka_unit_test(non_finite_scores_rank_wrong),
+        cmocka_unit_test(data_checked_before_the_network_is_built),
         cmocka_unit_test(update_hook_sees_every_rate),
         cmocka_unit_test(gpus_need_a_gpu_build),
         cmocka_unit_test(gpus_list_is_parsed),

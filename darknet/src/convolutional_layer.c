@@ -194,6 +194,11 @@ static int conv_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
                            "not fit the %dx%d input with padding %d", cv->size,
                            cv->size, cv->dilation, l->h, l->w, cv->padding);
     l->out_c = cv->filters, l->out_h = g->out_h, l->out_w = g->out_w;
+    const long extent = (long)cv->dilation * (cv->size - 1) + 1;
+    if (extent > l->h || extent > l->w)
+        dn_sec_warn(s, "size", "a %dx%d kernel (extent %ld) on a %dx%d input: "
+                    "most of it only ever sees the zero padding", cv->size,
+                    cv->size, extent, l->h, l->w);
 
     const long hw = (long)g->out_h * g->out_w;
     const long k_group = (long)(l->c / cv->groups) * cv->size * cv->size;

@@ -111,35 +111,43 @@ static int session_open(session *s, const char *data_path, const char *cfg_path,
     s->data_sec = &s->data->sections[0];
     if (dn_cli_load_cfg(cfg_path, argc, argv, &cfg, &strict, err))
         return -1;
+    /* the network planned first: the .data file and the datasets are
+     * checked against its shape before its tensors are allocated */
     dn_net_options opt = {.batch_override = batch_override};
-    if (dn_net_make(cfg, &opt, &s->net, err)) {
+    dn_net *plan;
+    if (dn_net_plan(cfg, &opt, &plan, err)) {
+        dn_cfg_free(cfg);
+        return -1;
+    }
+    const int c = plan->c, h = plan->h, w = plan->w;
+    const long truths = plan->truths;
+    plan->cfg = NULL;
+    dn_net_free(plan);
+    long classes;
+    const char *backup;
+    int rc = 0;
+    if (dn_sec_int(s->data_sec, "classes", 0, 1, 1 << 20, &classes, err) ||
+        dn_sec_string(s->data_sec, "backup", "backup", &backup, err))
+        rc = -1;
+    else if (classes != truths)
+        rc = dn_sec_fail(s->data_sec, "classes", err,
+                         "%ld classes, but the network's last layer (%s) has "
+                         "%ld outputs", classes, cfg_path, truths);
+    else if (dn_path_format(s->backup, sizeof s->backup, err, "%s", backup) ||
+             cfg_basename(cfg_path, s->base, sizeof s->base, err))
+        rc = -1;
+    /* the training set is opened whenever preprocessing may need fitting */
+    else if ((need_train || dn_sec_has(s->data_sec, "train")) &&
+             dn_dataset_open(s->data_sec, "train", c, h, w, &s->train, err))
+        rc = -1;
+    else if ((need_valid || dn_sec_has(s->data_sec, "valid")) &&
+             dn_dataset_open(s->data_sec, "valid", c, h, w, &s->valid, err))
+        rc = -1;
+    if (rc || dn_net_make(cfg, &opt, &s->net, err)) {
         dn_cfg_free(cfg);
         return -1;
     }
     dn_net *net = s->net;
-    long classes;
-    const char *backup;
-    if (dn_sec_int(s->data_sec, "classes", 0, 1, 1 << 20, &classes, err) ||
-        dn_sec_string(s->data_sec, "backup", "backup", &backup, err))
-        return -1;
-    if (classes != net->truths)
-        return dn_sec_fail(s->data_sec, "classes", err,
-                           "%ld classes, but the network's last layer (%s) has "
-                           "%ld outputs", classes, cfg_path, net->truths);
-    if (dn_path_format(s->backup, sizeof s->backup, err, "%s", backup) ||
-        cfg_basename(cfg_path, s->base, sizeof s->base, err))
-        return -1;
-    /* the training set is opened whenever preprocessing may need fitting */
-    if (need_train || dn_sec_has(s->data_sec, "train")) {
-        if (dn_dataset_open(s->data_sec, "train", net->c, net->h, net->w,
-                            &s->train, err))
-            return -1;
-    }
-    if (need_valid || dn_sec_has(s->data_sec, "valid")) {
-        if (dn_dataset_open(s->data_sec, "valid", net->c, net->h, net->w,
-                            &s->valid, err))
-            return -1;
-    }
     if (dn_augment_parse(&net->cfg->sections[0], s->train, &s->aug, err))
         return -1;
     /* read before the unused-key check, so that it knows them */
