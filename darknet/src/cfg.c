@@ -444,7 +444,9 @@ static int parse_double(const char *v, double *out)
 /* The getters below use the first occurrence of a key (Darknet's rule) and
  * check every one: a later duplicate with a bad value is an error too. */
 #define EACH_OCCURRENCE(s, kv, key)                                         \
-    for (dn_kv *kv = (s)->kvs; kv < (s)->kvs + (s)->n_kv; kv++)             \
+    for (dn_kv *kv = (s)->n_kv ? (s)->kvs : NULL,                           \
+               *kv##_end = kv ? kv + (s)->n_kv : NULL;                      \
+         kv && kv < kv##_end; kv++)                                         \
         if (strcmp(kv->key, (key)) == 0)
 
 int dn_sec_int(dn_section *s, const char *key, long def, long lo, long hi,
