@@ -1,4 +1,5 @@
-/* testutil.c - temporary files and message checks for the tests. */
+/* testutil.c - temporary files, small datasets and message checks for the
+ * tests. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,12 +31,18 @@ const char *tu_tmpdir(void)
     return tmpdir;
 }
 
-char *tu_write_file(const char *name, const char *text)
+char *tu_tmp_path(const char *name)
 {
     static char paths[16][512];
     static int next;
     char *p = paths[next++ % 16];
     snprintf(p, 512, "%s/%s", tu_tmpdir(), name);
+    return p;
+}
+
+char *tu_write_file(const char *name, const char *text)
+{
+    char *p = tu_tmp_path(name);
     FILE *f = fopen(p, "w");
     if (!f) {
         perror(p);
@@ -120,5 +127,38 @@ int tu_run_cmd(int (*cmd)(int argc, char **argv), const char *const *args,
         *out = out_text;
     if (errs)
         *errs = err_text;
+    return rc;
+}
+
+char *tu_write_bytes(const char *name, const void *data, size_t n)
+{
+    char *p = tu_tmp_path(name);
+    FILE *f = fopen(p, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+    return p;
+}
+
+dn_dataset *tu_synthetic_dataset(long n, int c, int h, int w, int classes)
+{
+    dn_dataset *d = dn_dataset_alloc(n, c, h, w, classes, "synthetic");
+    long D = (long)c * h * w;
+    for (long r = 0; r < n; r++) {
+        d->labels[r] = (int)(r % classes);
+        d->pixels[r * D] = (uint8_t)r; /* record id in pixel 0 */
+        for (long j = 1; j < D; j++)
+            d->pixels[r * D + j] = (uint8_t)(1 + (r * 31 + j * 17) % 250);
+    }
+    return d;
+}
+
+int tu_parse_augment(const char *net_text, const dn_dataset *train,
+                     dn_augment **a, dn_error *err)
+{
+    dn_cfg *cfg;
+    assert_int_equal(dn_cfg_parse_string(net_text, "test.cfg", &cfg, err), 0);
+    int rc = dn_augment_parse(&cfg->sections[0], train, a, err);
+    dn_cfg_free(cfg);
     return rc;
 }

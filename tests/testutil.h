@@ -9,11 +9,22 @@
 #include <cmocka.h>
 
 #include "darknet.h"
+#include "dn_data.h"
 
 /* A fresh temporary directory for this test binary (removed at exit). */
 const char *tu_tmpdir(void);
-/* Write text to tu_tmpdir()/name; returns the full path (static storage per call). */
+/* tu_tmpdir()/name: the one way tests name a temporary file (static
+ * storage, 16 in turn). */
+char *tu_tmp_path(const char *name);
+/* Write text (or n bytes) to tu_tmp_path(name); returns that path. */
 char *tu_write_file(const char *name, const char *text);
+char *tu_write_bytes(const char *name, const void *data, size_t n);
+/* n records of c x h x w with distinct, non-zero pixels (pixel 0 holds the
+ * record's number), label r % classes; free with dn_dataset_free. */
+dn_dataset *tu_synthetic_dataset(long n, int c, int h, int w, int classes);
+/* dn_augment_parse on the [net] section of net_text (a cfg as a string). */
+int tu_parse_augment(const char *net_text, const dn_dataset *train,
+                     dn_augment **a, dn_error *err);
 /* n CIFAR-10 binary records (label byte + 3x32x32 bytes) at path, with a
  * learnable pattern: noise 0..79, and for label k = i % 10 a bright 8x6
  * square in channel k % 3 at a place of its own. */
