@@ -72,6 +72,8 @@ plot $plot
 GP
 mv "$OUT/loss.png.tmp" "$OUT/loss.png"
 
+TOTAL_SECONDS=$(( $(date +%s) - DEMO_START ))
+
 # summary
 {
     echo "# Demo: small ResNet on Fashion-MNIST, $EPOCHS epochs"
