@@ -9,6 +9,9 @@
  *   run    --seed puts the run in <out>/exp<N>/<net>/<sched>/seed<K>/ and
  *          sets [net] seed; log-reference is a scheduler name; bad --seed
  *          values are refused (all --dry-run: nothing trains)
+ *   matrix --slurm writes a job array whose task i, run by hand with
+ *          SLURM_ARRAY_TASK_ID=i, trains cell i with experiments/run;
+ *          --jobs 2 trains two cells at once (tiny runs on IDX data)
  *   overlays  experiments/schedulers/log-reference.cfg is log.cfg with
  *          log_form=reference and without init_decay_epochs (the author's
  *          code has no initial decay)
@@ -318,6 +321,99 @@ static void test_run_trains_both_experiments(void **state)
     }
 }
 
+/* Cell status of a matrix run under root: "done\n" when it completed. */
+static void assert_run_done(const char *root, const char *cell)
+{
+    char path[1400];
+    snprintf(path, sizeof path, "%s/%s/status", root, cell);
+    char *status = slurp(path);
+    if (!status || strcmp(status, "done\n") != 0)
+        fail_msg("%s: %s", path, status ? status : "missing");
+    free(status);
+}
+
+/* --slurm writes a job array of one task per cell and stops; task i, run
+ * by hand as Slurm would (SLURM_ARRAY_TASK_ID=i), trains cell i with
+ * experiments/run, resumably; a task number outside the array is refused. */
+static void test_matrix_slurm_task_runs_its_cell(void **state)
+{
+    char cmd[1600], path[1200], *out;
+    snprintf(cmd, sizeof cmd, "experiments/matrix 1 resnet-small 'log none' "
+             "--seeds 3,4 --slurm --epochs 1 --subset 64 --valid-subset 32 "
+             "--every 100 --data '%s' --out %s/slurm", idx_data_file, tu_tmpdir());
+    if (run(cmd, &out) != 0)
+        fail_msg("%s failed:\n%s", cmd, out);
+    assert_contains(out, "(4 tasks)");
+    free(out);
+    snprintf(path, sizeof path, "%s/slurm/exp1/slurm.sh", tu_tmpdir());
+    char *script = slurp(path);
+    assert_non_null(script);
+    assert_contains(script, "#SBATCH --array=0-3\n");
+    free(script);
+    /* nothing trained yet */
+    snprintf(cmd, sizeof cmd, "%s/slurm/exp1/resnet-small", tu_tmpdir());
+    assert_int_equal(access(cmd, F_OK), -1);
+    /* task 1 is cell 1: log, seed 4 (cells run NET x SCHED x seed) */
+    snprintf(cmd, sizeof cmd, "SLURM_ARRAY_TASK_ID=1 %s", path);
+    if (run(cmd, &out) != 0)
+        fail_msg("%s failed:\n%s", cmd, out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s/slurm/exp1", tu_tmpdir());
+    assert_run_done(cmd, "resnet-small/log/seed4");
+    snprintf(path, sizeof path, "%s/slurm/exp1/resnet-small/log/seed3",
+             tu_tmpdir());
+    assert_int_equal(access(path, F_OK), -1);
+    /* again (a requeued task): the completed run is skipped */
+    snprintf(path, sizeof path, "SLURM_ARRAY_TASK_ID=1 %s/slurm/exp1/slurm.sh",
+             tu_tmpdir());
+    if (run(path, &out) != 0)
+        fail_msg("%s failed:\n%s", path, out);
+    free(out);
+    snprintf(path, sizeof path, "SLURM_ARRAY_TASK_ID=4 %s/slurm/exp1/slurm.sh",
+             tu_tmpdir());
+    assert_int_not_equal(run(path, &out), 0);
+    assert_contains(out, "task 4: no such cell (0..3)");
+    free(out);
+    snprintf(path, sizeof path, "%s/slurm/exp1/slurm.sh", tu_tmpdir());
+    assert_int_not_equal(run(path, &out), 0);
+    assert_contains(out, "SLURM_ARRAY_TASK_ID");
+    free(out);
+}
+
+/* --jobs 2 trains two cells at once, each logging to its own file, then
+ * plots; bad --jobs values and --jobs with --slurm are refused. */
+static void test_matrix_jobs_runs_cells_at_once(void **state)
+{
+    char cmd[1600], dir[1200], *out;
+    snprintf(cmd, sizeof cmd, "experiments/matrix 2 resnet-small-hybrid "
+             "'none log-reference' --jobs 2 --epochs 1 --subset 64 "
+             "--valid-subset 32 --every 100 --data '%s' --out %s/jobs",
+             idx_data_file, tu_tmpdir());
+    if (run(cmd, &out) != 0)
+        fail_msg("%s failed:\n%s", cmd, out);
+    assert_contains(out, "=== done: resnet-small-hybrid-none");
+    assert_contains(out, "=== done: resnet-small-hybrid-log-reference");
+    free(out);
+    snprintf(dir, sizeof dir, "%s/jobs/exp2", tu_tmpdir());
+    assert_run_done(dir, "resnet-small-hybrid/none");
+    assert_run_done(dir, "resnet-small-hybrid/log-reference");
+    snprintf(cmd, sizeof cmd, "%s/logs/resnet-small-hybrid-none.log", dir);
+    assert_int_equal(access(cmd, R_OK), 0);
+    static const char *const bad[] = {"--jobs 0", "--jobs x", "--jobs 2 --slurm",
+                                      "--submit"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(cmd, sizeof cmd, "experiments/matrix 2 resnet-small-hybrid none "
+                 "%s --out %s/bad", bad[i], tu_tmpdir());
+        if (run(cmd, &out) == 0)
+            fail_msg("%s was accepted:\n%s", cmd, out);
+        assert_contains(out, "experiments/matrix: ");
+        free(out);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf 'backup%s'; rmdir backup/tmp backup "
+             "2> /dev/null; true", tu_tmpdir());
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_run_seed_goes_to_its_directory(void **state)
 {
     char cmd[1400], *out;
@@ -414,6 +510,8 @@ int main(void)
         cmocka_unit_test(test_run_seed_goes_to_its_directory),
         cmocka_unit_test(test_run_rejects_bad_seeds),
         cmocka_unit_test(test_run_trains_both_experiments),
+        cmocka_unit_test(test_matrix_slurm_task_runs_its_cell),
+        cmocka_unit_test(test_matrix_jobs_runs_cells_at_once),
     };
     const struct CMUnitTest overlays[] = {
         cmocka_unit_test(test_log_reference_is_log_with_reference_form),
