@@ -22,7 +22,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "cli.h"
 #include "darknet.h"
 #include "dn_data.h"
 #include "file.h"
@@ -94,66 +93,84 @@ static int mkdir_p(const char *dir, dn_error *err)
     return 0;
 }
 
+/* What a command opens: the model (see dn_train_args) and what it needs of
+ * the data. */
+typedef struct session_options {
+    const char *data_path;
+    const dn_cfg *cfg;
+    int strict;
+    int need_train;     /* open the training set (augmentation fits on it) */
+    int need_valid;     /* the validation set must exist */
+    int batch_override; /* images per forward pass; 0: the cfg's batch */
+} session_options;
+
 /*
- * Load the data description, the network (with -set/-overlay), the datasets
- * and preprocessing. need_train: open the training set (augmentation fits on
- * it); need_valid: the validation set must exist.
+ * The .data file's keys and datasets, checked against the network's planned
+ * shape (input c, h, w and truths) before its tensors are allocated.
  */
-static int session_open(session *s, const char *data_path, const char *cfg_path,
-                        int argc, char **argv, int need_train, int need_valid,
-                        int batch_override, dn_error *err)
+static int open_data(session *s, const session_options *o, const dn_net *plan,
+                     dn_error *err)
 {
-    memset(s, 0, sizeof *s);
-    int strict = 0;
-    dn_cfg *cfg;
-    if (dn_cfg_load_flat(data_path, &s->data, err))
+    const char *cfg_path = o->cfg->path;
+    long classes;
+    const char *backup;
+    if (dn_sec_int(s->data_sec, "classes", 0, 1, 1 << 20, &classes, err) ||
+        dn_sec_string(s->data_sec, "backup", "backup", &backup, err))
         return -1;
-    s->data_sec = &s->data->sections[0];
-    if (dn_cli_load_cfg(cfg_path, argc, argv, &cfg, &strict, err))
+    if (classes != plan->truths)
+        return dn_sec_fail(s->data_sec, "classes", err,
+                           "%ld classes, but the network's last layer (%s) has "
+                           "%ld outputs", classes, cfg_path, plan->truths);
+    if (dn_path_format(s->backup, sizeof s->backup, err, "%s", backup) ||
+        cfg_basename(cfg_path, s->base, sizeof s->base, err))
         return -1;
-    /* the network planned first: the .data file and the datasets are
-     * checked against its shape before its tensors are allocated */
-    dn_net_options opt = {.batch_override = batch_override};
+    /* the training set is opened whenever preprocessing may need fitting */
+    if ((o->need_train || dn_sec_has(s->data_sec, "train")) &&
+        dn_dataset_open(s->data_sec, "train", plan->c, plan->h, plan->w,
+                        &s->train, err))
+        return -1;
+    if ((o->need_valid || dn_sec_has(s->data_sec, "valid")) &&
+        dn_dataset_open(s->data_sec, "valid", plan->c, plan->h, plan->w,
+                        &s->valid, err))
+        return -1;
+    return 0;
+}
+
+/* The network from a copy of the caller's cfg, planned first: the data are
+ * checked against it before its tensors are allocated. */
+static int open_network(session *s, const session_options *o, dn_error *err)
+{
+    dn_net_options opt = {.batch_override = o->batch_override};
+    dn_cfg *cfg = dn_cfg_copy(o->cfg);
+    if (!cfg)
+        return dn_fail(err, "%s: out of memory copying the cfg", o->cfg->path);
     dn_net *plan;
     if (dn_net_plan(cfg, &opt, &plan, err)) {
         dn_cfg_free(cfg);
         return -1;
     }
-    const int c = plan->c, h = plan->h, w = plan->w;
-    const long truths = plan->truths;
-    plan->cfg = NULL;
+    int rc = open_data(s, o, plan, err);
+    plan->cfg = NULL; /* the cfg is the network's below */
     dn_net_free(plan);
-    long classes;
-    const char *backup;
-    int rc = 0;
-    if (dn_sec_int(s->data_sec, "classes", 0, 1, 1 << 20, &classes, err) ||
-        dn_sec_string(s->data_sec, "backup", "backup", &backup, err))
-        rc = -1;
-    else if (classes != truths)
-        rc = dn_sec_fail(s->data_sec, "classes", err,
-                         "%ld classes, but the network's last layer (%s) has "
-                         "%ld outputs", classes, cfg_path, truths);
-    else if (dn_path_format(s->backup, sizeof s->backup, err, "%s", backup) ||
-             cfg_basename(cfg_path, s->base, sizeof s->base, err))
-        rc = -1;
-    /* the training set is opened whenever preprocessing may need fitting */
-    else if ((need_train || dn_sec_has(s->data_sec, "train")) &&
-             dn_dataset_open(s->data_sec, "train", c, h, w, &s->train, err))
-        rc = -1;
-    else if ((need_valid || dn_sec_has(s->data_sec, "valid")) &&
-             dn_dataset_open(s->data_sec, "valid", c, h, w, &s->valid, err))
-        rc = -1;
     if (rc || dn_net_make(cfg, &opt, &s->net, err)) {
         dn_cfg_free(cfg);
         return -1;
     }
+    return 0;
+}
+
+/*
+ * The keys read beyond the network's: preprocessing, the trainer's [net]
+ * keys and the .data file's top=, all read before the unused-key check so
+ * that it knows them.
+ */
+static int read_keys(session *s, int strict, dn_error *err)
+{
     dn_net *net = s->net;
-    if (dn_augment_parse(&net->cfg->sections[0], s->train, &s->aug, err))
-        return -1;
-    /* read before the unused-key check, so that it knows them */
-    dn_section *ns = &net->cfg->sections[0];
+    dn_section *net_section = &net->cfg->sections[0];
     dn_trainer_keys keys;
-    if (dn_trainer_keys_read(ns, &keys, err) ||
+    if (dn_augment_parse(net_section, s->train, &s->aug, err) ||
+        dn_trainer_keys_read(net_section, &keys, err) ||
         dn_sec_int(s->data_sec, "top", 5, 1, 1 << 20, &s->top, err))
         return -1;
     s->epochs = keys.epochs;
@@ -166,7 +183,19 @@ static int session_open(session *s, const char *data_path, const char *cfg_path,
     if (dn_cfg_check_unused(net->cfg, strict, stderr, err) ||
         dn_cfg_check_unused(s->data, strict, stderr, err))
         return -1;
-    s->labels = calloc(net->batch, sizeof *s->labels);
+    return 0;
+}
+
+/* The data description, the network, the datasets and preprocessing. */
+static int session_open(session *s, const session_options *o, dn_error *err)
+{
+    memset(s, 0, sizeof *s);
+    if (dn_cfg_load_flat(o->data_path, &s->data, err))
+        return -1;
+    s->data_sec = &s->data->sections[0];
+    if (open_network(s, o, err) || read_keys(s, o->strict, err))
+        return -1;
+    s->labels = calloc(s->net->batch, sizeof *s->labels);
     return 0;
 }
 
@@ -287,8 +316,9 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
     FILE *out = a->out ? a->out : stdout;
     FILE *log = NULL;
     int rc = -1;
-    if (session_open(&s, a->data_path, a->cfg_path, a->argc, a->argv, 1, 0, 0,
-                     err))
+    const session_options open = {.data_path = a->data_path, .cfg = a->cfg,
+                                  .strict = a->strict, .need_train = 1};
+    if (session_open(&s, &open, err))
         goto done;
     dn_net *net = s.net;
     if ((a->backup && dn_path_format(s.backup, sizeof s.backup, err, "%s",
@@ -312,13 +342,13 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
     const long bpe = s.train->n / ipb > 0 ? s.train->n / ipb : 1;
     if (epochs > 0 && epochs > (1L << 62) / ipb / bpe) {
         rc = dn_fail(err, "%s: [net] epochs=%ld of %ld batches of %ld images: "
-                     "more images than the clock counts", a->cfg_path, epochs,
+                     "more images than the clock counts", a->cfg->path, epochs,
                      bpe, ipb);
         goto done;
     }
     long max_batches = epochs > 0 ? epochs * bpe : net->max_batches;
     if (max_batches <= 0) {
-        rc = dn_fail(err, "%s: [net] needs max_batches or epochs", a->cfg_path);
+        rc = dn_fail(err, "%s: [net] needs max_batches or epochs", a->cfg->path);
         goto done;
     }
     if (dn_loader_make(s.train, s.aug, net->batch, bpe * net->subdivisions,
@@ -329,7 +359,7 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
 
     fprintf(out, "%s: %ld training images, batch %ld (%d x %d), %ld batches "
             "per epoch, %ld batches (%.2f epochs), policy %s, on %s\n",
-            a->cfg_path, s.train->n, ipb, net->batch, net->subdivisions, bpe,
+            a->cfg->path, s.train->n, ipb, net->batch, net->subdivisions, bpe,
             max_batches, (double)max_batches / bpe,
             dn_schedule_policy(net->schedule), dn_net_device_name(net));
     char pipeline[256];
@@ -478,17 +508,17 @@ done:
     return rc;
 }
 
-int dn_eval_classifier(const char *data_path, const char *cfg_path,
-                       const char *weights, int argc, char **argv,
-                       const dn_devices *devices, dn_eval_result *res,
+int dn_eval_classifier(const dn_eval_args *a, dn_eval_result *res,
                        dn_error *err)
 {
     session s;
     int rc = -1;
-    if (session_open(&s, data_path, cfg_path, argc, argv, 0, 1, 0, err))
+    const session_options open = {.data_path = a->data_path, .cfg = a->cfg,
+                                  .strict = a->strict, .need_valid = 1};
+    if (session_open(&s, &open, err))
         goto done;
-    if ((weights && dn_weights_load(s.net, weights, err)) ||
-        dn_net_use_devices(s.net, devices, err))
+    if ((a->weights && dn_weights_load(s.net, a->weights, err)) ||
+        dn_net_use_devices(s.net, &a->devices, err))
         goto done;
     const long top = s.top;
     eval_acc acc;
@@ -544,8 +574,11 @@ int dn_predict_classifier(const dn_predict_args *p, FILE *out, dn_error *err)
     dn_dataset *one = NULL;
     float *scratch = NULL;
     int rc = -1;
-    if (session_open(&s, p->data_path, p->cfg_path, p->argc, p->argv, 0,
-                     p->index >= 0, 1, err))
+    const session_options open = {.data_path = p->data_path, .cfg = p->cfg,
+                                  .strict = p->strict,
+                                  .need_valid = p->index >= 0,
+                                  .batch_override = 1};
+    if (session_open(&s, &open, err))
         goto done;
     dn_net *net = s.net;
     if (dn_weights_load(net, p->weights, err) ||
@@ -596,8 +629,9 @@ int dn_predict_check(const dn_predict_args *p, dn_error *err)
 {
     session s;
     int rc = -1;
-    if (!session_open(&s, p->data_path, p->cfg_path, p->argc, p->argv, 0, 0,
-                      1, err) &&
+    const session_options open = {.data_path = p->data_path, .cfg = p->cfg,
+                                  .strict = p->strict, .batch_override = 1};
+    if (!session_open(&s, &open, err) &&
         !dn_weights_load(s.net, p->weights, err))
         rc = 0;
     session_free(&s);
