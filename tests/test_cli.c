@@ -1,5 +1,5 @@
 /*
- * test_cli.c - darknet/src/cli.c, the command-line front end every command
+ * test_cli.c - darknet/src/cli/cli.c, the command-line front end every command
  * shares: "-name value" options, flags, and the cfg loader's -set, -overlay
  * and -strict, wherever they stand on the line.
  *
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "testutil.h"
 
 static const char *NET =

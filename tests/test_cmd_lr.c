@@ -1,5 +1,5 @@
 /*
- * test_cmd_lr.c - darknet/src/cmd_lr.c, the `darknet lr` command: CSV
+ * test_cmd_lr.c - darknet/src/cli/cmd_lr.c, the `darknet lr` command: CSV
  * format, the clock it builds (batches per epoch, rows), overrides and the
  * errors that must exit non-zero without writing output.
  */
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "testutil.h"
 
 /* dn_cmd_lr(argv) with a writable copy of args (the command NULLs what it

@@ -30,7 +30,7 @@ int tu_parse_augment(const char *net_text, const dn_dataset *train,
  * square in channel k % 3 at a place of its own. */
 void tu_write_cifar_pattern(const char *path, int n, unsigned seed);
 /*
- * Runs a command of darknet/src/cmd_*.c in this process, as bin/darknet
+ * Runs a command of darknet/src/cli/cmd_*.c in this process, as bin/darknet
  * would: args is NULL-terminated, args[0] the command's name (a writable
  * copy is passed; commands NULL what they consume). stdout and stderr go to
  * files whose text is returned in *out and *errs (static storage, valid

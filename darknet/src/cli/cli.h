@@ -1,4 +1,9 @@
-/* cli.h - command-line helpers shared by the commands (darknet/src/cmd_*.c). */
+/*
+ * cli.h - the command line's helpers, shared by its commands (cmd_*.c
+ * beside this file). The command line is a client of libdarknet like any
+ * other program: it parses argv, loads the cfg with its overrides and hands
+ * the library options structs. None of this is part of the library.
+ */
 #ifndef DN_CLI_H
 #define DN_CLI_H
 
