@@ -144,13 +144,14 @@ $(BIN)/darknet: $(CLI_MAIN:%.c=$(BUILD)/%.o) $(CLI_OBJ) $(BUILD)/libdarknet.a
 # of darknet/src/cli/cli.h) or a source of it includes cli.h.
 # Built afresh, also when the Makefile changes, so that no member of an
 # older layout (a file since moved out) lingers in it.
-CLI_SYMBOLS := ^(main|cmd_.*|dn_cmd_.*|dn_cli_.*|dn_arg_.*|dn_positional|dn_check_options)$$
+CLI_SYMBOLS := main 'cmd_.*' 'dn_cmd_.*' 'dn_cli_.*' 'dn_arg_.*' dn_positional \
+               dn_check_options dn_devices_parse
 
 $(BUILD)/libdarknet.a: $(LIB_OBJ) Makefile
 	@rm -f $@ $@.tmp
 	ar rcs $@.tmp $(filter-out Makefile,$^)
 	@bad=$$(nm -g --defined-only $@.tmp | awk 'NF == 3 { print $$3 }' | \
-	        grep -E '$(CLI_SYMBOLS)'); \
+	        grep -x $(CLI_SYMBOLS:%=-e %)); \
 	 inc=$$(grep -l '^#include "\(cli/\)\?cli\.h"' $(LIB_SRC) $(LIB_CXX) $(CU_SRC) 2>/dev/null); \
 	 if [ -n "$$bad$$inc" ]; then \
 	     echo "$@: command-line code in the library (it belongs in darknet/src/cli/):" \

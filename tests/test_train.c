@@ -327,42 +327,6 @@ static void gpus_need_a_gpu_build(void **state)
                 strstr(err.msg, "CUDA"));
 }
 
-/* -gpus LIST (cli.c) in every build: the devices, or an error naming the
- * list and what is wrong with it */
-static void gpus_list_is_parsed(void **state)
-{
-    static const struct {
-        const char *list;
-        int n, ids[3];
-        const char *error; /* NULL: parses */
-    } cases[] = {
-        {"0", 1, {0}, NULL},
-        {"0,1,3", 3, {0, 1, 3}, NULL},
-        {"15", 1, {15}, NULL},
-        {"", 0, {0}, "expected device numbers"},
-        {"x", 0, {0}, "-gpus x: expected device numbers 0..15"},
-        {"-1", 0, {0}, "-gpus -1: expected device numbers"},
-        {"16", 0, {0}, "-gpus 16: expected device numbers 0..15"},
-        {"0;1", 0, {0}, "-gpus 0;1: expected device numbers"},
-        {"0,0", 0, {0}, "-gpus 0,0: GPU 0 is listed twice"},
-        {"1,", 0, {0}, "-gpus 1,: trailing comma"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        dn_devices d;
-        dn_error err = {0};
-        int rc = dn_devices_parse(cases[i].list, &d, &err);
-        if (!cases[i].error) {
-            assert_int_equal(rc, 0);
-            assert_int_equal(d.n, cases[i].n);
-            for (int k = 0; k < d.n; k++)
-                assert_int_equal(d.ids[k], cases[i].ids[k]);
-        } else {
-            assert_int_equal(rc, -1);
-            assert_contains(err.msg, cases[i].error);
-        }
-    }
-}
-
 static void unknown_override_key_is_an_error(void **state)
 {
     dn_error err;
@@ -567,7 +531,6 @@ int main(void)
         cmocka_unit_test(data_checked_before_the_network_is_built),
         cmocka_unit_test(update_hook_sees_every_rate),
         cmocka_unit_test(gpus_need_a_gpu_build),
-        cmocka_unit_test(gpus_list_is_parsed),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -31,6 +31,10 @@ int dn_arg_long(int argc, char **argv, const char *name, long def, long *out,
 int dn_cli_load_cfg(const char *path, int argc, char **argv, dn_cfg **out,
                     int *strict, dn_error *err);
 
+/* -gpus LIST: "0" or "0,1,3" -> devices (each listed once, each below
+ * DN_MAX_GPUS). */
+int dn_devices_parse(const char *list, dn_devices *out, dn_error *err);
+
 /*
  * The device options: "-gpus 0,1" (CUDA devices), "-nogpu" (the CPU).
  * Without either, a GPU build uses GPU 0 when there is one (Darknet's
