@@ -338,19 +338,19 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
         goto done;
     const long epochs = s.epochs, halt_after = s.halt_after;
     const double halt_loss = s.halt_loss;
-    const long ipb = net->images_per_batch;
-    const long bpe = s.train->n / ipb > 0 ? s.train->n / ipb : 1;
-    if (epochs > 0 && epochs > (1L << 62) / ipb / bpe) {
-        rc = dn_fail(err, "%s: [net] epochs=%ld of %ld batches of %ld images: "
-                     "more images than the clock counts", a->cfg->path, epochs,
-                     bpe, ipb);
+    const dn_length_inputs length_of = {
+        .train_images = s.train->n, .images_per_batch = net->images_per_batch,
+        .epochs = (double)epochs, .max_batches = net->max_batches};
+    dn_run_length length;
+    if (dn_train_length(&length_of, &length, err)) {
+        char why[DN_ERROR_MAX];
+        snprintf(why, sizeof why, "%s", err->msg);
+        rc = dn_fail(err, "%s: %s", a->cfg->path, why);
         goto done;
     }
-    long max_batches = epochs > 0 ? epochs * bpe : net->max_batches;
-    if (max_batches <= 0) {
-        rc = dn_fail(err, "%s: [net] needs max_batches or epochs", a->cfg->path);
-        goto done;
-    }
+    const long ipb = length.images_per_batch;
+    const long bpe = length.batches_per_epoch;
+    const long max_batches = length.max_batches;
     if (dn_loader_make(s.train, s.aug, net->batch, bpe * net->subdivisions,
                        net->seed, 1, 1, &s.train_loader, err))
         goto done;
