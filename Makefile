@@ -110,8 +110,13 @@ LDLIBS  += -L$(NCCL_DIR)/lib -L$(NCCL_DIR)/lib64 -lnccl
 endif
 endif
 
-LIB_SRC   := $(filter-out darknet/src/main.c, $(wildcard darknet/src/*.c)) \
-             $(wildcard plugins/*.c)
+LIB_SRC   := $(wildcard darknet/src/*.c) $(wildcard plugins/*.c)
+# The command line (darknet/src/cli/): a client of the library, linked into
+# bin/darknet and into the tests, fuzz targets and benchmarks that run it;
+# never part of libdarknet.a. CLI_SRC is all of it but main.c.
+CLI_MAIN  := darknet/src/cli/main.c
+CLI_SRC   := $(filter-out $(CLI_MAIN), $(wildcard darknet/src/cli/*.c))
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 LIB_CXX   := $(wildcard darknet/src/*.cpp)
 CU_SRC    := $(wildcard darknet/src/*.cu)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -130,12 +135,28 @@ EXT_PLUGINS := $(BUILD)/plugins/libdn_sched_linear.so
 
 all: $(BIN)/darknet plugins
 
-$(BIN)/darknet: $(BUILD)/darknet/src/main.o $(BUILD)/libdarknet.a
+$(BIN)/darknet: $(CLI_MAIN:%.c=$(BUILD)/%.o) $(CLI_OBJ) $(BUILD)/libdarknet.a
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $^ $(LDLIBS) -rdynamic
 
-$(BUILD)/libdarknet.a: $(LIB_OBJ)
-	ar rcs $@ $^
+# The library never parses argv nor prints usage: building it fails when
+# it defines a command-line symbol (main, the commands, the option helpers
+# of darknet/src/cli/cli.h) or a source of it includes cli.h.
+# Built afresh, also when the Makefile changes, so that no member of an
+# older layout (a file since moved out) lingers in it.
+CLI_SYMBOLS := main 'cmd_.*' 'dn_cmd_.*' 'dn_cli_.*' 'dn_arg_.*' dn_positional \
+               dn_check_options dn_devices_parse
+
+$(BUILD)/libdarknet.a: $(LIB_OBJ) Makefile
+	@rm -f $@ $@.tmp
+	ar rcs $@.tmp $(filter-out Makefile,$^)
+	@bad=$$(nm -g --defined-only $@.tmp | awk 'NF == 3 { print $$3 }' | \
+	        grep -x $(CLI_SYMBOLS:%=-e %)); \
+	 inc=$$(grep -l '^#include "\(cli/\)\?cli\.h"' $(LIB_SRC) $(LIB_CXX) $(CU_SRC) 2>/dev/null); \
+	 if [ -n "$$bad$$inc" ]; then \
+	     echo "$@: command-line code in the library (it belongs in darknet/src/cli/):" \
+	          $$bad $$inc >&2; rm -f $@.tmp; exit 1; fi
+	@mv $@.tmp $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -190,6 +211,9 @@ FUZZ_REPLAY_BIN := $(FUZZ_TARGETS:%=$(BUILD)/asan/tests/fuzz_%)
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 TEST_HELPERS := $(filter-out tests/test_%.c,$(wildcard tests/*.c))
 ASAN_OBJ  := $(LIB_SRC:%.c=$(BUILD)/asan/%.o) $(TEST_HELPERS:%.c=$(BUILD)/asan/%.o)
+# the tests of the command line (test_cli, test_cmd_*) link it too
+ASAN_CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/asan/%.o)
+CLI_TEST_BIN := $(filter $(BUILD)/asan/tests/test_cli $(BUILD)/asan/tests/test_cmd_%,$(TEST_BIN))
 # (always a CPU build: the GPU tests are tests/gpu, run by test-gpu)
 ASAN_CFLAGS := $(filter-out -O3 -DDN_OPENCV -DDN_GPU -DDN_CUDNN -DDN_NCCL,$(CFLAGS)) -O1 -g $(ASAN_FLAGS)
 ASAN_LIBS := $(filter-out -lopencv_imgcodecs -lopencv_imgproc -lopencv_core -lstdc++ -lcudart -lcublas -lcudnn -lnccl,$(LDLIBS)) -lcmocka
@@ -203,6 +227,8 @@ $(BUILD)/asan/tests/%.o: ASAN_CFLAGS += -DDN_TEST_PLUGIN_DIR='"$(BUILD)/plugins"
 
 $(BUILD)/asan/tests/%: $(BUILD)/asan/tests/%.o $(ASAN_OBJ)
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(ASAN_LIBS) -rdynamic
+
+$(CLI_TEST_BIN) $(BUILD)/asan/tests/fuzz_cli: $(ASAN_CLI_OBJ)
 
 # test, demo and bench first install what is missing (deps), then run a
 # fresh make: the switches above (OpenCV found or not) are decided after the
@@ -234,7 +260,7 @@ $(BUILD)/asan/tests/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/f
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -MMD -MP,$(ASAN_CFLAGS)) -Itests/fuzz -DFUZZ_TARGET='"$*"' \
 	    -o $@ tests/fuzz/fuzz_$*.c tests/fuzz/replay.c tests/fuzz/fuzz_util.c \
-	    $(ASAN_OBJ) $(ASAN_LIBS) -rdynamic
+	    $(filter %.o,$^) $(ASAN_LIBS) -rdynamic
 
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                -fno-omit-frame-pointer
@@ -247,6 +273,8 @@ endif
 FUZZ_LIBS   := $(filter-out -fopenmp -lcudart -lcublas -lcudnn -lnccl,$(LDLIBS))
 FUZZ_BIN    := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 
+$(BUILD)/fuzz/fuzz_cli: $(CLI_SRC:%.c=$(BUILD)/fuzz/%.o)
+
 $(BUILD)/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
@@ -258,7 +286,7 @@ $(BUILD)/fuzz/darknet/src/image_cv.o: darknet/src/image_cv.cpp
 
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.c $(FUZZ_HDR) $(FUZZ_OBJ)
 	$(FUZZ_CC) $(filter-out -MMD -MP,$(FUZZ_CFLAGS)) -fsanitize=fuzzer -Itests/fuzz \
-	    -o $@ tests/fuzz/fuzz_$*.c tests/fuzz/fuzz_util.c $(FUZZ_OBJ) $(FUZZ_LIBS)
+	    -o $@ tests/fuzz/fuzz_$*.c tests/fuzz/fuzz_util.c $(filter %.o,$^) $(FUZZ_LIBS)
 
 fuzz:
 	@scripts/deps.sh clang libclang-rt-14-dev
@@ -301,7 +329,10 @@ DARKNET_PEER := $(if $(wildcard /usr/lib/darknet/libdarknet.so),$(BUILD)/bench/d
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libdarknet.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $(filter %.c,$^) $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS)
+
+# -gpus LIST, parsed as the command line parses it
+$(BUILD)/bench/train_bench: $(BUILD)/darknet/src/cli/cli.o
 
 # Debian's darknet, as a peer in the benchmark table only
 $(BUILD)/bench/darknet_peer: bench/darknet_peer.c

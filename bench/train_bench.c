@@ -20,6 +20,7 @@
 
 #include "bench_util.h"
 
+#include "cli/cli.h"
 #include "darknet.h"
 
 

@@ -329,6 +329,34 @@ static void read_all(dn_cfg *cfg)
                                 &size, &err), 0);
 }
 
+/* A copy keeps values, override marks and file names (an overlay's key
+ * still names the overlay), and is independent of the original: what the
+ * library builds a network from, leaving the caller's cfg as it was. */
+static void test_copy_keeps_overrides_and_sources(void **state)
+{
+    dn_cfg *cfg = base_cfg();
+    dn_error err = {{0}};
+    const char *ov = tu_write_file("ov3.cfg", "[net]\nmomentum=abc\n");
+    assert_int_equal(dn_cfg_overlay(cfg, ov, &err), 0);
+    assert_int_equal(dn_cfg_set(cfg, "learning_rate=0.5", &err), 0);
+    assert_int_equal(dn_cfg_set(cfg, "learnin_rate=0.5", &err), 0);
+    dn_cfg *copy = dn_cfg_copy(cfg);
+    assert_non_null(copy);
+    dn_cfg_free(cfg);
+    assert_string_equal(net_value(copy, "learning_rate"), "0.5");
+    double m = SENTINEL;
+    assert_int_equal(dn_sec_double(dn_cfg_find(copy, "net"), "momentum", 0.9,
+                                   0, 1, &m, &err), -1);
+    char want[600];
+    snprintf(want, sizeof want, "%s:2: [net] momentum:", ov);
+    assert_contains(err.msg, want);
+    /* an unknown key from -set is still an error */
+    read_all(copy);
+    assert_int_equal(dn_cfg_check_unused(copy, 0, NULL, &err), -1);
+    assert_contains(err.msg, "-set: [net] learnin_rate: unknown key");
+    dn_cfg_free(copy);
+}
+
 static void test_unknown_override_key_is_an_error(void **state)
 {
     dn_cfg *cfg = base_cfg();
@@ -527,6 +555,7 @@ int main(void)
         cmocka_unit_test(test_set_malformed),
         cmocka_unit_test(test_overlay),
         cmocka_unit_test(test_overlay_rejects_other_sections),
+        cmocka_unit_test(test_copy_keeps_overrides_and_sources),
         cmocka_unit_test(test_unknown_override_key_is_an_error),
         cmocka_unit_test(test_strict_mode),
     };

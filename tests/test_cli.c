@@ -1,7 +1,7 @@
 /*
- * test_cli.c - darknet/src/cli.c, the command-line front end every command
+ * test_cli.c - darknet/src/cli/cli.c, the command-line front end every command
  * shares: "-name value" options, flags, and the cfg loader's -set, -overlay
- * and -strict, wherever they stand on the line.
+ * and -strict, wherever they stand on the line; -gpus lists.
  *
  * Malformed lines are a table run through the real commands (summary, lr,
  * classifier train): each must exit non-zero with a message naming the
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "testutil.h"
 
 static const char *NET =
@@ -95,12 +95,49 @@ static void arg_helpers_skip_loader_pairs(void **state)
     assert_int_equal(dn_positional(argc, argv, pos, 4), 0);
 }
 
+/* -gpus LIST in every build: the devices, or an error naming the
+ * list and what is wrong with it */
+static void gpus_list_is_parsed(void **state)
+{
+    static const struct {
+        const char *list;
+        int n, ids[3];
+        const char *error; /* NULL: parses */
+    } cases[] = {
+        {"0", 1, {0}, NULL},
+        {"0,1,3", 3, {0, 1, 3}, NULL},
+        {"15", 1, {15}, NULL},
+        {"", 0, {0}, "expected device numbers"},
+        {"x", 0, {0}, "-gpus x: expected device numbers 0..15"},
+        {"-1", 0, {0}, "-gpus -1: expected device numbers"},
+        {"16", 0, {0}, "-gpus 16: expected device numbers 0..15"},
+        {"0;1", 0, {0}, "-gpus 0;1: expected device numbers"},
+        {"0,0", 0, {0}, "-gpus 0,0: GPU 0 is listed twice"},
+        {"1,", 0, {0}, "-gpus 1,: trailing comma"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        dn_devices d;
+        dn_error err = {0};
+        int rc = dn_devices_parse(cases[i].list, &d, &err);
+        if (!cases[i].error) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(d.n, cases[i].n);
+            for (int k = 0; k < d.n; k++)
+                assert_int_equal(d.ids[k], cases[i].ids[k]);
+        } else {
+            assert_int_equal(rc, -1);
+            assert_contains(err.msg, cases[i].error);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bad_command_lines_fail_with_a_message),
         cmocka_unit_test(set_pairs_are_never_split),
         cmocka_unit_test(arg_helpers_skip_loader_pairs),
+        cmocka_unit_test(gpus_list_is_parsed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

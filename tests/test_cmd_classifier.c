@@ -1,5 +1,5 @@
 /*
- * test_cmd_classifier.c - darknet/src/cmd_classifier.c, the classifier
+ * test_cmd_classifier.c - darknet/src/cli/cmd_classifier.c, the classifier
  * commands' front end: predict without an image reads image paths from
  * stdin (Darknet's behaviour), but an error that does not depend on the
  * image (the .data file, the cfg, the weights) ends the command at once
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "testutil.h"
 
 static void predict_fails_before_reading_stdin(void **state)

@@ -1,14 +1,16 @@
 /*
- * test_cmd_lr.c - darknet/src/cmd_lr.c, the `darknet lr` command: CSV
- * format, the clock it builds (batches per epoch, rows), overrides and the
- * errors that must exit non-zero without writing output.
+ * test_cmd_lr.c - darknet/src/cli/cmd_lr.c, the `darknet lr` command: CSV
+ * format, the clock it builds (batches per epoch, rows: the updates a
+ * training run makes), overrides and the errors that must exit non-zero
+ * without writing output.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "testutil.h"
 
 /* dn_cmd_lr(argv) with a writable copy of args (the command NULLs what it
@@ -199,9 +201,9 @@ static void test_refused_before_output(void **state)
         const char *message;
     } cases[] = {
         /* overflowed and wrote a CSV without end */
-        {{"lr", good, "-epochs", "1e30"}, "more than the 10000000 rows"},
+        {{"lr", good, "-epochs", "1e30"}, "more images than the clock counts"},
         {{"lr", good, "-set", "max_batches=9223372036854775807"},
-         "more than the 10000000 rows"},
+         "more images than the clock counts"},
         /* the trainer's keys are checked, not ignored */
         {{"lr", good, "-epochs", "1", "-set", "epochs=nonsense"},
          "-set: [net] epochs: expected an integer"},
@@ -270,6 +272,75 @@ static void test_png(void **state)
     assert_memory_equal(out, "\x89PNG", 4);
 }
 
+/* The rate of each update of a training run (its update hook). */
+typedef struct update_rates {
+    int n;
+    long batch[64];
+    double lr[64];
+} update_rates;
+
+static void record_update(void *ctx, long batch, double lr, double loss)
+{
+    update_rates *u = ctx;
+    (void)loss;
+    if (u->n < 64) {
+        u->batch[u->n] = batch;
+        u->lr[u->n++] = lr;
+    }
+}
+
+/* darknet lr and training derive the run's length in one place
+ * (dn_train_length): on 50 images in batches of 8 (not a whole number of
+ * batches: 6 per epoch) and [net] epochs=2, lr -train-size 50 prints the 12
+ * updates training makes, each at the rate training used. */
+static void test_rows_are_the_updates_training_makes(void **state)
+{
+    const char *net =
+        "[net]\nbatch=8\nsubdivisions=2\nheight=32\nwidth=32\nchannels=3\n"
+        "learning_rate=0.1\npolicy=cosine_restart\nrestart_interval=1\n"
+        "min_lr=0.001\nepochs=2\nseed=3\n"
+        "[connected]\noutput=10\nactivation=linear\n[softmax]\n";
+    const char *cfg_path = tu_write_file("agree.cfg", net);
+    char train[512], text[1024];
+    snprintf(train, sizeof train, "%s/agree.bin", tu_tmpdir());
+    tu_write_cifar_pattern(train, 50, 4);
+    snprintf(text, sizeof text, "classes=10\ntrain=%s\nbackup=%s/agree\n",
+             train, tu_tmpdir());
+    const char *data_path = tu_write_file("agree.data", text);
+
+    dn_error err;
+    dn_cfg *cfg = tu_load_cfg(cfg_path, 0, NULL, NULL, &err);
+    assert_non_null(cfg);
+    update_rates trained = {0};
+    FILE *quiet = fopen("/dev/null", "w");
+    dn_train_args a = {.data_path = data_path, .cfg = cfg, .out = quiet,
+                       .on_update = record_update, .on_update_ctx = &trained};
+    dn_train_outcome outcome;
+    int rc = dn_train_classifier(&a, &outcome, &err);
+    fclose(quiet);
+    dn_cfg_free(cfg);
+    if (rc)
+        fail_msg("%s", err.msg);
+    assert_int_equal(trained.n, 12);
+
+    const char *csv = csv_path();
+    const char *args[] = {"lr", cfg_path, "-train-size", "50", "-csv", csv,
+                          NULL};
+    assert_int_equal(run_lr(args), 0);
+    char *text_csv = slurp(csv);
+    assert_non_null(text_csv);
+    assert_int_equal(count_lines(text_csv), 1 + trained.n);
+    char *line = strchr(text_csv, '\n') + 1;
+    for (int i = 0; i < trained.n; i++, line = strchr(line, '\n') + 1) {
+        long batch;
+        double epoch, lr;
+        assert_int_equal(sscanf(line, "%ld,%lf,%lf", &batch, &epoch, &lr), 3);
+        assert_int_equal(batch, trained.batch[i]);
+        assert_true(fabs(epoch - batch / 6.0) < 1e-8);
+        assert_true(fabs(lr - trained.lr[i]) <= 1e-8 * trained.lr[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_refused_before_output),
         cmocka_unit_test(test_implausible_rate_is_warned),
         cmocka_unit_test(test_png),
+        cmocka_unit_test(test_rows_are_the_updates_training_makes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

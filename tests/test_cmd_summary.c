@@ -1,5 +1,5 @@
 /*
- * test_cmd_summary.c - darknet/src/cmd_summary.c, `darknet summary CFG`:
+ * test_cmd_summary.c - darknet/src/cli/cmd_summary.c, `darknet summary CFG`:
  * the network is planned, never built (no tensor is allocated, so any cfg
  * is answered at once), and the cfg is checked as training checks it:
  * unknown and duplicate keys in every section, -strict, and the trainer's
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "testutil.h"
 
 size_t __sanitizer_get_current_allocated_bytes(void); /* the ASan runtime */

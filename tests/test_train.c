@@ -51,20 +51,23 @@ static int setup(void **state)
     return 0;
 }
 
-/* Train with extra command-line words (e.g. "-set", "epochs=1"). */
+/* Train with the cfg overridden as on the command line (extra: e.g.
+ * "-set", "epochs=1"). */
 static int train(const char *backup, const char *weights,
                  volatile sig_atomic_t *stop, dn_train_outcome *outcome,
                  dn_error *err, int nextra, const char **extra)
 {
-    char *argv[16] = {"train"};
-    for (int i = 0; i < nextra; i++)
-        argv[1 + i] = (char *)extra[i];
+    int strict;
+    dn_cfg *cfg = tu_load_cfg(cfg_path, nextra, extra, &strict, err);
+    if (!cfg)
+        return -1;
     FILE *quiet = fopen("/dev/null", "w");
-    dn_train_args a = {.data_path = data_path, .cfg_path = cfg_path,
-                       .weights = weights, .argc = 1 + nextra, .argv = argv,
-                       .backup = backup, .stop = stop, .out = quiet};
+    dn_train_args a = {.data_path = data_path, .cfg = cfg, .strict = strict,
+                       .weights = weights, .backup = backup, .stop = stop,
+                       .out = quiet};
     int rc = dn_train_classifier(&a, outcome, err);
     fclose(quiet);
+    dn_cfg_free(cfg);
     return rc;
 }
 
@@ -275,15 +278,16 @@ static void update_hook_sees_every_rate(void **state)
 {
     dn_error err;
     dn_train_outcome outcome;
-    char *argv[] = {"train"};
     rates seen = {0};
     FILE *quiet = fopen("/dev/null", "w");
-    dn_train_args a = {.data_path = data_path, .cfg_path = cfg_path,
-                       .argc = 1, .argv = argv, .backup = backup_dir("hook"),
-                       .out = quiet, .on_update = record_rate,
-                       .on_update_ctx = &seen};
+    dn_cfg *train_cfg = tu_load_cfg(cfg_path, 0, NULL, NULL, &err);
+    assert_non_null(train_cfg);
+    dn_train_args a = {.data_path = data_path, .cfg = train_cfg,
+                       .backup = backup_dir("hook"), .out = quiet,
+                       .on_update = record_rate, .on_update_ctx = &seen};
     int rc = dn_train_classifier(&a, &outcome, &err);
     fclose(quiet);
+    dn_cfg_free(train_cfg);
     if (rc) {
         print_error("%s\n", err.msg);
         fail();
@@ -310,51 +314,17 @@ static void gpus_need_a_gpu_build(void **state)
 {
     dn_error err;
     dn_train_outcome outcome;
-    char *argv[] = {"train"};
-    dn_train_args a = {.data_path = data_path, .cfg_path = cfg_path,
-                       .argc = 1, .argv = argv, .backup = backup_dir("gpus"),
-                       .devices = {.n = 1, .ids = {0}}};
     if (dn_gpu_count() > 0)
         skip(); /* a GPU build on a GPU machine: tests/gpu covers it */
+    dn_cfg *cfg = tu_load_cfg(cfg_path, 0, NULL, NULL, &err);
+    assert_non_null(cfg);
+    dn_train_args a = {.data_path = data_path, .cfg = cfg,
+                       .backup = backup_dir("gpus"),
+                       .devices = {.n = 1, .ids = {0}}};
     assert_int_equal(dn_train_classifier(&a, &outcome, &err), -1);
+    dn_cfg_free(cfg);
     assert_true(strstr(err.msg, "without GPU support") ||
                 strstr(err.msg, "CUDA"));
-}
-
-/* -gpus LIST (cli.c) in every build: the devices, or an error naming the
- * list and what is wrong with it */
-static void gpus_list_is_parsed(void **state)
-{
-    static const struct {
-        const char *list;
-        int n, ids[3];
-        const char *error; /* NULL: parses */
-    } cases[] = {
-        {"0", 1, {0}, NULL},
-        {"0,1,3", 3, {0, 1, 3}, NULL},
-        {"15", 1, {15}, NULL},
-        {"", 0, {0}, "expected device numbers"},
-        {"x", 0, {0}, "-gpus x: expected device numbers 0..15"},
-        {"-1", 0, {0}, "-gpus -1: expected device numbers"},
-        {"16", 0, {0}, "-gpus 16: expected device numbers 0..15"},
-        {"0;1", 0, {0}, "-gpus 0;1: expected device numbers"},
-        {"0,0", 0, {0}, "-gpus 0,0: GPU 0 is listed twice"},
-        {"1,", 0, {0}, "-gpus 1,: trailing comma"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        dn_devices d;
-        dn_error err = {0};
-        int rc = dn_devices_parse(cases[i].list, &d, &err);
-        if (!cases[i].error) {
-            assert_int_equal(rc, 0);
-            assert_int_equal(d.n, cases[i].n);
-            for (int k = 0; k < d.n; k++)
-                assert_int_equal(d.ids[k], cases[i].ids[k]);
-        } else {
-            assert_int_equal(rc, -1);
-            assert_contains(err.msg, cases[i].error);
-        }
-    }
 }
 
 static void unknown_override_key_is_an_error(void **state)
@@ -512,9 +482,12 @@ static void non_finite_scores_rank_wrong(void **state)
     snprintf(path, sizeof path, "%s/huge.weights", tu_tmpdir());
     assert_int_equal(dn_weights_save(net, path, &err), 0);
     dn_net_free(net);
-    char *argv[] = {"valid"};
+    assert_non_null(cfg = tu_load_cfg(cfg_path, 0, NULL, NULL, &err));
+    dn_eval_args a = {.data_path = data_path, .cfg = cfg, .weights = path};
     dn_eval_result r;
-    if (dn_eval_classifier(data_path, cfg_path, path, 1, argv, NULL, &r, &err))
+    int rc = dn_eval_classifier(&a, &r, &err);
+    dn_cfg_free(cfg);
+    if (rc)
         fail_msg("%s", err.msg);
     assert_int_equal(r.images, VALID_N);
     assert_int_equal(r.nonfinite, VALID_N);
@@ -558,7 +531,6 @@ int main(void)
         cmocka_unit_test(data_checked_before_the_network_is_built),
         cmocka_unit_test(update_hook_sees_every_rate),
         cmocka_unit_test(gpus_need_a_gpu_build),
-        cmocka_unit_test(gpus_list_is_parsed),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

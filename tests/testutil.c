@@ -62,6 +62,38 @@ void tu_assert_contains(const char *msg, const char *needle, const char *file,
     }
 }
 
+dn_cfg *tu_load_cfg(const char *path, int n, const char *const *words,
+                    int *strict, dn_error *err)
+{
+    dn_cfg *cfg;
+    if (strict)
+        *strict = 0;
+    if (dn_cfg_load(path, &cfg, err))
+        return NULL;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < n; i++) {
+            const char *word = words[i];
+            if (strcmp(word, "-strict") == 0) {
+                if (strict)
+                    *strict = 1;
+                continue;
+            }
+            const int set = strcmp(word, "-set") == 0;
+            if (!set && strcmp(word, "-overlay") != 0)
+                fail_msg("tu_load_cfg: unexpected word %s", word);
+            if (++i == n)
+                fail_msg("tu_load_cfg: %s without its value", word);
+            if (pass != set)
+                continue;
+            if (set ? dn_cfg_set(cfg, words[i], err)
+                    : dn_cfg_overlay(cfg, words[i], err)) {
+                dn_cfg_free(cfg);
+                return NULL;
+            }
+        }
+    return cfg;
+}
+
 void tu_write_cifar_pattern(const char *path, int n, unsigned seed)
 {
     FILE *f = fopen(path, "wb");

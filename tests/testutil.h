@@ -30,7 +30,7 @@ int tu_parse_augment(const char *net_text, const dn_dataset *train,
  * square in channel k % 3 at a place of its own. */
 void tu_write_cifar_pattern(const char *path, int n, unsigned seed);
 /*
- * Runs a command of darknet/src/cmd_*.c in this process, as bin/darknet
+ * Runs a command of darknet/src/cli/cmd_*.c in this process, as bin/darknet
  * would: args is NULL-terminated, args[0] the command's name (a writable
  * copy is passed; commands NULL what they consume). stdout and stderr go to
  * files whose text is returned in *out and *errs (static storage, valid
@@ -38,6 +38,14 @@ void tu_write_cifar_pattern(const char *path, int n, unsigned seed);
  */
 int tu_run_cmd(int (*cmd)(int argc, char **argv), const char *const *args,
                const char **out, const char **errs);
+/*
+ * The cfg at path with overrides written as on the command line ("-set",
+ * "key=value", "-overlay", FILE, "-strict"; n words), applied as the
+ * command line applies them: every overlay, then every -set. *strict (may
+ * be NULL) is set by "-strict". NULL with err set on a bad cfg or override.
+ */
+dn_cfg *tu_load_cfg(const char *path, int n, const char *const *words,
+                    int *strict, dn_error *err);
 /* Assert that msg contains needle, printing both when not. */
 #define assert_contains(msg, needle) tu_assert_contains((msg), (needle), __FILE__, __LINE__)
 void tu_assert_contains(const char *msg, const char *needle, const char *file, int line);

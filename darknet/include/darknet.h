@@ -74,6 +74,9 @@ int dn_cfg_parse_string(const char *text, const char *name, dn_cfg **out,
 /* A flat key=value file (Darknet .data): one section of type "data". */
 int dn_cfg_load_flat(const char *path, dn_cfg **out, dn_error *err);
 void dn_cfg_free(dn_cfg *cfg);
+/* A deep copy: keys, values, their marks (used, override, warnings) and
+ * file names; NULL when memory runs out. */
+dn_cfg *dn_cfg_copy(const dn_cfg *src);
 
 /* Strip leading and trailing whitespace in place; returns the new start. */
 char *dn_trim(char *s);
@@ -133,6 +136,30 @@ int dn_cfg_check_unused(const dn_cfg *cfg, int strict, FILE *report,
 /* The one place the training clock is computed. */
 dn_clock dn_clock_at(uint64_t seen, long images_per_batch,
                      long batches_per_epoch, long max_batches);
+
+/* What the length of a training run is derived from. */
+typedef struct dn_length_inputs {
+    long train_images;      /* images in the training set */
+    long images_per_batch;  /* [net] batch: images per weight update */
+    long batches_per_epoch; /* > 0: given (darknet lr -batches-per-epoch);
+                             * 0: from train_images */
+    double epochs;          /* > 0: the run in epochs ([net] epochs=,
+                             * darknet lr -epochs); 0: max_batches */
+    long max_batches;       /* [net] max_batches */
+} dn_length_inputs;
+
+typedef struct dn_run_length {
+    long images_per_batch;
+    long batches_per_epoch;
+    long max_batches;       /* the weight updates of the whole run */
+} dn_run_length;
+
+/* The one place a run's length is derived (clock.c has the formula):
+ * training and darknet lr call it, so the rows lr prints are the updates
+ * training makes. -1 when the run has no length or more images than the
+ * clock counts. */
+int dn_train_length(const dn_length_inputs *in, dn_run_length *out,
+                    dn_error *err);
 
 /* -------------------------------------------------------------- schedule */
 

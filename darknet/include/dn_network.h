@@ -237,8 +237,6 @@ typedef struct dn_devices {
     int ids[DN_MAX_GPUS];
 } dn_devices;
 
-/* "0" or "0,1,3" -> devices. */
-int dn_devices_parse(const char *list, dn_devices *out, dn_error *err);
 /* CUDA devices present: 0 in a CPU build or without a driver. */
 int dn_gpu_count(void);
 /* Move a network onto devices (dev NULL or n = 0: stay on the CPU). After

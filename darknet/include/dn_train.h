@@ -57,13 +57,21 @@ FILE *dn_train_log_open(const char *path, const char *header, long epochs,
 int dn_train_log_row(FILE *log, dn_error *err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * The model the entries below work on: the .data file, and the network's
+ * cfg as the caller made it (dn_cfg_load, then dn_cfg_overlay and
+ * dn_cfg_set: the command line's -overlay and -set). The library reads the
+ * cfg and never changes or frees it (the network is built from a
+ * dn_cfg_copy), so one cfg serves any number of calls; messages and
+ * checkpoint names take its path. strict: an unused or duplicate key is an
+ * error, not a warning (-strict).
+ */
 typedef struct dn_train_args {
     const char *data_path; /* .data file */
-    const char *cfg_path;
+    const dn_cfg *cfg;
+    int strict;
     const char *weights;   /* start from these weights, or NULL */
     int clear;             /* -clear: start the clock at 0 */
-    int argc;              /* the command line, for -set/-overlay/-strict */
-    char **argv;
     int print_every;       /* batches between progress lines; 0 means 1 */
     int save_every_epoch;  /* also keep <cfg>_<epoch>.weights */
     const char *backup;    /* overrides the .data file's backup= */
@@ -99,20 +107,25 @@ typedef struct dn_eval_result {
                         * wrong, and the loss is then not a number to trust */
 } dn_eval_result;
 
-/* Top-1/top-k and mean loss over the .data file's valid set, on devices
- * (NULL: the CPU). */
-int dn_eval_classifier(const char *data_path, const char *cfg_path,
-                       const char *weights, int argc, char **argv,
-                       const dn_devices *devices, dn_eval_result *res,
+typedef struct dn_eval_args {
+    const char *data_path; /* .data file: its valid= set is evaluated */
+    const dn_cfg *cfg;     /* as in dn_train_args */
+    int strict;
+    const char *weights;   /* or NULL: the cfg's initial weights */
+    dn_devices devices;    /* n = 0: the CPU */
+} dn_eval_args;
+
+/* Top-1/top-k and mean loss over the .data file's valid set. */
+int dn_eval_classifier(const dn_eval_args *a, dn_eval_result *res,
                        dn_error *err);
 
 typedef struct dn_predict_args {
-    const char *data_path, *cfg_path, *weights;
+    const char *data_path, *weights;
+    const dn_cfg *cfg; /* as in dn_train_args */
+    int strict;
     const char *image; /* an image file (needs OpenCV), or NULL */
     long index;        /* else: this record of the valid set */
     int top;           /* classes to print; 0: the .data file's top= */
-    int argc;
-    char **argv;
     dn_devices devices; /* n = 0: the CPU */
 } dn_predict_args;
 

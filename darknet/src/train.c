@@ -11,9 +11,14 @@
  *       update(lr)
  *       at each epoch end: validate, log a CSV row, checkpoint, halting rule
  *
- * The rate of update b is the schedule at seen = b * batch, i.e. the row
- * `darknet lr` prints for batch b. (Darknet evaluates it after incrementing
- * seen, one batch later; we keep the schedule and its plot identical.)
+ * (train_loop, train_step and forward_backward; end_epoch.) The run's
+ * length comes from dn_train_length, as `darknet lr`'s does. The rate of
+ * update b is the schedule at seen = b * batch, i.e. the row `darknet lr`
+ * prints for batch b. (Darknet evaluates it after incrementing seen, one
+ * batch later; we keep the schedule and its plot identical.)
+ *
+ * The library's side of the command line: it receives options structs and
+ * a parsed cfg (dn_train_args), never argv, and prints no usage.
  */
 #include <errno.h>
 #include <math.h>
@@ -22,11 +27,15 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "cli.h"
 #include "darknet.h"
 #include "dn_data.h"
 #include "file.h"
 #include "layer_util.h"
+
+/* The flags of dn_loader_make (shuffle, train), dn_net_forward and
+ * dn_augment_apply (train), by name. */
+enum { IN_ORDER = 0, SHUFFLED = 1 };
+enum { EVALUATING = 0, TRAINING = 1 };
 
 static double now(void)
 {
@@ -94,66 +103,84 @@ static int mkdir_p(const char *dir, dn_error *err)
     return 0;
 }
 
+/* What a command opens: the model (see dn_train_args) and what it needs of
+ * the data. */
+typedef struct session_options {
+    const char *data_path;
+    const dn_cfg *cfg;
+    int strict;
+    int need_train;     /* open the training set (augmentation fits on it) */
+    int need_valid;     /* the validation set must exist */
+    int batch_override; /* images per forward pass; 0: the cfg's batch */
+} session_options;
+
 /*
- * Load the data description, the network (with -set/-overlay), the datasets
- * and preprocessing. need_train: open the training set (augmentation fits on
- * it); need_valid: the validation set must exist.
+ * The .data file's keys and datasets, checked against the network's planned
+ * shape (input c, h, w and truths) before its tensors are allocated.
  */
-static int session_open(session *s, const char *data_path, const char *cfg_path,
-                        int argc, char **argv, int need_train, int need_valid,
-                        int batch_override, dn_error *err)
+static int open_data(session *s, const session_options *o, const dn_net *plan,
+                     dn_error *err)
 {
-    memset(s, 0, sizeof *s);
-    int strict = 0;
-    dn_cfg *cfg;
-    if (dn_cfg_load_flat(data_path, &s->data, err))
+    const char *cfg_path = o->cfg->path;
+    long classes;
+    const char *backup;
+    if (dn_sec_int(s->data_sec, "classes", 0, 1, 1 << 20, &classes, err) ||
+        dn_sec_string(s->data_sec, "backup", "backup", &backup, err))
         return -1;
-    s->data_sec = &s->data->sections[0];
-    if (dn_cli_load_cfg(cfg_path, argc, argv, &cfg, &strict, err))
+    if (classes != plan->truths)
+        return dn_sec_fail(s->data_sec, "classes", err,
+                           "%ld classes, but the network's last layer (%s) has "
+                           "%ld outputs", classes, cfg_path, plan->truths);
+    if (dn_path_format(s->backup, sizeof s->backup, err, "%s", backup) ||
+        cfg_basename(cfg_path, s->base, sizeof s->base, err))
         return -1;
-    /* the network planned first: the .data file and the datasets are
-     * checked against its shape before its tensors are allocated */
-    dn_net_options opt = {.batch_override = batch_override};
+    /* the training set is opened whenever preprocessing may need fitting */
+    if ((o->need_train || dn_sec_has(s->data_sec, "train")) &&
+        dn_dataset_open(s->data_sec, "train", plan->c, plan->h, plan->w,
+                        &s->train, err))
+        return -1;
+    if ((o->need_valid || dn_sec_has(s->data_sec, "valid")) &&
+        dn_dataset_open(s->data_sec, "valid", plan->c, plan->h, plan->w,
+                        &s->valid, err))
+        return -1;
+    return 0;
+}
+
+/* The network from a copy of the caller's cfg, planned first: the data are
+ * checked against it before its tensors are allocated. */
+static int open_network(session *s, const session_options *o, dn_error *err)
+{
+    dn_net_options opt = {.batch_override = o->batch_override};
+    dn_cfg *cfg = dn_cfg_copy(o->cfg);
+    if (!cfg)
+        return dn_fail(err, "%s: out of memory copying the cfg", o->cfg->path);
     dn_net *plan;
     if (dn_net_plan(cfg, &opt, &plan, err)) {
         dn_cfg_free(cfg);
         return -1;
     }
-    const int c = plan->c, h = plan->h, w = plan->w;
-    const long truths = plan->truths;
-    plan->cfg = NULL;
+    int rc = open_data(s, o, plan, err);
+    plan->cfg = NULL; /* the cfg is the network's below */
     dn_net_free(plan);
-    long classes;
-    const char *backup;
-    int rc = 0;
-    if (dn_sec_int(s->data_sec, "classes", 0, 1, 1 << 20, &classes, err) ||
-        dn_sec_string(s->data_sec, "backup", "backup", &backup, err))
-        rc = -1;
-    else if (classes != truths)
-        rc = dn_sec_fail(s->data_sec, "classes", err,
-                         "%ld classes, but the network's last layer (%s) has "
-                         "%ld outputs", classes, cfg_path, truths);
-    else if (dn_path_format(s->backup, sizeof s->backup, err, "%s", backup) ||
-             cfg_basename(cfg_path, s->base, sizeof s->base, err))
-        rc = -1;
-    /* the training set is opened whenever preprocessing may need fitting */
-    else if ((need_train || dn_sec_has(s->data_sec, "train")) &&
-             dn_dataset_open(s->data_sec, "train", c, h, w, &s->train, err))
-        rc = -1;
-    else if ((need_valid || dn_sec_has(s->data_sec, "valid")) &&
-             dn_dataset_open(s->data_sec, "valid", c, h, w, &s->valid, err))
-        rc = -1;
     if (rc || dn_net_make(cfg, &opt, &s->net, err)) {
         dn_cfg_free(cfg);
         return -1;
     }
+    return 0;
+}
+
+/*
+ * The keys read beyond the network's: preprocessing, the trainer's [net]
+ * keys and the .data file's top=, all read before the unused-key check so
+ * that it knows them.
+ */
+static int read_keys(session *s, int strict, dn_error *err)
+{
     dn_net *net = s->net;
-    if (dn_augment_parse(&net->cfg->sections[0], s->train, &s->aug, err))
-        return -1;
-    /* read before the unused-key check, so that it knows them */
-    dn_section *ns = &net->cfg->sections[0];
+    dn_section *net_section = &net->cfg->sections[0];
     dn_trainer_keys keys;
-    if (dn_trainer_keys_read(ns, &keys, err) ||
+    if (dn_augment_parse(net_section, s->train, &s->aug, err) ||
+        dn_trainer_keys_read(net_section, &keys, err) ||
         dn_sec_int(s->data_sec, "top", 5, 1, 1 << 20, &s->top, err))
         return -1;
     s->epochs = keys.epochs;
@@ -166,7 +193,19 @@ static int session_open(session *s, const char *data_path, const char *cfg_path,
     if (dn_cfg_check_unused(net->cfg, strict, stderr, err) ||
         dn_cfg_check_unused(s->data, strict, stderr, err))
         return -1;
-    s->labels = calloc(net->batch, sizeof *s->labels);
+    return 0;
+}
+
+/* The data description, the network, the datasets and preprocessing. */
+static int session_open(session *s, const session_options *o, dn_error *err)
+{
+    memset(s, 0, sizeof *s);
+    if (dn_cfg_load_flat(o->data_path, &s->data, err))
+        return -1;
+    s->data_sec = &s->data->sections[0];
+    if (open_network(s, o, err) || read_keys(s, o->strict, err))
+        return -1;
+    s->labels = calloc(s->net->batch, sizeof *s->labels);
     return 0;
 }
 
@@ -202,7 +241,7 @@ static int evaluate(session *s, int k, eval_acc *acc, dn_error *err)
     if (!s->valid_loader) {
         long per_epoch = (s->valid->n + net->batch - 1) / net->batch;
         if (dn_loader_make(s->valid, s->aug, net->batch, per_epoch, net->seed,
-                           0, 0, &s->valid_loader, err))
+                           IN_ORDER, EVALUATING, &s->valid_loader, err))
             return -1;
     }
     long batches = (s->valid->n + net->batch - 1) / net->batch;
@@ -210,7 +249,7 @@ static int evaluate(session *s, int k, eval_acc *acc, dn_error *err)
     for (long b = 0; b < batches; b++) {
         int count = dn_loader_get(s->valid_loader, b, net->input_data,
                                   net->truth, s->labels);
-        dn_net_forward(net, 0);
+        dn_net_forward(net, EVALUATING);
         if (dn_net_check(net, err))
             return -1;
         for (int i = 0; i < count; i++) {
@@ -263,11 +302,6 @@ static int checkpoint(session *s, const char *suffix, dn_error *err)
 }
 
 
-typedef struct epoch_acc {
-    long batches, images, correct;
-    double lr_sum, loss_sum, t0;
-} epoch_acc;
-
 /* The CSV log, holding the rows of the epochs done (train_log.c). */
 static FILE *open_log(session *s, long epochs_done, dn_error *err)
 {
@@ -280,215 +314,334 @@ static FILE *open_log(session *s, long epochs_done, dn_error *err)
                              epochs_done, err);
 }
 
-int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
-                        dn_error *err)
-{
+/* What one epoch's updates added up to. */
+typedef struct epoch_acc {
+    long batches, images, correct;
+    double lr_sum, loss_sum, t0;
+} epoch_acc;
+
+/* A training run in progress: its session and what the loop carries. */
+typedef struct run {
     session s;
-    FILE *out = a->out ? a->out : stdout;
-    FILE *log = NULL;
-    int rc = -1;
-    if (session_open(&s, a->data_path, a->cfg_path, a->argc, a->argv, 1, 0, 0,
-                     err))
-        goto done;
-    dn_net *net = s.net;
-    if ((a->backup && dn_path_format(s.backup, sizeof s.backup, err, "%s",
-                                     a->backup)) ||
-        mkdir_p(s.backup, err))
-        goto done;
-    s.start_weights = a->weights;
+    const dn_train_args *args;
+    FILE *out, *log;
+    dn_run_length length;
+    double t_start;     /* when the first update began */
+    double avg_loss;    /* Darknet's running average; < 0 before the first */
+    int warned_rate;    /* an implausible rate is warned about once */
+    epoch_acc epoch;
+} run;
+
+/* err = "<what>: training stopped; <where the run can resume from>" */
+static int training_stopped(const run *r, const char *what, dn_error *err)
+{
+    char good[4600];
+    last_good(&r->s, r->s.start_weights, good, sizeof good);
+    return dn_fail(err, "%s: training stopped; %s", what, good);
+}
+
+/* The starting weights (a checkpoint's optimiser state too, unless -clear)
+ * and the devices; on a device the weights stay there. */
+static int load_start(run *r, dn_error *err)
+{
+    const dn_train_args *a = r->args;
+    dn_net *net = r->s.net;
+    r->s.start_weights = a->weights;
     if (a->weights) {
         int with_state;
         if (dn_checkpoint_load(net, a->weights, !a->clear, &with_state, err))
-            goto done;
+            return -1;
         if (a->clear)
             net->seen = 0;
     }
-    /* on a device the weights stay there; the loop below is the same */
-    if (dn_net_use_devices(net, &a->devices, err))
-        goto done;
-    const long epochs = s.epochs, halt_after = s.halt_after;
-    const double halt_loss = s.halt_loss;
-    const long ipb = net->images_per_batch;
-    const long bpe = s.train->n / ipb > 0 ? s.train->n / ipb : 1;
-    if (epochs > 0 && epochs > (1L << 62) / ipb / bpe) {
-        rc = dn_fail(err, "%s: [net] epochs=%ld of %ld batches of %ld images: "
-                     "more images than the clock counts", a->cfg_path, epochs,
-                     bpe, ipb);
-        goto done;
-    }
-    long max_batches = epochs > 0 ? epochs * bpe : net->max_batches;
-    if (max_batches <= 0) {
-        rc = dn_fail(err, "%s: [net] needs max_batches or epochs", a->cfg_path);
-        goto done;
-    }
-    if (dn_loader_make(s.train, s.aug, net->batch, bpe * net->subdivisions,
-                       net->seed, 1, 1, &s.train_loader, err))
-        goto done;
-    if (!(log = open_log(&s, (long)(net->seen / (uint64_t)ipb) / bpe, err)))
-        goto done;
+    return dn_net_use_devices(net, &a->devices, err);
+}
 
-    fprintf(out, "%s: %ld training images, batch %ld (%d x %d), %ld batches "
-            "per epoch, %ld batches (%.2f epochs), policy %s, on %s\n",
-            a->cfg_path, s.train->n, ipb, net->batch, net->subdivisions, bpe,
-            max_batches, (double)max_batches / bpe,
+/* Batches per epoch and the updates of the run (dn_train_length), errors
+ * naming the cfg. */
+static int derive_length(run *r, dn_error *err)
+{
+    const dn_net *net = r->s.net;
+    const dn_length_inputs inputs = {
+        .train_images = r->s.train->n,
+        .images_per_batch = net->images_per_batch,
+        .epochs = (double)r->s.epochs, .max_batches = net->max_batches};
+    if (dn_train_length(&inputs, &r->length, err) == 0)
+        return 0;
+    char why[DN_ERROR_MAX];
+    snprintf(why, sizeof why, "%s", err->msg);
+    return dn_fail(err, "%s: %s", r->args->cfg->path, why);
+}
+
+/* The first lines of the output: the run, the data pipeline, the network. */
+static void print_banner(const run *r)
+{
+    const dn_net *net = r->s.net;
+    const dn_run_length *n = &r->length;
+    fprintf(r->out, "%s: %ld training images, batch %ld (%d x %d), %ld "
+            "batches per epoch, %ld batches (%.2f epochs), policy %s, on %s\n",
+            r->args->cfg->path, r->s.train->n, n->images_per_batch, net->batch,
+            net->subdivisions, n->batches_per_epoch, n->max_batches,
+            (double)n->max_batches / n->batches_per_epoch,
             dn_schedule_policy(net->schedule), dn_net_device_name(net));
     char pipeline[256];
-    dn_augment_describe(s.aug, pipeline, sizeof pipeline);
-    fprintf(out, "preprocessing and augmentation: %s\n", pipeline);
-    dn_net_summary(net, out);
-    fflush(out);
+    dn_augment_describe(r->s.aug, pipeline, sizeof pipeline);
+    fprintf(r->out, "preprocessing and augmentation: %s\n", pipeline);
+    dn_net_summary(net, r->out);
+    fflush(r->out);
+}
 
-    const int every = a->print_every > 0 ? a->print_every : 1;
-    const double t_start = now();
-    double avg_loss = -1;
-    epoch_acc ep = {.t0 = now()};
-    dn_layer *last = dn_net_output_layer(net);
-    int warned_rate = 0;
+/* Everything before the first update. */
+static int run_open(run *r, const dn_train_args *a, dn_error *err)
+{
+    memset(r, 0, sizeof *r);
+    r->args = a;
+    r->out = a->out ? a->out : stdout;
+    r->avg_loss = -1;
+    const session_options open = {.data_path = a->data_path, .cfg = a->cfg,
+                                  .strict = a->strict, .need_train = 1};
+    if (session_open(&r->s, &open, err))
+        return -1;
+    session *s = &r->s;
+    dn_net *net = s->net;
+    if ((a->backup && dn_path_format(s->backup, sizeof s->backup, err, "%s",
+                                     a->backup)) ||
+        mkdir_p(s->backup, err) || load_start(r, err) ||
+        derive_length(r, err))
+        return -1;
+    const long per_epoch = r->length.batches_per_epoch;
+    if (dn_loader_make(s->train, s->aug, net->batch,
+                       per_epoch * net->subdivisions, net->seed, SHUFFLED,
+                       TRAINING, &s->train_loader, err))
+        return -1;
+    long epochs_done =
+        (long)(net->seen / (uint64_t)r->length.images_per_batch) / per_epoch;
+    if (!(r->log = open_log(s, epochs_done, err)))
+        return -1;
+    print_banner(r);
+    r->t_start = r->epoch.t0 = now();
+    return 0;
+}
+
+static void run_close(run *r)
+{
+    if (r->log)
+        fclose(r->log);
+    session_free(&r->s);
+}
+
+/* Forward and backward over the subdivisions of one batch (gradients
+ * accumulate); returns the summed loss, counting top-1 hits. */
+static double forward_backward(run *r)
+{
+    dn_net *net = r->s.net;
+    const dn_layer *last = dn_net_output_layer(net);
+    double loss = 0;
+    for (int sub = 0; sub < net->subdivisions; sub++) {
+        long index = (long)(net->seen / (uint64_t)net->batch);
+        dn_loader_get(r->s.train_loader, index, net->input_data, net->truth,
+                      r->s.labels);
+        dn_net_forward(net, TRAINING);
+        dn_net_backward(net);
+        loss += dn_net_cost(net);
+        for (int i = 0; i < net->batch; i++) {
+            int top1, topk;
+            rank_of(last->output + (long)i * last->outputs, last->outputs,
+                    r->s.labels[i], 1, &top1, &topk);
+            r->epoch.correct += top1;
+        }
+        net->seen += (uint64_t)net->batch;
+    }
+    return loss;
+}
+
+/* One weight update at clock: its rate, the gradients, the update. *lr and
+ * *loss (mean per image) are set; a non-finite rate, loss or weight stops
+ * training with where it can resume from. */
+static int train_step(run *r, const dn_clock *clock, double *lr, double *loss,
+                      dn_error *err)
+{
+    dn_net *net = r->s.net;
+    char what[DN_ERROR_MAX + 100];
+    int rate = dn_schedule_rate_checked(net->schedule, clock, lr, err);
+    if (rate < 0) {
+        snprintf(what, sizeof what, "%s", err->msg);
+        return training_stopped(r, what, err);
+    }
+    if (rate > 0 && !r->warned_rate++)
+        fprintf(stderr, "warning: %s\n", err->msg);
+    *loss = forward_backward(r);
+    if (dn_net_check(net, err)) /* a device error, before its NaNs */
+        return -1;
+    *loss /= (double)r->length.images_per_batch;
+    if (!isfinite(*loss)) {
+        snprintf(what, sizeof what, "loss is %f at batch %ld (lr %g)", *loss,
+                 clock->batch, *lr);
+        return training_stopped(r, what, err);
+    }
+    dn_net_update(net, *lr);
+    /* a NaN can hide behind a ReLU and never reach the loss: the weights
+     * themselves (device nets: at each checkpoint) */
+    dn_error why;
+    if (dn_net_check_weights(net, &why)) {
+        snprintf(what, sizeof what, "after the update of batch %ld (lr %g): "
+                 "%s", clock->batch, *lr, why.msg);
+        return training_stopped(r, what, err);
+    }
+    return 0;
+}
+
+/* The update's line of progress (every print_every batches and the last),
+ * and its share of the epoch's means. batch counts from 1. */
+static void account_update(run *r, long batch, double lr, double loss,
+                           double seconds)
+{
+    const dn_train_args *a = r->args;
+    const long every = a->print_every > 0 ? a->print_every : 1;
+    if (a->on_update)
+        a->on_update(a->on_update_ctx, batch - 1, lr, loss);
+    r->avg_loss = r->avg_loss < 0 ? loss : r->avg_loss * 0.9 + loss * 0.1;
+    r->epoch.batches++;
+    r->epoch.images += r->length.images_per_batch;
+    r->epoch.lr_sum += lr;
+    r->epoch.loss_sum += loss;
+    if (batch % every == 0 || batch == r->length.max_batches)
+        fprintf(r->out, "%ld, %.3f: %f, %f avg, %g rate, %lf seconds, %llu "
+                "images\n", batch,
+                (double)batch / r->length.batches_per_epoch, loss, r->avg_loss,
+                lr, seconds, (unsigned long long)r->s.net->seen);
+}
+
+/* The epoch's CSV row and line of output; valid: its validation, if any. */
+static int report_epoch(run *r, long epoch, const eval_acc *valid,
+                        dn_error *err)
+{
+    const epoch_acc *ep = &r->epoch;
+    const double mean_loss = ep->loss_sum / ep->batches;
+    const double mean_lr = ep->lr_sum / ep->batches;
+    const double train_top1 = (double)ep->correct / ep->images;
+    const double seconds = now() - ep->t0;
+    char valid_top1[32] = "", valid_loss[32] = "";
+    if (valid->images) {
+        snprintf(valid_top1, sizeof valid_top1, "%.4f",
+                 (double)valid->top1 / valid->images);
+        snprintf(valid_loss, sizeof valid_loss, "%.6f",
+                 valid->loss / valid->images);
+    }
+    if (dn_train_log_row(r->log, err, "%ld,%ld,%ld,%.9g,%.6f,%.4f,%s,%s,%.2f\n",
+                         epoch, ep->batches, ep->images, mean_lr, mean_loss,
+                         train_top1, valid_top1, valid_loss, seconds))
+        return -1;
+    fprintf(r->out, "epoch %ld: train loss %.4f, train top-1 %.4f%s%s, mean "
+            "lr %g, %.1f s (data wait %.1f s)\n", epoch, mean_loss, train_top1,
+            valid->images ? ", valid top-1 " : "", valid_top1, mean_lr,
+            seconds, dn_loader_wait_seconds(r->s.train_loader));
+    fflush(r->out);
+    return 0;
+}
+
+/*
+ * The end of an epoch (batch: the updates so far): validate, log its row,
+ * checkpoint, and apply the paper's halting rule. Returns 1 when training
+ * halts, 0 when it goes on, -1 on error.
+ */
+static int end_epoch(run *r, long batch, dn_error *err)
+{
+    session *s = &r->s;
+    const long per_epoch = r->length.batches_per_epoch;
+    const long epoch = (batch + per_epoch - 1) / per_epoch;
+    eval_acc valid = {0};
+    if ((s->valid && evaluate(s, 1, &valid, err)) ||
+        report_epoch(r, epoch, &valid, err) || checkpoint(s, "last", err))
+        return -1;
+    if (r->args->save_every_epoch) {
+        char suffix[32];
+        snprintf(suffix, sizeof suffix, "%ld", epoch);
+        if (checkpoint(s, suffix, err))
+            return -1;
+    }
+    /* The paper's rule, "halt iff T_t < T_n and loss > 4.5": epochs count
+     * from 1, so T_t = halt_after_epochs = 2 first checks the end of
+     * epoch 3. */
+    const double mean_loss = r->epoch.loss_sum / r->epoch.batches;
+    if (s->halt_loss > 0 && epoch > s->halt_after &&
+        mean_loss > s->halt_loss) {
+        fprintf(r->out, "halting: epoch %ld mean loss %.4f > halt_loss %g "
+                "(after epoch %ld): saving %s/%s_halt.weights\n", epoch,
+                mean_loss, s->halt_loss, s->halt_after, s->backup, s->base);
+        return 1;
+    }
+    memset(&r->epoch, 0, sizeof r->epoch);
+    r->epoch.t0 = now();
+    return 0;
+}
+
+/* Updates until the run's length, a stop request or the halting rule. */
+static int train_loop(run *r, dn_train_outcome *outcome, dn_error *err)
+{
+    const dn_run_length *n = &r->length;
+    dn_net *net = r->s.net;
     *outcome = DN_TRAIN_DONE;
     for (;;) {
-        dn_clock clock = dn_clock_at(net->seen, ipb, bpe, max_batches);
-        if (clock.batch >= max_batches)
-            break;
-        if (a->stop && *a->stop) {
+        dn_clock clock = dn_clock_at(net->seen, n->images_per_batch,
+                                     n->batches_per_epoch, n->max_batches);
+        if (clock.batch >= n->max_batches)
+            return 0;
+        if (r->args->stop && *r->args->stop) {
             *outcome = DN_TRAIN_INTERRUPTED;
-            fprintf(out, "interrupted at batch %ld: saving %s/%s_last.weights\n",
-                    clock.batch, s.backup, s.base);
-            break;
+            fprintf(r->out, "interrupted at batch %ld: saving "
+                    "%s/%s_last.weights\n", clock.batch, r->s.backup,
+                    r->s.base);
+            return 0;
         }
-        double t0 = now();
-        double lr;
-        int rate = dn_schedule_rate_checked(net->schedule, &clock, &lr, err);
-        if (rate < 0) {
-            char good[4600], why[DN_ERROR_MAX];
-            last_good(&s, a->weights, good, sizeof good);
-            snprintf(why, sizeof why, "%s", err->msg);
-            rc = dn_fail(err, "%s: training stopped; %s", why, good);
-            goto done;
-        }
-        if (rate > 0 && !warned_rate++)
-            fprintf(stderr, "warning: %s\n", err->msg);
-        double loss = 0;
-        for (int sub = 0; sub < net->subdivisions; sub++) {
-            long index = (long)(net->seen / (uint64_t)net->batch);
-            dn_loader_get(s.train_loader, index, net->input_data, net->truth,
-                          s.labels);
-            dn_net_forward(net, 1);
-            dn_net_backward(net);
-            loss += dn_net_cost(net);
-            for (int i = 0; i < net->batch; i++) {
-                int t1, tk;
-                rank_of(last->output + (long)i * last->outputs, last->outputs,
-                        s.labels[i], 1, &t1, &tk);
-                ep.correct += t1;
-            }
-            net->seen += (uint64_t)net->batch;
-        }
-        if (dn_net_check(net, err)) /* a device error, before its NaNs */
-            goto done;
-        loss /= (double)ipb;
-        if (!isfinite(loss)) {
-            char good[4600];
-            last_good(&s, a->weights, good, sizeof good);
-            rc = dn_fail(err, "loss is %f at batch %ld (lr %g): training "
-                         "stopped; %s", loss, clock.batch, lr, good);
-            goto done;
-        }
-        dn_net_update(net, lr);
-        /* a NaN can hide behind a ReLU and never reach the loss: the
-         * weights themselves (device nets: at each checkpoint) */
-        dn_error why;
-        if (dn_net_check_weights(net, &why)) {
-            char good[4600];
-            last_good(&s, a->weights, good, sizeof good);
-            rc = dn_fail(err, "after the update of batch %ld (lr %g): %s: "
-                         "training stopped; %s", clock.batch, lr, why.msg,
-                         good);
-            goto done;
-        }
-        if (a->on_update)
-            a->on_update(a->on_update_ctx, clock.batch, lr, loss);
-        avg_loss = avg_loss < 0 ? loss : avg_loss * 0.9 + loss * 0.1;
-        ep.batches++;
-        ep.images += ipb;
-        ep.lr_sum += lr;
-        ep.loss_sum += loss;
-        long b = clock.batch + 1;
-        if (b % every == 0 || b == max_batches)
-            fprintf(out, "%ld, %.3f: %f, %f avg, %g rate, %lf seconds, %llu "
-                    "images\n", b, (double)b / bpe, loss, avg_loss, lr,
-                    now() - t0, (unsigned long long)net->seen);
-        if (b % bpe != 0 && b != max_batches)
+        const double t0 = now();
+        double lr = 0, loss = 0;
+        if (train_step(r, &clock, &lr, &loss, err))
+            return -1;
+        const long batch = clock.batch + 1;
+        account_update(r, batch, lr, loss, now() - t0);
+        if (batch % n->batches_per_epoch != 0 && batch != n->max_batches)
             continue;
-
-        /* epoch end */
-        long epoch = (b + bpe - 1) / bpe;
-        eval_acc va = {0};
-        if (s.valid && evaluate(&s, 1, &va, err))
-            goto done;
-        double mean_loss = ep.loss_sum / ep.batches;
-        double secs = now() - ep.t0;
-        char vtop[32] = "", vloss[32] = "";
-        if (va.images) {
-            snprintf(vtop, sizeof vtop, "%.4f", (double)va.top1 / va.images);
-            snprintf(vloss, sizeof vloss, "%.6f", va.loss / va.images);
-        }
-        if (dn_train_log_row(log, err, "%ld,%ld,%ld,%.9g,%.6f,%.4f,%s,%s,%.2f\n",
-                             epoch, ep.batches, ep.images, ep.lr_sum / ep.batches,
-                             mean_loss, (double)ep.correct / ep.images, vtop,
-                             vloss, secs))
-            goto done;
-        fprintf(out, "epoch %ld: train loss %.4f, train top-1 %.4f%s%s%s, "
-                "mean lr %g, %.1f s (data wait %.1f s)\n", epoch, mean_loss,
-                (double)ep.correct / ep.images, va.images ? ", valid top-1 " : "",
-                vtop, va.images ? "" : "", ep.lr_sum / ep.batches, secs,
-                dn_loader_wait_seconds(s.train_loader));
-        fflush(out);
-        if (checkpoint(&s, "last", err))
-            goto done;
-        if (a->save_every_epoch) {
-            char suffix[32];
-            snprintf(suffix, sizeof suffix, "%ld", epoch);
-            if (checkpoint(&s, suffix, err))
-                goto done;
-        }
-        /* The paper's rule, "halt iff T_t < T_n and loss > 4.5": epochs
-         * count from 1, so T_t = halt_after_epochs = 2 first checks the
-         * end of epoch 3. */
-        if (halt_loss > 0 && epoch > halt_after && mean_loss > halt_loss) {
+        int halt = end_epoch(r, batch, err);
+        if (halt < 0)
+            return -1;
+        if (halt) {
             *outcome = DN_TRAIN_HALTED;
-            fprintf(out, "halting: epoch %ld mean loss %.4f > halt_loss %g "
-                    "(after epoch %ld): saving %s/%s_halt.weights\n", epoch,
-                    mean_loss, halt_loss, halt_after, s.backup, s.base);
-            break;
+            return 0;
         }
-        memset(&ep, 0, sizeof ep);
-        ep.t0 = now();
     }
+}
+
+int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
+                        dn_error *err)
+{
+    run r;
+    int rc = -1;
+    if (run_open(&r, a, err) || train_loop(&r, outcome, err))
+        goto done;
     const char *suffix = *outcome == DN_TRAIN_DONE ? "final"
                          : *outcome == DN_TRAIN_HALTED ? "halt" : "last";
-    if (checkpoint(&s, suffix, err))
+    if (checkpoint(&r.s, suffix, err))
         goto done;
-    fprintf(out, "saved %s/%s_%s.weights after %.1f s\n", s.backup, s.base,
-            suffix, now() - t_start);
+    fprintf(r.out, "saved %s/%s_%s.weights after %.1f s\n", r.s.backup,
+            r.s.base, suffix, now() - r.t_start);
     rc = 0;
 done:
-    if (log)
-        fclose(log);
-    session_free(&s);
+    run_close(&r);
     return rc;
 }
 
-int dn_eval_classifier(const char *data_path, const char *cfg_path,
-                       const char *weights, int argc, char **argv,
-                       const dn_devices *devices, dn_eval_result *res,
+int dn_eval_classifier(const dn_eval_args *a, dn_eval_result *res,
                        dn_error *err)
 {
     session s;
     int rc = -1;
-    if (session_open(&s, data_path, cfg_path, argc, argv, 0, 1, 0, err))
+    const session_options open = {.data_path = a->data_path, .cfg = a->cfg,
+                                  .strict = a->strict, .need_valid = 1};
+    if (session_open(&s, &open, err))
         goto done;
-    if ((weights && dn_weights_load(s.net, weights, err)) ||
-        dn_net_use_devices(s.net, devices, err))
+    if ((a->weights && dn_weights_load(s.net, a->weights, err)) ||
+        dn_net_use_devices(s.net, &a->devices, err))
         goto done;
     const long top = s.top;
     eval_acc acc;
@@ -538,14 +691,37 @@ static int predict_input(session *s, const dn_predict_args *p, dn_dataset **one,
     return 0;
 }
 
+/* The top classes of prob [classes], best first: "93.20%: label" (or the
+ * class number without names). */
+static void print_top(FILE *out, const float *prob, long classes, long top,
+                      char **names)
+{
+    int *used = calloc(classes, sizeof *used);
+    for (long k = 0; k < top; k++) {
+        long best = -1;
+        for (long j = 0; j < classes; j++)
+            if (!used[j] && (best < 0 || prob[j] > prob[best]))
+                best = j;
+        used[best] = 1;
+        if (names)
+            fprintf(out, "%5.2f%%: %s\n", 100.0 * prob[best], names[best]);
+        else
+            fprintf(out, "%5.2f%%: %ld\n", 100.0 * prob[best], best);
+    }
+    free(used);
+}
+
 int dn_predict_classifier(const dn_predict_args *p, FILE *out, dn_error *err)
 {
     session s;
     dn_dataset *one = NULL;
     float *scratch = NULL;
     int rc = -1;
-    if (session_open(&s, p->data_path, p->cfg_path, p->argc, p->argv, 0,
-                     p->index >= 0, 1, err))
+    const session_options open = {.data_path = p->data_path, .cfg = p->cfg,
+                                  .strict = p->strict,
+                                  .need_valid = p->index >= 0,
+                                  .batch_override = 1};
+    if (session_open(&s, &open, err))
         goto done;
     dn_net *net = s.net;
     if (dn_weights_load(net, p->weights, err) ||
@@ -558,9 +734,10 @@ int dn_predict_classifier(const dn_predict_args *p, FILE *out, dn_error *err)
     double t0 = now();
     long record = 0;
     scratch = dn_calloc_floats(net->inputs);
-    dn_augment_apply(s.aug, one, &record, 1, net->seed, 0, 0, net->input_data,
-                     scratch);
-    dn_net_forward(net, 0);
+    const long epoch = 0;
+    dn_augment_apply(s.aug, one, &record, 1, net->seed, epoch, EVALUATING,
+                     net->input_data, scratch);
+    dn_net_forward(net, EVALUATING);
     if (dn_net_check(net, err))
         goto done;
     const float *prob = dn_net_output_layer(net)->output;
@@ -570,20 +747,8 @@ int dn_predict_classifier(const dn_predict_args *p, FILE *out, dn_error *err)
         fprintf(out, "valid record %ld (label %s): Predicted in %f seconds.\n",
                 p->index, s.valid->names ? s.valid->names[one->labels[0]] : "?",
                 now() - t0);
-    char **names = s.train ? s.train->names : s.valid ? s.valid->names : NULL;
-    int *used = calloc(net->truths, sizeof *used);
-    for (long k = 0; k < top; k++) {
-        long best = -1;
-        for (long j = 0; j < net->truths; j++)
-            if (!used[j] && (best < 0 || prob[j] > prob[best]))
-                best = j;
-        used[best] = 1;
-        if (names)
-            fprintf(out, "%5.2f%%: %s\n", 100.0 * prob[best], names[best]);
-        else
-            fprintf(out, "%5.2f%%: %ld\n", 100.0 * prob[best], best);
-    }
-    free(used);
+    print_top(out, prob, net->truths, top,
+              s.train ? s.train->names : s.valid ? s.valid->names : NULL);
     rc = 0;
 done:
     free(scratch);
@@ -596,8 +761,9 @@ int dn_predict_check(const dn_predict_args *p, dn_error *err)
 {
     session s;
     int rc = -1;
-    if (!session_open(&s, p->data_path, p->cfg_path, p->argc, p->argv, 0, 0,
-                      1, err) &&
+    const session_options open = {.data_path = p->data_path, .cfg = p->cfg,
+                                  .strict = p->strict, .batch_override = 1};
+    if (!session_open(&s, &open, err) &&
         !dn_weights_load(s.net, p->weights, err))
         rc = 0;
     session_free(&s);

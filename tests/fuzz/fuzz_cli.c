@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "fuzz.h"
 
 #define MAX_WORDS 32
@@ -37,12 +37,22 @@ static int run_command(void *arg)
     return c->run(c->argc, c->argv);
 }
 
-/* 1 when lr could write more than 10^5 rows: -epochs times the batches
- * per epoch (at most -batches-per-epoch, or -train-size, or 50000 with
- * batch=1), or without -epochs a -set max_batches= above it. */
+/* The number in "-set key=N" when v is such an assignment of key, or -1. */
+static double set_value(const char *v, const char *key)
+{
+    const char *eq = strchr(v, '=');
+    if (!eq || !strstr(v, key))
+        return -1;
+    return fabs(strtod(eq + 1, NULL));
+}
+
+/* 1 when lr could write more than 10^5 rows: the epochs (-epochs, else a
+ * -set epochs=) times the batches per epoch (at most -batches-per-epoch,
+ * or -train-size, or 50000 with batch=1), or without epochs a -set
+ * max_batches= above it. */
 static int too_many_rows(char **w, int n)
 {
-    double epochs = -1, per = 50000, max_batches = 50;
+    double epochs = -1, set_epochs = -1, per = 50000, max_batches = 50;
     for (int i = 1; i + 1 < n; i++) {
         const char *v = w[i + 1];
         if (!strcmp(w[i], "-epochs"))
@@ -50,10 +60,13 @@ static int too_many_rows(char **w, int n)
         else if (!strcmp(w[i], "-batches-per-epoch") ||
                  !strcmp(w[i], "-train-size"))
             per = fabs(strtod(v, NULL));
-        else if (!strcmp(w[i], "-set") && strstr(v, "max_batches") &&
-                 strchr(v, '='))
-            max_batches = fabs(strtod(strchr(v, '=') + 1, NULL));
+        else if (!strcmp(w[i], "-set") && set_value(v, "max_batches") >= 0)
+            max_batches = set_value(v, "max_batches");
+        else if (!strcmp(w[i], "-set") && set_value(v, "epochs") >= 0)
+            set_epochs = set_value(v, "epochs");
     }
+    if (epochs < 0)
+        epochs = set_epochs;
     const double rows = epochs >= 0 ? epochs * per : max_batches;
     return !(rows <= 1e5);
 }

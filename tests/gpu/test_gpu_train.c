@@ -228,19 +228,20 @@ static int train(const char *backup, const char *weights, int gpus,
                  update_log *log, dn_error *err, int nextra,
                  const char **extra)
 {
-    char *argv[16] = {"train"};
-    for (int i = 0; i < nextra; i++)
-        argv[1 + i] = (char *)extra[i];
+    int strict;
+    dn_cfg *cfg = tu_load_cfg(cfg_path, nextra, extra, &strict, err);
+    if (!cfg)
+        return -1;
     FILE *quiet = fopen("/dev/null", "w");
-    dn_train_args a = {.data_path = data_path, .cfg_path = cfg_path,
-                       .weights = weights, .argc = 1 + nextra, .argv = argv,
-                       .backup = backup, .out = quiet, .on_update = on_update,
-                       .on_update_ctx = log};
+    dn_train_args a = {.data_path = data_path, .cfg = cfg, .strict = strict,
+                       .weights = weights, .backup = backup, .out = quiet,
+                       .on_update = on_update, .on_update_ctx = log};
     a.devices.n = gpus;
     for (int i = 0; i < gpus; i++)
         a.devices.ids[i] = i;
     int rc = dn_train_classifier(&a, &last_outcome, err);
     fclose(quiet);
+    dn_cfg_free(cfg);
     return rc;
 }
 
@@ -430,13 +431,15 @@ static void evaluation_matches_cpu(void **state)
     dn_net_free(net);
     int count = 0;
     cudaGetDeviceCount(&count);
-    char *argv[] = {"valid"};
-    dn_devices one = {.n = 1, .ids = {0}}, two = {.n = 2, .ids = {0, 1}};
-    const dn_devices *devices[3] = {NULL, &one, &two};
+    const dn_devices devices[3] = {{.n = 0}, {.n = 1, .ids = {0}},
+                                   {.n = 2, .ids = {0, 1}}};
     dn_eval_result r[3];
+    if (!(cfg = tu_load_cfg(cfg_path, 0, NULL, NULL, &err)))
+        fail_msg("%s", err.msg);
     for (int d = 0; d < (count >= 2 ? 3 : 2); d++) {
-        if (dn_eval_classifier(data_path, cfg_path, weights, 1, argv,
-                               devices[d], &r[d], &err)) {
+        dn_eval_args a = {.data_path = data_path, .cfg = cfg,
+                          .weights = weights, .devices = devices[d]};
+        if (dn_eval_classifier(&a, &r[d], &err)) {
             print_error("%s\n", err.msg);
             fail();
         }
@@ -447,6 +450,7 @@ static void evaluation_matches_cpu(void **state)
         assert_true(r[d].top1 == r[0].top1);
         assert_true(fabs(r[d].loss - r[0].loss) <= 1e-4 * fabs(r[0].loss));
     }
+    dn_cfg_free(cfg);
 }
 
 static void two_gpus_match_one_sgd(void **state)

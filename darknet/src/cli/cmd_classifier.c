@@ -36,10 +36,23 @@ static int usage(void)
     return 2;
 }
 
+/* The cfg at path with the line's -overlay and -set applied, and -strict:
+ * 0, or 1 with the error printed. */
+static int load_cfg(const char *mode, const char *path, int argc, char **argv,
+                    dn_cfg **cfg, int *strict)
+{
+    dn_error err;
+    *strict = 0;
+    if (dn_cli_load_cfg(path, argc, argv, cfg, strict, &err) == 0)
+        return 0;
+    fprintf(stderr, "darknet classifier %s: %s\n", mode, err.msg);
+    return 1;
+}
+
 static int train(int argc, char **argv)
 {
     dn_error err;
-    dn_train_args a = {.argc = argc, .argv = argv};
+    dn_train_args a = {0};
     long every;
     a.clear = dn_arg_flag(argc, argv, "-clear");
     a.save_every_epoch = dn_arg_flag(argc, argv, "-save-epochs");
@@ -54,8 +67,11 @@ static int train(int argc, char **argv)
     int n = dn_positional(argc, argv, pos, 4);
     if (n < 2 || n > 3)
         return usage();
+    dn_cfg *cfg;
+    if (load_cfg("train", pos[1], argc, argv, &cfg, &a.strict))
+        return 1;
     a.data_path = pos[0];
-    a.cfg_path = pos[1];
+    a.cfg = cfg;
     a.weights = n == 3 ? pos[2] : NULL;
     a.print_every = (int)every;
     a.stop = &stop_requested;
@@ -65,7 +81,9 @@ static int train(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     dn_train_outcome outcome;
-    if (dn_train_classifier(&a, &outcome, &err)) {
+    int rc = dn_train_classifier(&a, &outcome, &err);
+    dn_cfg_free(cfg);
+    if (rc) {
         fprintf(stderr, "darknet classifier train: %s\n", err.msg);
         return 1;
     }
@@ -75,18 +93,25 @@ static int train(int argc, char **argv)
 static int valid(int argc, char **argv)
 {
     dn_error err;
-    dn_devices dev;
+    dn_eval_args a = {0};
     char *pos[4];
-    if (dn_arg_devices(argc, argv, &dev, &err) ||
+    if (dn_arg_devices(argc, argv, &a.devices, &err) ||
         dn_check_options(argc, argv, &err)) {
         fprintf(stderr, "darknet classifier valid: %s\n", err.msg);
         return 2;
     }
     if (dn_positional(argc, argv, pos, 4) != 3)
         return usage();
+    dn_cfg *cfg;
+    if (load_cfg("valid", pos[1], argc, argv, &cfg, &a.strict))
+        return 1;
+    a.data_path = pos[0];
+    a.cfg = cfg;
+    a.weights = pos[2];
     dn_eval_result r;
-    if (dn_eval_classifier(pos[0], pos[1], pos[2], argc, argv, &dev, &r,
-                           &err)) {
+    int rc = dn_eval_classifier(&a, &r, &err);
+    dn_cfg_free(cfg);
+    if (rc) {
         fprintf(stderr, "darknet classifier valid: %s\n", err.msg);
         return 1;
     }
@@ -100,6 +125,44 @@ static int valid(int argc, char **argv)
                 "scores that are not finite (ranked wrong; the loss cannot be "
                 "trusted): the weights overflow on them\n", r.nonfinite,
                 r.images);
+        return 1;
+    }
+    return 0;
+}
+
+/* One image or record (p->image, p->index), or each path read from stdin
+ * when neither is given, as Darknet does. */
+static int predict_with(dn_predict_args *p)
+{
+    dn_error err;
+    if (!p->image && p->index < 0) {
+        /* Darknet reads image paths from stdin when none is given; what
+         * does not depend on the image is checked first */
+        if (dn_predict_check(p, &err)) {
+            fprintf(stderr, "darknet classifier predict: %s\n", err.msg);
+            return 1;
+        }
+        char line[4096];
+        int rc = 0;
+        printf("Enter Image Path: ");
+        fflush(stdout);
+        while (fgets(line, sizeof line, stdin)) {
+            line[strcspn(line, "\r\n")] = '\0';
+            if (!line[0])
+                continue;
+            p->image = line;
+            if (dn_predict_classifier(p, stdout, &err)) {
+                fprintf(stderr, "darknet classifier predict: %s\n", err.msg);
+                rc = 1;
+            }
+            printf("Enter Image Path: ");
+            fflush(stdout);
+        }
+        printf("\n");
+        return rc;
+    }
+    if (dn_predict_classifier(p, stdout, &err)) {
+        fprintf(stderr, "darknet classifier predict: %s\n", err.msg);
         return 1;
     }
     return 0;
@@ -121,41 +184,16 @@ static int predict(int argc, char **argv)
     int n = dn_positional(argc, argv, pos, 5);
     if (n < 3 || n > 4)
         return usage();
-    dn_predict_args p = {.data_path = pos[0], .cfg_path = pos[1],
-                         .weights = pos[2], .image = n == 4 ? pos[3] : NULL,
-                         .index = index, .top = (int)top, .argc = argc,
-                         .argv = argv, .devices = dev};
-    if (!p.image && p.index < 0) {
-        /* Darknet reads image paths from stdin when none is given; what
-         * does not depend on the image is checked first */
-        if (dn_predict_check(&p, &err)) {
-            fprintf(stderr, "darknet classifier predict: %s\n", err.msg);
-            return 1;
-        }
-        char line[4096];
-        int rc = 0;
-        printf("Enter Image Path: ");
-        fflush(stdout);
-        while (fgets(line, sizeof line, stdin)) {
-            line[strcspn(line, "\r\n")] = '\0';
-            if (!line[0])
-                continue;
-            p.image = line;
-            if (dn_predict_classifier(&p, stdout, &err)) {
-                fprintf(stderr, "darknet classifier predict: %s\n", err.msg);
-                rc = 1;
-            }
-            printf("Enter Image Path: ");
-            fflush(stdout);
-        }
-        printf("\n");
-        return rc;
-    }
-    if (dn_predict_classifier(&p, stdout, &err)) {
-        fprintf(stderr, "darknet classifier predict: %s\n", err.msg);
+    dn_predict_args p = {.data_path = pos[0], .weights = pos[2],
+                         .image = n == 4 ? pos[3] : NULL, .index = index,
+                         .top = (int)top, .devices = dev};
+    dn_cfg *cfg;
+    if (load_cfg("predict", pos[1], argc, argv, &cfg, &p.strict))
         return 1;
-    }
-    return 0;
+    p.cfg = cfg;
+    int rc = predict_with(&p);
+    dn_cfg_free(cfg);
+    return rc;
 }
 
 int dn_cmd_classifier(int argc, char **argv)

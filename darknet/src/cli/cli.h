@@ -1,4 +1,9 @@
-/* cli.h - command-line helpers shared by the commands (darknet/src/cmd_*.c). */
+/*
+ * cli.h - the command line's helpers, shared by its commands (cmd_*.c
+ * beside this file). The command line is a client of libdarknet like any
+ * other program: it parses argv, loads the cfg with its overrides and hands
+ * the library options structs. None of this is part of the library.
+ */
 #ifndef DN_CLI_H
 #define DN_CLI_H
 
@@ -25,6 +30,10 @@ int dn_arg_long(int argc, char **argv, const char *name, long def, long *out,
  */
 int dn_cli_load_cfg(const char *path, int argc, char **argv, dn_cfg **out,
                     int *strict, dn_error *err);
+
+/* -gpus LIST: "0" or "0,1,3" -> devices (each listed once, each below
+ * DN_MAX_GPUS). */
+int dn_devices_parse(const char *list, dn_devices *out, dn_error *err);
 
 /*
  * The device options: "-gpus 0,1" (CUDA devices), "-nogpu" (the CPU).

@@ -71,6 +71,36 @@ int dn_arg_long(int argc, char **argv, const char *name, long def, long *out,
     return 0;
 }
 
+int dn_devices_parse(const char *list, dn_devices *out, dn_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const char *p = list;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long id = strtol(p, &end, 10);
+        if (end == p || errno || id < 0 || id >= DN_MAX_GPUS ||
+            (*end && *end != ','))
+            return dn_fail(err, "-gpus %s: expected device numbers 0..%d "
+                           "separated by commas, e.g. -gpus 0,1", list,
+                           DN_MAX_GPUS - 1);
+        for (int i = 0; i < out->n; i++)
+            if (out->ids[i] == id)
+                return dn_fail(err, "-gpus %s: GPU %ld is listed twice", list,
+                               id);
+        if (out->n == DN_MAX_GPUS)
+            return dn_fail(err, "-gpus %s: at most %d devices", list,
+                           DN_MAX_GPUS);
+        out->ids[out->n++] = (int)id;
+        p = *end ? end + 1 : end;
+        if (*end && !*p)
+            return dn_fail(err, "-gpus %s: trailing comma", list);
+    }
+    if (out->n == 0)
+        return dn_fail(err, "-gpus: expected device numbers, e.g. -gpus 0");
+    return 0;
+}
+
 int dn_arg_devices(int argc, char **argv, dn_devices *out, dn_error *err)
 {
     const int nogpu = dn_arg_flag(argc, argv, "-nogpu");

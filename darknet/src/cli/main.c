@@ -1,4 +1,4 @@
-/* main.c - the darknet command: dispatches to darknet/src/cmd_*.c. */
+/* main.c - the darknet command: dispatches to darknet/src/cli/cmd_*.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -6,12 +6,13 @@
  *   darknet lr CFG [CFG...] [-epochs N] [-train-size N | -batches-per-epoch B]
  *              [-csv FILE] [-png FILE] [-set k=v] [-overlay F] [-strict]
  *
- * Clock: batches_per_epoch = B, or max(1, floor(train_size / batch)) with
- * batch = [net] batch (images per weight update) and train_size 50000 by
- * default (CIFAR-10's training set, the paper's benchmark). Rows cover
- * batches 0..N-1, N = ceil(epochs * batches_per_epoch), or [net] max_batches
- * without -epochs: the rates of exactly the N updates a training run of that
- * length makes.
+ * Clock: the run's length comes from dn_train_length, as training's does:
+ * batches_per_epoch = B, or max(1, floor(train_size / batch)) with batch =
+ * [net] batch (images per weight update) and train_size 50000 by default
+ * (CIFAR-10's training set, the paper's benchmark). Rows cover batches
+ * 0..N-1, N = ceil(epochs * batches_per_epoch) with epochs = -epochs, else
+ * [net] epochs=, else N = [net] max_batches: the rates of exactly the N
+ * updates a training run of that length makes, on its clock.
  *
  * Output: CSV with header batch,epoch,lr (numbers %.9g); with several cfgs a
  * first column cfg holds the cfg path as given, one block of rows per cfg
@@ -57,8 +58,7 @@ typedef struct lr_run {
     const char *path;
     dn_cfg *cfg;
     dn_schedule *schedule;
-    long batch; /* [net] batch: images per weight update */
-    long batches_per_epoch, max_batches;
+    dn_run_length length; /* images per batch, batches per epoch, updates */
     long last_batch; /* rows are batches 0..last_batch (the last update) */
     char label[256];
 } lr_run;
@@ -159,32 +159,45 @@ static int load_run(const char *path, int argc, char **argv,
     dn_section *net = r->cfg->n_sections ? &r->cfg->sections[0] : NULL;
     if (!net || (strcmp(net->type, "net") && strcmp(net->type, "network")))
         return dn_fail(err, "%s: error: the first section must be [net]", path);
-    if (dn_sec_int(net, "batch", 1, 1, 1 << 20, &r->batch, err) ||
-        dn_sec_int(net, "max_batches", 0, 0, __LONG_MAX__, &r->max_batches,
+    long batch, max_batches;
+    dn_trainer_keys keys;
+    if (dn_sec_int(net, "batch", 1, 1, 1 << 20, &batch, err) ||
+        dn_sec_int(net, "max_batches", 0, 0, __LONG_MAX__, &max_batches,
                    err) ||
         dn_schedule_parse(net, &r->schedule, err) ||
+        dn_trainer_keys_read(net, &keys, err) ||
         check_other_keys(r->cfg, net, err) ||
         dn_cfg_check_unused(r->cfg, o->strict, stderr, err))
         return -1;
-    r->batches_per_epoch = o->batches_per_epoch;
-    if (!r->batches_per_epoch)
-        r->batches_per_epoch = o->train_size / r->batch > 0
-                                   ? o->train_size / r->batch : 1;
-    /* the row count in double first: -epochs 1e30 must not overflow */
-    const double rows = o->epochs > 0
-        ? ceil(o->epochs * (double)r->batches_per_epoch - 1e-9)
-        : (double)r->max_batches;
-    if (rows < 1)
-        return dn_fail(err, "%s: no -epochs given and [net] max_batches is not "
-                       "set", path);
+    const dn_length_inputs length_of = {
+        .train_images = o->train_size, .images_per_batch = batch,
+        .batches_per_epoch = o->batches_per_epoch,
+        .epochs = o->epochs > 0 ? o->epochs : (double)keys.epochs,
+        .max_batches = max_batches};
+    if (dn_train_length(&length_of, &r->length, err)) {
+        char why[DN_ERROR_MAX];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return dn_fail(err, "%s: %s%s", path, why, o->epochs > 0 || keys.epochs
+                       ? "" : " (or give -epochs)");
+    }
+    const long rows = r->length.max_batches;
     if (rows > MAX_ROWS)
-        return dn_fail(err, "%s: %.4g batches (%.4g epochs of %ld): more than "
+        return dn_fail(err, "%s: %ld batches (%.4g epochs of %ld): more than "
                        "the %ld rows darknet lr writes; give fewer -epochs or "
                        "-batches-per-epoch", path, rows,
-                       rows / (double)r->batches_per_epoch,
-                       r->batches_per_epoch, MAX_ROWS);
-    r->last_batch = (long)rows - 1;
+                       (double)rows / (double)r->length.batches_per_epoch,
+                       r->length.batches_per_epoch, MAX_ROWS);
+    r->last_batch = rows - 1;
     return 0;
+}
+
+/* The clock of update b, as training has it there. */
+static dn_clock lr_clock(const lr_run *r, long b)
+{
+    const dn_run_length *n = &r->length;
+    return dn_clock_at((uint64_t)b * (uint64_t)n->images_per_batch,
+                       n->images_per_batch, n->batches_per_epoch,
+                       n->max_batches);
 }
 
 /* Every rate of the run, before any output: a NaN, infinite or negative one
@@ -194,8 +207,7 @@ static int check_rates(const lr_run *r, dn_error *err)
 {
     int warned = 0;
     for (long b = 0; b <= r->last_batch; b++) {
-        dn_clock c = dn_clock_at((uint64_t)b * (uint64_t)r->batch, r->batch,
-                                 r->batches_per_epoch, r->max_batches);
+        dn_clock c = lr_clock(r, b);
         double lr;
         int rc = dn_schedule_rate_checked(r->schedule, &c, &lr, err);
         if (rc < 0) {
@@ -235,8 +247,7 @@ static void set_labels(lr_run *runs, int n)
 
 static double rate_at(const lr_run *r, long b, double *epoch)
 {
-    dn_clock c = dn_clock_at((uint64_t)b * (uint64_t)r->batch, r->batch,
-                             r->batches_per_epoch, r->max_batches);
+    dn_clock c = lr_clock(r, b);
     *epoch = c.epoch;
     return dn_schedule_rate(r->schedule, &c);
 }
@@ -404,7 +415,7 @@ static void summary(FILE *f, const lr_run *r)
     }
     fprintf(f, "%s: policy %s, batches 0..%ld (%ld per epoch, %.4g epochs), "
                "lowest rate %.6g, highest %.6g\n", r->path, dn_schedule_policy(r->schedule),
-            r->last_batch, r->batches_per_epoch, epoch, lo, hi);
+            r->last_batch, r->length.batches_per_epoch, epoch, lo, hi);
 }
 
 /* ------------------------------------------------------------------ main */
