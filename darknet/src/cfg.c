@@ -678,3 +678,57 @@ int dn_cfg_check_unused(const dn_cfg *cfg, int strict, FILE *report,
     }
     return rc;
 }
+
+/* A deep copy of a cfg: every file name, section and key of its own (a
+ * replica of a network on several devices is built from one). Warnings
+ * stay with the original, which reports them once. */
+dn_cfg *dn_cfg_clone(const dn_cfg *src)
+{
+    dn_cfg *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->path = strdup(src->path);
+    c->paths = calloc(src->n_paths ? src->n_paths : 1, sizeof *c->paths);
+    c->sections = calloc(src->n_sections ? src->n_sections : 1,
+                         sizeof *c->sections);
+    if (!c->path || !c->paths || !c->sections)
+        goto fail;
+    for (; c->n_paths < src->n_paths; c->n_paths++)
+        if (!(c->paths[c->n_paths] = strdup(src->paths[c->n_paths])))
+            goto fail;
+    for (int i = 0; i < src->n_sections; i++) {
+        const dn_section *s = &src->sections[i];
+        dn_section *d = &c->sections[c->n_sections++];
+        d->line = s->line;
+        d->path = s->path;
+        d->type = strdup(s->type);
+        d->kvs = calloc(s->n_kv ? s->n_kv : 1, sizeof *d->kvs);
+        if (!d->type || !d->kvs)
+            goto fail;
+        d->cap_kv = s->n_kv ? s->n_kv : 1;
+        for (int j = 0; j < s->n_kv; j++) {
+            dn_kv *kv = &d->kvs[d->n_kv++];
+            *kv = s->kvs[j];
+            kv->warning = NULL; /* reported once, by the original */
+            kv->key = strdup(s->kvs[j].key);
+            kv->value = strdup(s->kvs[j].value);
+            if (!kv->key || !kv->value)
+                goto fail;
+        }
+    }
+    c->cap_sections = c->n_sections;
+    /* file names point into the copy's own list */
+    for (int p = 0; p < src->n_paths; p++)
+        for (int i = 0; i < c->n_sections; i++) {
+            dn_section *d = &c->sections[i];
+            if (d->path == src->paths[p])
+                d->path = c->paths[p];
+            for (int j = 0; j < d->n_kv; j++)
+                if (d->kvs[j].src == src->paths[p])
+                    d->kvs[j].src = c->paths[p];
+        }
+    return c;
+fail:
+    dn_cfg_free(c);
+    return NULL;
+}
