@@ -89,6 +89,11 @@ void *dn_gpu_bytes(size_t bytes, dn_error *err);
 float *dn_gpu_floats(size_t n, dn_error *err);
 void dn_gpu_free(void *p); /* NULL is fine */
 
+/* The make and free of a layer twin with no device state of its own
+ * (dn_layer_gpu_ops: all four are set). */
+int dn_gpu_make_stateless(dn_layer *l, dn_net *net, dn_error *err);
+void dn_gpu_free_stateless(dn_layer *l);
+
 /* Device allocations are aligned to this many bytes inside the arenas. */
 #define DN_GPU_ALIGN 256
 

@@ -283,7 +283,7 @@ static int make_layers(dn_net *net, dn_error *err)
         dn_layer *l = &net->layers[i];
         net->input_gpu = i ? net->layers[i - 1].output_gpu : net->input_data_gpu;
         net->delta_gpu = i ? net->layers[i - 1].delta_gpu : net->input_delta_gpu;
-        if (l->type->make_gpu && l->type->make_gpu(l, net, err)) {
+        if (l->type->gpu->make(l, net, err)) {
             char msg[DN_ERROR_MAX];
             snprintf(msg, sizeof msg, "%s", err->msg);
             return dn_fail(err, "layer %d [%s] on the GPU: %s", i,
@@ -365,9 +365,13 @@ static int make_device(dn_net *net, int device, dn_error *err)
 {
     for (int i = 0; i < net->n; i++) {
         const dn_layer_type *t = net->layers[i].type;
-        if (!t->forward_gpu || !t->backward_gpu)
+        if (!t->gpu)
             return dn_fail(err, "layer %d [%s] has no GPU implementation; "
                            "run it with -nogpu", i, t->name);
+        if (!t->gpu->make || !t->gpu->forward || !t->gpu->backward ||
+            !t->gpu->free)
+            return dn_fail(err, "layer %d [%s]: internal: its GPU twin "
+                           "lacks a function", i, t->name);
     }
     struct dn_gpu_net *g = calloc(1, sizeof *g);
     if (!g)
@@ -506,8 +510,8 @@ void dn_net_free_gpu(dn_net *net)
         cudaSetDevice(g->ctx->device);
     for (int i = 0; i < net->n; i++) {
         dn_layer *l = &net->layers[i];
-        if (l->type->free_gpu)
-            l->type->free_gpu(l);
+        if (l->type->gpu)
+            l->type->gpu->free(l);
         l->priv_gpu = NULL;
         dn_gpu_free(l->cost_gpu);
         l->cost_gpu = l->output_gpu = l->delta_gpu = NULL;
@@ -592,7 +596,7 @@ static void queue_forward(dn_net *net, const float *in, const float *truth,
         dn_net_zero_deltas_gpu(net);
     for (int i = 0; i < net->n; i++) {
         enter_layer(net, i);
-        net->layers[i].type->forward_gpu(&net->layers[i], net);
+        net->layers[i].type->gpu->forward(&net->layers[i], net);
     }
 }
 
@@ -672,7 +676,7 @@ static void queue_backward(dn_net *net)
     DN_GPU_CUDA(net, cudaSetDevice(net->gpu));
     for (int i = net->n - 1; i >= 0; i--) {
         enter_layer(net, i);
-        net->layers[i].type->backward_gpu(&net->layers[i], net);
+        net->layers[i].type->gpu->backward(&net->layers[i], net);
     }
 }
 
