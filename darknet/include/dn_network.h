@@ -150,13 +150,19 @@ struct dn_net {
      * [softmax] (softmax_layer.c) */
     int output_activation;
     dn_cfg *cfg; /* owned */
+    /* Where it runs (darknet/src/backend.h), chosen once when it is
+     * placed (dn_net_use_devices): the CPU, one device or replicas. */
+    const struct dn_backend *backend;
     /* Device (GPU builds; see darknet/src/network_gpu.c). gpu_state is NULL
      * on the CPU. A device-resident net keeps every weight, gradient,
      * optimiser state and activation on its device; the host copies are
      * refreshed by dn_net_pull (dn_weights_save does it) except the last
      * layer's output and the loss layers' cost, which every forward
-     * returns. With several devices the net holds one replica per device. */
+     * returns. With several devices the net holds no twins (gpu_state is
+     * NULL) but its replicas, one single-device net per device
+     * (darknet/src/replicas.c). */
     struct dn_gpu_net *gpu_state;
+    struct dn_replicas *replicas;
     int gpu;           /* CUDA device of the twins below; -1 on the CPU */
     int tf32;          /* [net] tf32=1 (default): TF32 tensor cores allowed */
     long image_offset; /* a replica: its first image in the forward batch */

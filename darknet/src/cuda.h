@@ -109,6 +109,14 @@ typedef struct dn_gpu_chunk {
 
 #define DN_GPU_CHUNK 4096
 
+/* Pinned host staging for what crosses the bus every forward pass: the
+ * input batch and truth going up, the last layer's output and each loss
+ * layer's per-image losses (one row of batch floats per loss layer)
+ * coming back (network_gpu.c). */
+typedef struct dn_gpu_staging {
+    float *h_input, *h_truth, *h_output, *h_cost;
+} dn_gpu_staging;
+
 struct dn_gpu_net {
     dn_gpu_ctx *ctx;
     int failed;
@@ -126,12 +134,8 @@ struct dn_gpu_net {
     size_t delta_floats;
     float **extra; /* saved tensors that are not parameters (BN statistics) */
     int n_extra;
-    /* pinned host staging: the forward's inputs and what returns from it */
-    float *h_input, *h_truth, *h_output, *h_cost;
+    dn_gpu_staging stage;
     int n_loss;   /* layers with is_loss */
-    /* data parallel over several devices: this net then holds no twins
-     * and runs its replicas (network_gpu.c) */
-    struct dn_gpu_front *front;
 };
 
 static inline cudaStream_t dn_gpu_stream(const dn_net *net)
@@ -165,14 +169,6 @@ static inline size_t dn_gpu_align(size_t bytes)
 {
     return (bytes + DN_GPU_ALIGN - 1) / DN_GPU_ALIGN * DN_GPU_ALIGN;
 }
-
-/* Device side of dn_net_forward/backward/update/zero_deltas and
- * dn_net_free (network_gpu.c), called by network.c. */
-void dn_net_forward_gpu(dn_net *net, int train);
-void dn_net_backward_gpu(dn_net *net);
-void dn_net_update_gpu(dn_net *net, double lr);
-void dn_net_zero_deltas_gpu(dn_net *net);
-void dn_net_free_gpu(dn_net *net);
 
 /* Tests: copy every device tensor of a single-device net back to the host
  * (outputs, deltas, gradients, input_delta, saved tensors, optimiser
