@@ -14,6 +14,9 @@
  * literally ("[name]\n" in its cfg string). Adding a layer to the registry
  * without cases fails here; a new table of cases is one more row below.
  *
+ * It also checks that placing a network on a device refuses a type
+ * without a twin.
+ *
  * make test runs it in the CPU build (gradient checks) and, from
  * tests/gpu, in the GPU builds (where the twins are set: parity cases).
  */
@@ -176,6 +179,36 @@ static void every_twin_has_a_parity_case(void **state)
     assert_true(ok);
 }
 
+/* Placement refuses a layer whose type has no twin, naming it, before it
+ * touches a device (a CPU build refuses every device and says why). */
+static void placement_refuses_a_type_without_twin(void **state)
+{
+    (void)state;
+    dn_error err;
+    dn_cfg *cfg;
+    dn_net *net;
+    assert_int_equal(dn_cfg_parse_string("[net]\nbatch=2\ninputs=4\n"
+                                         "[softmax]\n", "twin.cfg", &cfg,
+                                         &err), 0);
+    assert_int_equal(dn_net_make(cfg, NULL, &net, &err), 0);
+    dn_layer_type no_twin = *net->layers[0].type;
+    no_twin.gpu = NULL;
+    const dn_layer_type *kept = net->layers[0].type;
+    net->layers[0].type = &no_twin;
+    dn_devices dev = {.n = 1, .ids = {0}};
+    const int rc = dn_net_use_devices(net, &dev, &err);
+    net->layers[0].type = kept;
+    assert_int_equal(rc, -1);
+    printf("  %s\n", err.msg);
+    if (kept->gpu)
+        assert_non_null(strstr(err.msg, "layer 0 [softmax] has no GPU "
+                                        "implementation"));
+    else
+        assert_non_null(strstr(err.msg, "without GPU support"));
+    assert_string_equal(dn_net_device_name(net), "CPU");
+    dn_net_free(net);
+}
+
 /* The walk sees exactly the registry, and a name without cases is caught. */
 static void the_walk_is_the_registry(void **state)
 {
@@ -197,6 +230,7 @@ int main(void)
         cmocka_unit_test(every_type_has_a_gradient_check),
         cmocka_unit_test(every_twin_is_complete),
         cmocka_unit_test(every_twin_has_a_parity_case),
+        cmocka_unit_test(placement_refuses_a_type_without_twin),
     };
     return cmocka_run_group_tests_name("registry", tests, setup, teardown);
 }
