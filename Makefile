@@ -312,6 +312,13 @@ $(BUILD)/tests/gpu/%: tests/gpu/%.c $(GPU_TEST_HELPERS) tests/gpu/gpu_testutil.h
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -Itests -o $@ $< $(GPU_TEST_HELPERS) $(BUILD)/libdarknet.a $(LDLIBS) -lcmocka -rdynamic
 
+# the registry walk (tests/test_registry.c) once more in the GPU build, where
+# the layer types' twins are set and each needs its parity cases
+GPU_TEST_BIN += $(BUILD)/tests/gpu/test_registry
+$(BUILD)/tests/gpu/test_registry: tests/test_registry.c $(GPU_TEST_HELPERS) tests/gpu/gpu_testutil.h $(BUILD)/libdarknet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -Itests -o $@ $< $(GPU_TEST_HELPERS) $(BUILD)/libdarknet.a $(LDLIBS) -lcmocka -rdynamic
+
 ifeq ($(GPU)$(EMU),11)
 # the emulator's own test (tests/gpu/emu/test_emu.cu)
 GPU_TEST_BIN += $(BUILD)/tests/gpu/test_emu

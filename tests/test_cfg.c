@@ -340,7 +340,7 @@ static void test_copy_keeps_overrides_and_sources(void **state)
     assert_int_equal(dn_cfg_overlay(cfg, ov, &err), 0);
     assert_int_equal(dn_cfg_set(cfg, "learning_rate=0.5", &err), 0);
     assert_int_equal(dn_cfg_set(cfg, "learnin_rate=0.5", &err), 0);
-    dn_cfg *copy = dn_cfg_copy(cfg);
+    dn_cfg *copy = dn_cfg_clone(cfg);
     assert_non_null(copy);
     dn_cfg_free(cfg);
     assert_string_equal(net_value(copy, "learning_rate"), "0.5");

@@ -44,25 +44,29 @@ typedef struct dn_net dn_net;
  * dL/d(input) into net->delta when it is not NULL (deltas are zeroed by the
  * network before each backward pass, so several consumers can accumulate).
  *
- * The GPU twins (GPU builds; NULL otherwise, set with designated
- * initialisers after the five above) do the same on the device:
- * make_gpu() runs once when the network moves to a device, after every
- * output_gpu/delta_gpu, parameter twin and saved_gpu[] exists; it creates
- * the layer's device state (priv_gpu) and sets workspace_gpu (may be NULL
- * when the layer has none). forward_gpu() reads net->input_gpu;
- * backward_gpu() reads l->delta_gpu and ADDS into net->delta_gpu.
- * free_gpu() releases priv_gpu.
+ * The GPU twin (GPU builds; NULL otherwise and in a CPU build): one table,
+ * all four set, defined next to the layer's CUDA code (<name>_layer.cu)
+ * and named last in the type's initialiser. make() runs once when the
+ * network moves to a device, after every output_gpu/delta_gpu, parameter
+ * twin and saved_gpu[] exists; it creates the layer's device state
+ * (priv_gpu) and sets workspace_gpu. forward() reads net->input_gpu;
+ * backward() reads l->delta_gpu and ADDS into net->delta_gpu (may be
+ * NULL). free() releases priv_gpu (also after a make() that failed).
  */
+typedef struct dn_layer_gpu_ops {
+    int (*make)(dn_layer *l, dn_net *net, dn_error *err);
+    void (*forward)(dn_layer *l, dn_net *net);
+    void (*backward)(dn_layer *l, dn_net *net);
+    void (*free)(dn_layer *l);
+} dn_layer_gpu_ops;
+
 typedef struct dn_layer_type {
     const char *name; /* section name, e.g. "convolutional" */
     int (*make)(dn_layer *l, dn_section *s, dn_net *net, dn_error *err);
     void (*forward)(dn_layer *l, dn_net *net);
     void (*backward)(dn_layer *l, dn_net *net);
     void (*free)(dn_layer *l);
-    int (*make_gpu)(dn_layer *l, dn_net *net, dn_error *err);
-    void (*forward_gpu)(dn_layer *l, dn_net *net);
-    void (*backward_gpu)(dn_layer *l, dn_net *net);
-    void (*free_gpu)(dn_layer *l);
+    const dn_layer_gpu_ops *gpu; /* the device twin, or NULL */
 } dn_layer_type;
 
 struct dn_layer {
@@ -98,6 +102,9 @@ struct dn_layer {
 /* The layer registry (darknet/src/layers.c): NULL if unknown. */
 const dn_layer_type *dn_layer_type_find(const char *name);
 const char *dn_layer_type_names(void); /* comma-separated, static buffer */
+/* Every registered type, in registry order: i < dn_layer_type_count(). */
+int dn_layer_type_count(void);
+const dn_layer_type *dn_layer_type_at(int i);
 
 /* --------------------------------------------------------------- network */
 
@@ -143,13 +150,19 @@ struct dn_net {
      * [softmax] (softmax_layer.c) */
     int output_activation;
     dn_cfg *cfg; /* owned */
+    /* Where it runs (darknet/src/backend.h), chosen once when it is
+     * placed (dn_net_use_devices): the CPU, one device or replicas. */
+    const struct dn_backend *backend;
     /* Device (GPU builds; see darknet/src/network_gpu.c). gpu_state is NULL
      * on the CPU. A device-resident net keeps every weight, gradient,
      * optimiser state and activation on its device; the host copies are
      * refreshed by dn_net_pull (dn_weights_save does it) except the last
      * layer's output and the loss layers' cost, which every forward
-     * returns. With several devices the net holds one replica per device. */
+     * returns. With several devices the net holds no twins (gpu_state is
+     * NULL) but its replicas, one single-device net per device
+     * (darknet/src/replicas.c). */
     struct dn_gpu_net *gpu_state;
+    struct dn_replicas *replicas;
     int gpu;           /* CUDA device of the twins below; -1 on the CPU */
     int tf32;          /* [net] tf32=1 (default): TF32 tensor cores allowed */
     long image_offset; /* a replica: its first image in the forward batch */

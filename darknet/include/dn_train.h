@@ -62,7 +62,7 @@ int dn_train_log_row(FILE *log, dn_error *err, const char *fmt, ...)
  * cfg as the caller made it (dn_cfg_load, then dn_cfg_overlay and
  * dn_cfg_set: the command line's -overlay and -set). The library reads the
  * cfg and never changes or frees it (the network is built from a
- * dn_cfg_copy), so one cfg serves any number of calls; messages and
+ * dn_cfg_clone), so one cfg serves any number of calls; messages and
  * checkpoint names take its path. strict: an unused or duplicate key is an
  * error, not a warning (-strict).
  */

@@ -313,10 +313,5 @@ const dn_layer_type dn_layer_attention = {
     .forward = attention_forward,
     .backward = attention_backward,
     .free = attention_free,
-#ifdef DN_GPU
-    .make_gpu = attention_make_gpu,
-    .forward_gpu = attention_forward_gpu,
-    .backward_gpu = attention_backward_gpu,
-    .free_gpu = attention_free_gpu,
-#endif
+    .gpu = DN_GPU_TWIN(dn_layer_attention_gpu),
 };

@@ -60,7 +60,7 @@ static float *param_grad(dn_layer *l, const float *host)
     return dn_gpu_param(l, host)->grad_gpu;
 }
 
-extern "C" int attention_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
+static int attention_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
 {
     const attention *a = (const attention *)l->priv;
     attention_gpu *g = (attention_gpu *)calloc(1, sizeof *g);
@@ -77,7 +77,7 @@ extern "C" int attention_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
     return 0;
 }
 
-extern "C" void attention_forward_gpu(dn_layer *l, dn_net *net)
+static void attention_forward_gpu(dn_layer *l, dn_net *net)
 {
     const attention *a = (const attention *)l->priv;
     attention_gpu *g = (attention_gpu *)l->priv_gpu;
@@ -111,7 +111,7 @@ extern "C" void attention_forward_gpu(dn_layer *l, dn_net *net)
     }
 }
 
-extern "C" void attention_backward_gpu(dn_layer *l, dn_net *net)
+static void attention_backward_gpu(dn_layer *l, dn_net *net)
 {
     const attention *a = (const attention *)l->priv;
     attention_gpu *g = (attention_gpu *)l->priv_gpu;
@@ -160,7 +160,7 @@ extern "C" void attention_backward_gpu(dn_layer *l, dn_net *net)
     }
 }
 
-extern "C" void attention_free_gpu(dn_layer *l)
+static void attention_free_gpu(dn_layer *l)
 {
     attention_gpu *g = (attention_gpu *)l->priv_gpu;
     if (g) {
@@ -172,3 +172,8 @@ extern "C" void attention_free_gpu(dn_layer *l)
     free(g);
     l->priv_gpu = NULL;
 }
+
+/* the twin of dn_layer_attention (attention_layer.c): make, forward, backward, free */
+extern "C" const dn_layer_gpu_ops dn_layer_attention_gpu = {
+    attention_make_gpu, attention_forward_gpu, attention_backward_gpu, attention_free_gpu,
+};

@@ -23,13 +23,6 @@ typedef struct attention {
     float *stacked;   /* [batch, C, N]: O */
 } attention;
 
-#ifdef DN_GPU
-int attention_make_gpu(dn_layer *l, dn_net *net, dn_error *err);
-void attention_forward_gpu(dn_layer *l, dn_net *net);
-void attention_backward_gpu(dn_layer *l, dn_net *net);
-void attention_free_gpu(dn_layer *l);
-#endif
-
 #ifdef __cplusplus
 }
 #endif

@@ -8,7 +8,7 @@
  */
 #include <stdio.h>
 
-#include "avgpool_layer.h"
+#include "layer_util.h"
 
 static int avgpool_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
 {
@@ -55,8 +55,5 @@ const dn_layer_type dn_layer_avgpool = {
     .make = avgpool_make,
     .forward = avgpool_forward,
     .backward = avgpool_backward,
-#ifdef DN_GPU
-    .forward_gpu = avgpool_forward_gpu,
-    .backward_gpu = avgpool_backward_gpu,
-#endif
+    .gpu = DN_GPU_TWIN(dn_layer_avgpool_gpu),
 };

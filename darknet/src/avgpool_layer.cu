@@ -5,7 +5,7 @@
  *           in double as on the CPU
  * backward  one thread per input value: d in += d out[plane] / (h w)
  */
-#include "avgpool_layer.h"
+#include "layer_util.h"
 #include "blas_gpu.h"
 
 __global__ void avgpool_forward_kernel(const float *in, float *out,
@@ -32,7 +32,7 @@ __global__ void avgpool_backward_kernel(float *din, const float *dout, long n,
     din[i] += dout[i / spatial] * scale;
 }
 
-extern "C" void avgpool_forward_gpu(dn_layer *l, dn_net *net)
+static void avgpool_forward_gpu(dn_layer *l, dn_net *net)
 {
     const long planes = (long)l->batch * l->c, spatial = (long)l->h * l->w;
     avgpool_forward_kernel<<<dn_blocks(planes * 32), 256, 0,
@@ -42,7 +42,7 @@ extern "C" void avgpool_forward_gpu(dn_layer *l, dn_net *net)
     DN_GPU_LAUNCHED(net);
 }
 
-extern "C" void avgpool_backward_gpu(dn_layer *l, dn_net *net)
+static void avgpool_backward_gpu(dn_layer *l, dn_net *net)
 {
     if (!net->delta_gpu)
         return;
@@ -51,3 +51,8 @@ extern "C" void avgpool_backward_gpu(dn_layer *l, dn_net *net)
         net->delta_gpu, l->delta_gpu, n, spatial, 1.0f / (float)spatial);
     DN_GPU_LAUNCHED(net);
 }
+
+/* the twin of dn_layer_avgpool (avgpool_layer.c): make, forward, backward, free */
+extern "C" const dn_layer_gpu_ops dn_layer_avgpool_gpu = {
+    dn_gpu_make_stateless, avgpool_forward_gpu, avgpool_backward_gpu, dn_gpu_free_stateless,
+};

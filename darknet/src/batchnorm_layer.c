@@ -288,10 +288,5 @@ const dn_layer_type dn_layer_batchnorm = {
     .forward = bn_layer_forward,
     .backward = bn_layer_backward,
     .free = bn_layer_free,
-#ifdef DN_GPU
-    .make_gpu = batchnorm_make_gpu,
-    .forward_gpu = batchnorm_forward_gpu,
-    .backward_gpu = batchnorm_backward_gpu,
-    .free_gpu = batchnorm_free_gpu,
-#endif
+    .gpu = DN_GPU_TWIN(dn_layer_batchnorm_gpu),
 };

@@ -316,7 +316,7 @@ typedef struct batchnorm_gpu {
     float *biases, *scales_grad, *biases_grad; /* twins */
 } batchnorm_gpu;
 
-extern "C" int batchnorm_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
+static int batchnorm_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
 {
     batchnorm *p = (batchnorm *)l->priv;
     batchnorm_gpu *g = (batchnorm_gpu *)calloc(1, sizeof *g);
@@ -331,14 +331,14 @@ extern "C" int batchnorm_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
 
 /* in: net->input_gpu [batch, c, h, w], kept for backward (a layer's output
  * is not changed by the layers after it) */
-extern "C" void batchnorm_forward_gpu(dn_layer *l, dn_net *net)
+static void batchnorm_forward_gpu(dn_layer *l, dn_net *net)
 {
     batchnorm_gpu *g = (batchnorm_gpu *)l->priv_gpu;
     dn_bn_gpu_forward(net, &g->bn, net->input_gpu, l->output_gpu, g->biases,
                       net->train);
 }
 
-extern "C" void batchnorm_backward_gpu(dn_layer *l, dn_net *net)
+static void batchnorm_backward_gpu(dn_layer *l, dn_net *net)
 {
     batchnorm_gpu *g = (batchnorm_gpu *)l->priv_gpu;
     dn_bn_gpu_backward(net, &g->bn, net->input_gpu, l->delta_gpu,
@@ -346,7 +346,7 @@ extern "C" void batchnorm_backward_gpu(dn_layer *l, dn_net *net)
                        net->train);
 }
 
-extern "C" void batchnorm_free_gpu(dn_layer *l)
+static void batchnorm_free_gpu(dn_layer *l)
 {
     batchnorm_gpu *g = (batchnorm_gpu *)l->priv_gpu;
     if (g)
@@ -354,3 +354,8 @@ extern "C" void batchnorm_free_gpu(dn_layer *l)
     free(g);
     l->priv_gpu = NULL;
 }
+
+/* the twin of dn_layer_batchnorm (batchnorm_layer.c): make, forward, backward, free */
+extern "C" const dn_layer_gpu_ops dn_layer_batchnorm_gpu = {
+    batchnorm_make_gpu, batchnorm_forward_gpu, batchnorm_backward_gpu, batchnorm_free_gpu,
+};

@@ -18,13 +18,6 @@ typedef struct batchnorm {
     float *biases; /* [c], beta */
 } batchnorm;
 
-#ifdef DN_GPU
-int batchnorm_make_gpu(dn_layer *l, dn_net *net, dn_error *err);
-void batchnorm_forward_gpu(dn_layer *l, dn_net *net);
-void batchnorm_backward_gpu(dn_layer *l, dn_net *net);
-void batchnorm_free_gpu(dn_layer *l);
-#endif
-
 #ifdef __cplusplus
 }
 #endif

@@ -243,7 +243,9 @@ static int copy_section(const dn_section *s, dn_section *d)
     return 0;
 }
 
-dn_cfg *dn_cfg_copy(const dn_cfg *src)
+/* A replica of a network on several devices, and each training run, is
+ * built from its own copy. */
+dn_cfg *dn_cfg_clone(const dn_cfg *src)
 {
     dn_cfg *c = calloc(1, sizeof *c);
     if (!c)

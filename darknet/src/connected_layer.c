@@ -125,10 +125,5 @@ const dn_layer_type dn_layer_connected = {
     .forward = connected_forward,
     .backward = connected_backward,
     .free = connected_free,
-#ifdef DN_GPU
-    .make_gpu = connected_make_gpu,
-    .forward_gpu = connected_forward_gpu,
-    .backward_gpu = connected_backward_gpu,
-    .free_gpu = connected_free_gpu,
-#endif
+    .gpu = DN_GPU_TWIN(dn_layer_connected_gpu),
 };

@@ -19,7 +19,7 @@ typedef struct connected_gpu {
     float *weights_grad, *biases_grad, *scales_grad; /* twins */
 } connected_gpu;
 
-extern "C" int connected_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
+static int connected_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
 {
     connected *fc = (connected *)l->priv;
     connected_gpu *g = (connected_gpu *)calloc(1, sizeof *g);
@@ -38,7 +38,7 @@ extern "C" int connected_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
     return 0;
 }
 
-extern "C" void connected_forward_gpu(dn_layer *l, dn_net *net)
+static void connected_forward_gpu(dn_layer *l, dn_net *net)
 {
     connected_gpu *g = (connected_gpu *)l->priv_gpu;
     const int B = l->batch, I = (int)l->inputs, O = (int)l->outputs;
@@ -47,7 +47,7 @@ extern "C" void connected_forward_gpu(dn_layer *l, dn_net *net)
     dn_post_gpu_forward(net, &g->post, l->output_gpu, g->biases, net->train);
 }
 
-extern "C" void connected_backward_gpu(dn_layer *l, dn_net *net)
+static void connected_backward_gpu(dn_layer *l, dn_net *net)
 {
     connected_gpu *g = (connected_gpu *)l->priv_gpu;
     const int B = l->batch, I = (int)l->inputs, O = (int)l->outputs;
@@ -62,7 +62,7 @@ extern "C" void connected_backward_gpu(dn_layer *l, dn_net *net)
                     net->delta_gpu, I);
 }
 
-extern "C" void connected_free_gpu(dn_layer *l)
+static void connected_free_gpu(dn_layer *l)
 {
     connected_gpu *g = (connected_gpu *)l->priv_gpu;
     if (g)
@@ -70,3 +70,8 @@ extern "C" void connected_free_gpu(dn_layer *l)
     free(g);
     l->priv_gpu = NULL;
 }
+
+/* the twin of dn_layer_connected (connected_layer.c): make, forward, backward, free */
+extern "C" const dn_layer_gpu_ops dn_layer_connected_gpu = {
+    connected_make_gpu, connected_forward_gpu, connected_backward_gpu, connected_free_gpu,
+};

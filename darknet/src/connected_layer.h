@@ -19,13 +19,6 @@ typedef struct connected {
     dn_post post;
 } connected;
 
-#ifdef DN_GPU
-int connected_make_gpu(dn_layer *l, dn_net *net, dn_error *err);
-void connected_forward_gpu(dn_layer *l, dn_net *net);
-void connected_backward_gpu(dn_layer *l, dn_net *net);
-void connected_free_gpu(dn_layer *l);
-#endif
-
 #ifdef __cplusplus
 }
 #endif

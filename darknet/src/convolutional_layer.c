@@ -424,10 +424,5 @@ const dn_layer_type dn_layer_convolutional = {
     .forward = conv_forward,
     .backward = conv_backward,
     .free = conv_free,
-#ifdef DN_GPU
-    .make_gpu = convolutional_make_gpu,
-    .forward_gpu = convolutional_forward_gpu,
-    .backward_gpu = convolutional_backward_gpu,
-    .free_gpu = convolutional_free_gpu,
-#endif
+    .gpu = DN_GPU_TWIN(dn_layer_convolutional_gpu),
 };

@@ -225,7 +225,7 @@ static int make_cudnn(dn_layer *l, dn_net *net, conv_gpu *g, dn_error *err)
 
 /* ------------------------------------------------------------ the layer */
 
-extern "C" int convolutional_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
+static int convolutional_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
 {
     conv *cv = (conv *)l->priv;
     conv_gpu *g = (conv_gpu *)calloc(1, sizeof *g);
@@ -262,7 +262,7 @@ static int direct(const conv *cv)
 #endif
 
 /* in: net->input_gpu [batch, c, h, w]; out: [batch, filters, oh, ow] */
-extern "C" void convolutional_forward_gpu(dn_layer *l, dn_net *net)
+static void convolutional_forward_gpu(dn_layer *l, dn_net *net)
 {
     conv_gpu *g = (conv_gpu *)l->priv_gpu;
     float *dst = dn_post_gpu_input(&g->post, l->output_gpu);
@@ -294,7 +294,7 @@ extern "C" void convolutional_forward_gpu(dn_layer *l, dn_net *net)
     dn_post_gpu_forward(net, &g->post, l->output_gpu, g->biases, net->train);
 }
 
-extern "C" void convolutional_backward_gpu(dn_layer *l, dn_net *net)
+static void convolutional_backward_gpu(dn_layer *l, dn_net *net)
 {
     conv_gpu *g = (conv_gpu *)l->priv_gpu;
     float *scratch = (float *)dn_gpu_scratch(net, g->scratch_at);
@@ -351,7 +351,7 @@ extern "C" void convolutional_backward_gpu(dn_layer *l, dn_net *net)
 #endif
 }
 
-extern "C" void convolutional_free_gpu(dn_layer *l)
+static void convolutional_free_gpu(dn_layer *l)
 {
     conv_gpu *g = (conv_gpu *)l->priv_gpu;
     if (!g)
@@ -374,3 +374,8 @@ extern "C" void convolutional_free_gpu(dn_layer *l)
     free(g);
     l->priv_gpu = NULL;
 }
+
+/* the twin of dn_layer_convolutional (convolutional_layer.c): make, forward, backward, free */
+extern "C" const dn_layer_gpu_ops dn_layer_convolutional_gpu = {
+    convolutional_make_gpu, convolutional_forward_gpu, convolutional_backward_gpu, convolutional_free_gpu,
+};

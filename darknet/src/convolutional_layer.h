@@ -33,13 +33,6 @@ typedef struct conv {
     size_t onednn_floats;   /* oneDNN's part of the workspace, first */
 } conv;
 
-#ifdef DN_GPU
-int convolutional_make_gpu(dn_layer *l, dn_net *net, dn_error *err);
-void convolutional_forward_gpu(dn_layer *l, dn_net *net);
-void convolutional_backward_gpu(dn_layer *l, dn_net *net);
-void convolutional_free_gpu(dn_layer *l);
-#endif
-
 #ifdef __cplusplus
 }
 #endif

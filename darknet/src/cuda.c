@@ -150,6 +150,14 @@ void dn_gpu_free(void *p)
         cudaFree(p);
 }
 
+int dn_gpu_make_stateless(dn_layer *l, dn_net *net, dn_error *err)
+{
+    (void)l, (void)net, (void)err;
+    return 0;
+}
+
+void dn_gpu_free_stateless(dn_layer *l) { (void)l; }
+
 #else
 /* ISO C wants a declaration in every translation unit. */
 typedef int dn_cuda_unused;

@@ -89,6 +89,11 @@ void *dn_gpu_bytes(size_t bytes, dn_error *err);
 float *dn_gpu_floats(size_t n, dn_error *err);
 void dn_gpu_free(void *p); /* NULL is fine */
 
+/* The make and free of a layer twin with no device state of its own
+ * (dn_layer_gpu_ops: all four are set). */
+int dn_gpu_make_stateless(dn_layer *l, dn_net *net, dn_error *err);
+void dn_gpu_free_stateless(dn_layer *l);
+
 /* Device allocations are aligned to this many bytes inside the arenas. */
 #define DN_GPU_ALIGN 256
 
@@ -103,6 +108,14 @@ typedef struct dn_gpu_chunk {
 } dn_gpu_chunk;
 
 #define DN_GPU_CHUNK 4096
+
+/* Pinned host staging for what crosses the bus every forward pass: the
+ * input batch and truth going up, the last layer's output and each loss
+ * layer's per-image losses (one row of batch floats per loss layer)
+ * coming back (network_gpu.c). */
+typedef struct dn_gpu_staging {
+    float *h_input, *h_truth, *h_output, *h_cost;
+} dn_gpu_staging;
 
 struct dn_gpu_net {
     dn_gpu_ctx *ctx;
@@ -121,12 +134,8 @@ struct dn_gpu_net {
     size_t delta_floats;
     float **extra; /* saved tensors that are not parameters (BN statistics) */
     int n_extra;
-    /* pinned host staging: the forward's inputs and what returns from it */
-    float *h_input, *h_truth, *h_output, *h_cost;
+    dn_gpu_staging stage;
     int n_loss;   /* layers with is_loss */
-    /* data parallel over several devices: this net then holds no twins
-     * and runs its replicas (network_gpu.c) */
-    struct dn_gpu_front *front;
 };
 
 static inline cudaStream_t dn_gpu_stream(const dn_net *net)
@@ -160,14 +169,6 @@ static inline size_t dn_gpu_align(size_t bytes)
 {
     return (bytes + DN_GPU_ALIGN - 1) / DN_GPU_ALIGN * DN_GPU_ALIGN;
 }
-
-/* Device side of dn_net_forward/backward/update/zero_deltas and
- * dn_net_free (network_gpu.c), called by network.c. */
-void dn_net_forward_gpu(dn_net *net, int train);
-void dn_net_backward_gpu(dn_net *net);
-void dn_net_update_gpu(dn_net *net, double lr);
-void dn_net_zero_deltas_gpu(dn_net *net);
-void dn_net_free_gpu(dn_net *net);
 
 /* Tests: copy every device tensor of a single-device net back to the host
  * (outputs, deltas, gradients, input_delta, saved tensors, optimiser

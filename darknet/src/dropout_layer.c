@@ -97,10 +97,5 @@ const dn_layer_type dn_layer_dropout = {
     .forward = dropout_forward,
     .backward = dropout_backward,
     .free = dropout_free,
-#ifdef DN_GPU
-    .make_gpu = dropout_make_gpu,
-    .forward_gpu = dropout_forward_gpu,
-    .backward_gpu = dropout_backward_gpu,
-    .free_gpu = dropout_free_gpu,
-#endif
+    .gpu = DN_GPU_TWIN(dn_layer_dropout_gpu),
 };

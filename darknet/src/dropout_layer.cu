@@ -46,7 +46,7 @@ __global__ void dropout_forward_kernel(const float *in, float *out,
     }
 }
 
-extern "C" int dropout_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
+static int dropout_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
 {
     dropout_gpu *g = (dropout_gpu *)calloc(1, sizeof *g);
     if (!g)
@@ -56,7 +56,7 @@ extern "C" int dropout_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
     return g->mask ? 0 : -1;
 }
 
-extern "C" void dropout_forward_gpu(dn_layer *l, dn_net *net)
+static void dropout_forward_gpu(dn_layer *l, dn_net *net)
 {
     const long n = (long)l->batch * l->inputs;
     if (!net->train) {
@@ -73,7 +73,7 @@ extern "C" void dropout_forward_gpu(dn_layer *l, dn_net *net)
     DN_GPU_LAUNCHED(net);
 }
 
-extern "C" void dropout_backward_gpu(dn_layer *l, dn_net *net)
+static void dropout_backward_gpu(dn_layer *l, dn_net *net)
 {
     if (!net->delta_gpu)
         return;
@@ -83,7 +83,7 @@ extern "C" void dropout_backward_gpu(dn_layer *l, dn_net *net)
                      net->delta_gpu);
 }
 
-extern "C" void dropout_free_gpu(dn_layer *l)
+static void dropout_free_gpu(dn_layer *l)
 {
     dropout_gpu *g = (dropout_gpu *)l->priv_gpu;
     if (g)
@@ -91,3 +91,8 @@ extern "C" void dropout_free_gpu(dn_layer *l)
     free(g);
     l->priv_gpu = NULL;
 }
+
+/* the twin of dn_layer_dropout (dropout_layer.c): make, forward, backward, free */
+extern "C" const dn_layer_gpu_ops dn_layer_dropout_gpu = {
+    dropout_make_gpu, dropout_forward_gpu, dropout_backward_gpu, dropout_free_gpu,
+};

@@ -16,13 +16,6 @@ typedef struct dropout {
     float *mask; /* [batch, inputs]: 0 or scale, from the last training forward */
 } dropout;
 
-#ifdef DN_GPU
-int dropout_make_gpu(dn_layer *l, dn_net *net, dn_error *err);
-void dropout_forward_gpu(dn_layer *l, dn_net *net);
-void dropout_backward_gpu(dn_layer *l, dn_net *net);
-void dropout_free_gpu(dn_layer *l);
-#endif
-
 #ifdef __cplusplus
 }
 #endif

@@ -54,11 +54,25 @@ void dn_activate_backward(const float *x, const float *y, float *delta, long n,
 int dn_activation_needs_input(dn_activation a);
 
 /* ------------------------------------------------------------ registry */
-/* Every layer type, defined in its own file (darknet/src/<name>_layer.c). */
+/* Every layer type, defined in its own file (darknet/src/<name>_layer.c),
+ * and in GPU builds its device twin (darknet/src/<name>_layer.cu). */
 extern const dn_layer_type dn_layer_convolutional, dn_layer_connected,
     dn_layer_batchnorm, dn_layer_maxpool, dn_layer_avgpool, dn_layer_dropout,
     dn_layer_softmax, dn_layer_logistic, dn_layer_shortcut, dn_layer_route,
     dn_layer_attention, dn_layer_layernorm;
+
+#ifdef DN_GPU
+extern const dn_layer_gpu_ops dn_layer_convolutional_gpu,
+    dn_layer_connected_gpu, dn_layer_batchnorm_gpu, dn_layer_maxpool_gpu,
+    dn_layer_avgpool_gpu, dn_layer_dropout_gpu, dn_layer_softmax_gpu,
+    dn_layer_logistic_gpu, dn_layer_shortcut_gpu, dn_layer_route_gpu,
+    dn_layer_attention_gpu, dn_layer_layernorm_gpu;
+/* .gpu = DN_GPU_TWIN(dn_layer_<name>_gpu): the twin in a GPU build, NULL
+ * in a CPU build (which compiles no .cu file, so the name is not used) */
+#define DN_GPU_TWIN(ops) (&(ops))
+#else
+#define DN_GPU_TWIN(ops) NULL
+#endif
 
 #ifdef __cplusplus
 }

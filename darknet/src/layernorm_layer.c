@@ -158,10 +158,5 @@ const dn_layer_type dn_layer_layernorm = {
     .forward = layernorm_forward,
     .backward = layernorm_backward,
     .free = layernorm_free,
-#ifdef DN_GPU
-    .make_gpu = layernorm_make_gpu,
-    .forward_gpu = layernorm_forward_gpu,
-    .backward_gpu = layernorm_backward_gpu,
-    .free_gpu = layernorm_free_gpu,
-#endif
+    .gpu = DN_GPU_TWIN(dn_layer_layernorm_gpu),
 };

@@ -90,7 +90,7 @@ __global__ void layernorm_input_grad_kernel(const float *G, const float *xhat,
     }
 }
 
-extern "C" int layernorm_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
+static int layernorm_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
 {
     layernorm_gpu *g = (layernorm_gpu *)calloc(1, sizeof *g);
     if (!g)
@@ -103,7 +103,7 @@ extern "C" int layernorm_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
     return 0;
 }
 
-extern "C" void layernorm_forward_gpu(dn_layer *l, dn_net *net)
+static void layernorm_forward_gpu(dn_layer *l, dn_net *net)
 {
     const layernorm *ln = (const layernorm *)l->priv;
     layernorm_gpu *g = (layernorm_gpu *)l->priv_gpu;
@@ -116,7 +116,7 @@ extern "C" void layernorm_forward_gpu(dn_layer *l, dn_net *net)
     DN_GPU_LAUNCHED(net);
 }
 
-extern "C" void layernorm_backward_gpu(dn_layer *l, dn_net *net)
+static void layernorm_backward_gpu(dn_layer *l, dn_net *net)
 {
     const layernorm *ln = (const layernorm *)l->priv;
     layernorm_gpu *g = (layernorm_gpu *)l->priv_gpu;
@@ -134,7 +134,7 @@ extern "C" void layernorm_backward_gpu(dn_layer *l, dn_net *net)
     DN_GPU_LAUNCHED(net);
 }
 
-extern "C" void layernorm_free_gpu(dn_layer *l)
+static void layernorm_free_gpu(dn_layer *l)
 {
     layernorm_gpu *g = (layernorm_gpu *)l->priv_gpu;
     if (g) {
@@ -144,3 +144,8 @@ extern "C" void layernorm_free_gpu(dn_layer *l)
     free(g);
     l->priv_gpu = NULL;
 }
+
+/* the twin of dn_layer_layernorm (layernorm_layer.c): make, forward, backward, free */
+extern "C" const dn_layer_gpu_ops dn_layer_layernorm_gpu = {
+    layernorm_make_gpu, layernorm_forward_gpu, layernorm_backward_gpu, layernorm_free_gpu,
+};

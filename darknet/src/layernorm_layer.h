@@ -17,13 +17,6 @@ typedef struct layernorm {
     float *inv_std;         /* [batch, N]: r */
 } layernorm;
 
-#ifdef DN_GPU
-int layernorm_make_gpu(dn_layer *l, dn_net *net, dn_error *err);
-void layernorm_forward_gpu(dn_layer *l, dn_net *net);
-void layernorm_backward_gpu(dn_layer *l, dn_net *net);
-void layernorm_free_gpu(dn_layer *l);
-#endif
-
 #ifdef __cplusplus
 }
 #endif

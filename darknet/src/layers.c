@@ -1,7 +1,14 @@
 /*
- * layers.c - the layer registry: one table of every layer type. Adding a
- * layer means writing its file and adding one line here; nothing else in the
- * framework switches on the layer type.
+ * layers.c - the layer registry: one table of every layer type; nothing
+ * else in the framework switches on the layer type. Adding a layer means:
+ *   - darknet/src/<name>_layer.c defining dn_layer_<name> (and, for a GPU
+ *     twin, darknet/src/<name>_layer.cu defining dn_layer_<name>_gpu, named
+ *     by .gpu = DN_GPU_TWIN(dn_layer_<name>_gpu) as the last initialiser);
+ *   - its declarations in layer_util.h (dn_layer_<name>, dn_layer_<name>_gpu);
+ *   - one line in the table below;
+ *   - its gradient-check cases (tests/test_layers.c or a test file of its
+ *     own) and, with a twin, its parity cases (tests/gpu/test_gpu_layers.c):
+ *     tests/test_registry.c fails until they exist.
  */
 #include <stdlib.h>
 #include <stdio.h>
@@ -24,6 +31,13 @@ const dn_layer_type *dn_layer_type_find(const char *name)
         if (strcmp(registry[i]->name, name) == 0)
             return registry[i];
     return NULL;
+}
+
+int dn_layer_type_count(void) { return (int)N_TYPES; }
+
+const dn_layer_type *dn_layer_type_at(int i)
+{
+    return i >= 0 && i < (int)N_TYPES ? registry[i] : NULL;
 }
 
 const char *dn_layer_type_names(void)

@@ -100,10 +100,5 @@ const dn_layer_type dn_layer_logistic = {
     .forward = logistic_forward,
     .backward = logistic_backward,
     .free = logistic_free,
-#ifdef DN_GPU
-    .make_gpu = logistic_make_gpu,
-    .forward_gpu = logistic_forward_gpu,
-    .backward_gpu = logistic_backward_gpu,
-    .free_gpu = logistic_free_gpu,
-#endif
+    .gpu = DN_GPU_TWIN(dn_layer_logistic_gpu),
 };

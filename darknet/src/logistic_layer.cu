@@ -55,7 +55,7 @@ __global__ void logistic_backward_kernel(const float *y, const float *dy,
     }
 }
 
-extern "C" int logistic_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
+static int logistic_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
 {
     logistic_gpu *g = (logistic_gpu *)calloc(1, sizeof *g);
     if (!g)
@@ -65,7 +65,7 @@ extern "C" int logistic_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
     return g->loss_grad ? 0 : -1;
 }
 
-extern "C" void logistic_forward_gpu(dn_layer *l, dn_net *net)
+static void logistic_forward_gpu(dn_layer *l, dn_net *net)
 {
     logistic_gpu *g = (logistic_gpu *)l->priv_gpu;
     const long n = (long)l->batch * l->inputs;
@@ -87,7 +87,7 @@ extern "C" void logistic_forward_gpu(dn_layer *l, dn_net *net)
     g->grad_ready = net->train;
 }
 
-extern "C" void logistic_backward_gpu(dn_layer *l, dn_net *net)
+static void logistic_backward_gpu(dn_layer *l, dn_net *net)
 {
     if (!net->delta_gpu)
         return;
@@ -99,7 +99,7 @@ extern "C" void logistic_backward_gpu(dn_layer *l, dn_net *net)
     DN_GPU_LAUNCHED(net);
 }
 
-extern "C" void logistic_free_gpu(dn_layer *l)
+static void logistic_free_gpu(dn_layer *l)
 {
     logistic_gpu *g = (logistic_gpu *)l->priv_gpu;
     if (g)
@@ -107,3 +107,8 @@ extern "C" void logistic_free_gpu(dn_layer *l)
     free(g);
     l->priv_gpu = NULL;
 }
+
+/* the twin of dn_layer_logistic (logistic_layer.c): make, forward, backward, free */
+extern "C" const dn_layer_gpu_ops dn_layer_logistic_gpu = {
+    logistic_make_gpu, logistic_forward_gpu, logistic_backward_gpu, logistic_free_gpu,
+};

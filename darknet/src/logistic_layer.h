@@ -22,13 +22,6 @@ static inline int dn_logistic_loss_active(const dn_layer *l, const dn_net *net)
     return l->is_loss && l->index == net->n - 1 && net->truths == l->outputs;
 }
 
-#ifdef DN_GPU
-int logistic_make_gpu(dn_layer *l, dn_net *net, dn_error *err);
-void logistic_forward_gpu(dn_layer *l, dn_net *net);
-void logistic_backward_gpu(dn_layer *l, dn_net *net);
-void logistic_free_gpu(dn_layer *l);
-#endif
-
 #ifdef __cplusplus
 }
 #endif

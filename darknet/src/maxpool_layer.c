@@ -142,10 +142,5 @@ const dn_layer_type dn_layer_maxpool = {
     .forward = maxpool_forward,
     .backward = maxpool_backward,
     .free = maxpool_free,
-#ifdef DN_GPU
-    .make_gpu = maxpool_make_gpu,
-    .forward_gpu = maxpool_forward_gpu,
-    .backward_gpu = maxpool_backward_gpu,
-    .free_gpu = maxpool_free_gpu,
-#endif
+    .gpu = DN_GPU_TWIN(dn_layer_maxpool_gpu),
 };

@@ -82,7 +82,7 @@ __global__ void maxpool_backward_kernel(float *din, const float *dout,
     }
 }
 
-extern "C" int maxpool_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
+static int maxpool_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
 {
     maxpool_gpu *g = (maxpool_gpu *)calloc(1, sizeof *g);
     if (!g)
@@ -92,7 +92,7 @@ extern "C" int maxpool_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
     return g->argmax ? 0 : -1;
 }
 
-extern "C" void maxpool_forward_gpu(dn_layer *l, dn_net *net)
+static void maxpool_forward_gpu(dn_layer *l, dn_net *net)
 {
     maxpool_gpu *g = (maxpool_gpu *)l->priv_gpu;
     const long n = (long)l->batch * l->outputs;
@@ -101,7 +101,7 @@ extern "C" void maxpool_forward_gpu(dn_layer *l, dn_net *net)
     DN_GPU_LAUNCHED(net);
 }
 
-extern "C" void maxpool_backward_gpu(dn_layer *l, dn_net *net)
+static void maxpool_backward_gpu(dn_layer *l, dn_net *net)
 {
     if (!net->delta_gpu)
         return;
@@ -112,7 +112,7 @@ extern "C" void maxpool_backward_gpu(dn_layer *l, dn_net *net)
     DN_GPU_LAUNCHED(net);
 }
 
-extern "C" void maxpool_free_gpu(dn_layer *l)
+static void maxpool_free_gpu(dn_layer *l)
 {
     maxpool_gpu *g = (maxpool_gpu *)l->priv_gpu;
     if (g)
@@ -120,3 +120,8 @@ extern "C" void maxpool_free_gpu(dn_layer *l)
     free(g);
     l->priv_gpu = NULL;
 }
+
+/* the twin of dn_layer_maxpool (maxpool_layer.c): make, forward, backward, free */
+extern "C" const dn_layer_gpu_ops dn_layer_maxpool_gpu = {
+    maxpool_make_gpu, maxpool_forward_gpu, maxpool_backward_gpu, maxpool_free_gpu,
+};

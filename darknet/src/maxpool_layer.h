@@ -16,13 +16,6 @@ typedef struct maxpool {
     int *argmax; /* [batch, outputs]: index into the input, -1 if none */
 } maxpool;
 
-#ifdef DN_GPU
-int maxpool_make_gpu(dn_layer *l, dn_net *net, dn_error *err);
-void maxpool_forward_gpu(dn_layer *l, dn_net *net);
-void maxpool_backward_gpu(dn_layer *l, dn_net *net);
-void maxpool_free_gpu(dn_layer *l);
-#endif
-
 #ifdef __cplusplus
 }
 #endif

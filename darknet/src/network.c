@@ -3,6 +3,9 @@
  * Darknet. This file builds it (shapes flow from [net] through each layer's
  * make()), runs forward and backward passes, and applies the optimiser.
  *
+ * Where it runs is its backend's business (backend.h): this file calls
+ * through net->backend and is itself the CPU's backend (dn_backend_cpu).
+ *
  * Memory: every buffer (outputs, deltas, gradients, optimiser state, the
  * shared workspace) is allocated and touched once here; nothing is allocated
  * per batch.
@@ -19,11 +22,9 @@
 #include <omp.h>
 #endif
 
+#include "backend.h"
 #include "darknet.h"
 #include "layer_util.h"
-#ifdef DN_GPU
-#include "cuda.h"
-#endif
 
 /* Section names Darknet accepts for each layer type. */
 static const struct {
@@ -317,6 +318,7 @@ static int build(dn_cfg *cfg, const dn_net_options *opt, int planned,
         return dn_fail(err, "out of memory");
     }
     net->planned = planned;
+    net->backend = &dn_backend_cpu;
     net->cfg = cfg; /* borrowed until success: for messages */
     if (parse_net_options(net, &cfg->sections[0], opt, err))
         goto fail;
@@ -375,9 +377,7 @@ void dn_net_free(dn_net *net)
 {
     if (!net)
         return;
-#ifdef DN_GPU
-    dn_net_free_gpu(net);
-#endif
+    dn_net_backend(net)->free(net); /* device twins, replicas */
     for (int i = 0; i < net->n; i++) {
         dn_layer *l = &net->layers[i];
         if (l->type && l->type->free)
@@ -399,14 +399,71 @@ void dn_net_free(dn_net *net)
     free(net);
 }
 
-void dn_net_zero_deltas(dn_net *net)
+/* ------------------------------------------------------------- passes */
+
+void dn_net_enter_layer(dn_net *net, int i)
 {
-#ifdef DN_GPU
-    if (net->gpu_state) {
-        dn_net_zero_deltas_gpu(net);
-        return;
-    }
-#endif
+    net->input = i ? net->layers[i - 1].output : net->input_data;
+    net->delta = i ? net->layers[i - 1].delta : net->input_delta;
+    net->input_gpu = i ? net->layers[i - 1].output_gpu : net->input_data_gpu;
+    net->delta_gpu = i ? net->layers[i - 1].delta_gpu : net->input_delta_gpu;
+}
+
+void dn_adam_corrections(const dn_net *net, float *c1, float *c2)
+{
+    const long t = (long)(net->seen / (uint64_t)net->images_per_batch) + 1;
+    *c1 = 1.0f - (float)pow(net->b1, (double)t);
+    *c2 = 1.0f - (float)pow(net->b2, (double)t);
+}
+
+void dn_net_zero_deltas(dn_net *net) { dn_net_backend(net)->zero_deltas(net); }
+
+void dn_net_forward(dn_net *net, int train)
+{
+    dn_net_backend(net)->forward(net, train);
+}
+
+void dn_net_backward(dn_net *net) { dn_net_backend(net)->backward(net); }
+
+void dn_net_update(dn_net *net, double lr)
+{
+    dn_net_backend(net)->update(net, lr);
+}
+
+int dn_net_check_weights(const dn_net *net, dn_error *err)
+{
+    return dn_net_backend(net)->check_weights(net, err);
+}
+
+int dn_net_pull(const dn_net *net, dn_error *err)
+{
+    return dn_net_backend(net)->pull(net, err);
+}
+
+int dn_net_push(dn_net *net, dn_error *err)
+{
+    return dn_net_backend(net)->push(net, err);
+}
+
+int dn_net_sync(dn_net *net, dn_error *err)
+{
+    return dn_net_backend(net)->sync(net, 1, err);
+}
+
+int dn_net_check(dn_net *net, dn_error *err)
+{
+    return dn_net_backend(net)->sync(net, 0, err);
+}
+
+const char *dn_net_device_name(const dn_net *net)
+{
+    return dn_net_backend(net)->device_name(net);
+}
+
+/* ------------------------------------------------------ the CPU backend */
+
+static void cpu_zero_deltas(dn_net *net)
+{
     for (int i = 0; i < net->n; i++) {
         dn_layer *l = &net->layers[i];
         memset(l->delta, 0, sizeof(float) * l->batch * l->outputs);
@@ -415,40 +472,21 @@ void dn_net_zero_deltas(dn_net *net)
         memset(net->input_delta, 0, sizeof(float) * net->batch * net->inputs);
 }
 
-/* Point the network's context at layer i's input. */
-static void enter_layer(dn_net *net, int i)
+static void cpu_forward(dn_net *net, int train)
 {
-    net->input = i ? net->layers[i - 1].output : net->input_data;
-    net->delta = i ? net->layers[i - 1].delta : net->input_delta;
-}
-
-void dn_net_forward(dn_net *net, int train)
-{
-#ifdef DN_GPU
-    if (net->gpu_state) {
-        dn_net_forward_gpu(net, train);
-        return;
-    }
-#endif
     net->train = train;
     if (train)
-        dn_net_zero_deltas(net);
+        cpu_zero_deltas(net);
     for (int i = 0; i < net->n; i++) {
-        enter_layer(net, i);
+        dn_net_enter_layer(net, i);
         net->layers[i].type->forward(&net->layers[i], net);
     }
 }
 
-void dn_net_backward(dn_net *net)
+static void cpu_backward(dn_net *net)
 {
-#ifdef DN_GPU
-    if (net->gpu_state) {
-        dn_net_backward_gpu(net);
-        return;
-    }
-#endif
     for (int i = net->n - 1; i >= 0; i--) {
-        enter_layer(net, i);
+        dn_net_enter_layer(net, i);
         net->layers[i].type->backward(&net->layers[i], net);
     }
 }
@@ -457,21 +495,15 @@ void dn_net_backward(dn_net *net)
  * SGD with Darknet's semantics: with g the gradient summed over the B images
  * of a batch, u = momentum*u_prev + g + decay*B*w (decay on weights only),
  * w -= lr/B * u. Adam (adam=1): PyTorch's Adam on the mean gradient plus the
- * L2 term, bias-corrected with t = batches done + 1.
+ * L2 term, bias-corrected (dn_adam_corrections). The device runs the same
+ * formulas (network.cu).
  */
-void dn_net_update(dn_net *net, double lr)
+static void cpu_update(dn_net *net, double lr)
 {
-#ifdef DN_GPU
-    if (net->gpu_state) { /* the same formulas, on the device (network.cu) */
-        dn_net_update_gpu(net, lr);
-        return;
-    }
-#endif
     const float B = (float)net->images_per_batch;
     const float decay = (float)net->decay, momentum = (float)net->momentum;
-    const long t = (long)(net->seen / (uint64_t)net->images_per_batch) + 1;
-    const float c1 = 1.0f - (float)pow(net->b1, (double)t);
-    const float c2 = 1.0f - (float)pow(net->b2, (double)t);
+    float c1, c2;
+    dn_adam_corrections(net, &c1, &c2);
     for (int i = 0; i < net->n; i++) {
         dn_layer *l = &net->layers[i];
         for (int k = 0; k < l->n_params; k++) {
@@ -504,14 +536,48 @@ void dn_net_update(dn_net *net, double lr)
     }
 }
 
-int dn_net_check_weights(const dn_net *net, dn_error *err)
+/* the host tensors are the network's own: nothing to copy or wait for */
+static int cpu_push(dn_net *net, dn_error *err)
 {
-#ifdef DN_GPU
-    if (net->gpu_state)
-        return 0; /* the host copies are stale: a checkpoint checks them */
-#endif
-    return dn_net_check_finite(net, err);
+    (void)net, (void)err;
+    return 0;
 }
+
+static int cpu_pull(const dn_net *net, dn_error *err)
+{
+    (void)net, (void)err;
+    return 0;
+}
+
+static int cpu_sync(dn_net *net, int wait, dn_error *err)
+{
+    (void)net, (void)wait, (void)err;
+    return 0;
+}
+
+static const char *cpu_device_name(const dn_net *net)
+{
+    (void)net;
+    return "CPU";
+}
+
+static void cpu_free(dn_net *net) { (void)net; }
+
+const dn_backend dn_backend_cpu = {
+    .name = "cpu",
+    .forward = cpu_forward,
+    .backward = cpu_backward,
+    .update = cpu_update,
+    .zero_deltas = cpu_zero_deltas,
+    .push = cpu_push,
+    .pull = cpu_pull,
+    .sync = cpu_sync,
+    .check_weights = dn_net_check_finite,
+    .device_name = cpu_device_name,
+    .free = cpu_free,
+};
+
+/* ------------------------------------------------------------ queries */
 
 float dn_net_cost(const dn_net *net)
 {

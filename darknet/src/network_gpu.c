@@ -1,16 +1,17 @@
 /*
- * network_gpu.c - a network on CUDA devices (GPU builds; a CPU build keeps
- * only the stubs at the end, which say so).
+ * network_gpu.c - a network on one CUDA device: dn_backend_gpu (backend.h;
+ * GPU builds, a CPU build keeps only dn_gpu_count, which says 0).
  *
- * Moving a network to a device (dn_net_use_devices) creates, once:
+ * Placing a network on a device (dn_gpu_place) creates, once:
  *   - the device twins of every buffer: one arena each for the parameters'
  *     weights, gradients and optimiser state (one kernel updates them all,
- *     one all-reduce sums them), one for the outputs and one for the deltas
- *     (one memset zeroes them), the saved tensors that are not parameters
- *     (batch-norm statistics), input, truth, and the shared workspace;
- *   - each layer's device state (make_gpu: cuDNN descriptors, algorithms
- *     chosen by measurement), with a large search workspace while they are
- *     chosen, then the workspace the chosen ones need;
+ *     one all-reduce sums them across replicas), one for the outputs and
+ *     one for the deltas (one memset zeroes them), the saved tensors that
+ *     are not parameters (batch-norm statistics), input, truth, and the
+ *     shared workspace;
+ *   - each layer's device state (its twin's make: cuDNN descriptors,
+ *     algorithms chosen by measurement), with a large search workspace
+ *     while they are chosen, then the workspace the chosen ones need;
  *   - pinned host staging for what crosses the bus every pass: the input
  *     batch and truth going up, the last layer's output and the per-image
  *     losses coming back.
@@ -20,16 +21,8 @@
  * only queued. Checkpoints pull (dn_weights_save calls dn_net_pull), loads
  * push.
  *
- * Several devices (data parallel): the network given becomes a front that
- * holds no twins; it owns one replica per device, each a network built
- * from a copy of its cfg with batch/n images per forward pass and the same
- * weights. A pass scatters the batch (replica r takes images r*b .. r*b+b-1,
- * b = batch/n, and knows its offset so that dropout draws the masks a
- * single device would), gathers the outputs and losses, and an update
- * first sums the gradient arenas of all replicas with ncclAllReduce, so
- * every replica applies the same update to the same weights. Batch-norm
- * statistics are those of each replica's images; checkpoints take replica
- * 0's (as PyTorch's DistributedDataParallel broadcasts rank 0's buffers).
+ * Several devices are replicas.c's: one network placed here per device,
+ * driven through the pieces network_gpu.h exports.
  */
 #include <errno.h>
 #include <math.h>
@@ -41,10 +34,9 @@
 
 #ifdef DN_GPU
 
+#include "backend.h"
 #include "cuda.h"
-#ifdef DN_NCCL
-#include <nccl.h>
-#endif
+#include "network_gpu.h"
 
 /* While the layers choose their algorithms (cuDNN's searches) they may try
  * ones that need this much scratch (or half the free memory, if less);
@@ -54,14 +46,6 @@
 #else
 #define SEARCH_WORKSPACE_BYTES 0UL
 #endif
-
-struct dn_gpu_front {
-    int n;
-    dn_net *replicas[DN_MAX_GPUS];
-#ifdef DN_NCCL
-    ncclComm_t comms[DN_MAX_GPUS];
-#endif
-};
 
 int dn_gpu_count(void)
 {
@@ -222,18 +206,28 @@ static void *pinned(size_t bytes, dn_error *err)
     return p;
 }
 
-/* Staging for a net whose forward batch is net->batch images. */
-static int alloc_staging(dn_net *net, struct dn_gpu_net *g, int n_loss,
-                         dn_error *err)
+int dn_gpu_staging_make(const dn_net *net, dn_gpu_staging *st, dn_error *err)
 {
     const size_t B = (size_t)net->batch, f = sizeof(float);
     const dn_layer *last = &net->layers[net->n - 1];
-    if (!(g->h_input = pinned(B * net->inputs * f, err)) ||
-        !(g->h_truth = pinned(B * net->truths * f, err)) ||
-        !(g->h_output = pinned(B * last->outputs * f, err)) ||
-        !(g->h_cost = pinned(B * (n_loss ? n_loss : 1) * f, err)))
+    int n_loss = 0;
+    for (int i = 0; i < net->n; i++)
+        n_loss += net->layers[i].is_loss;
+    if (!(st->h_input = pinned(B * net->inputs * f, err)) ||
+        !(st->h_truth = pinned(B * net->truths * f, err)) ||
+        !(st->h_output = pinned(B * last->outputs * f, err)) ||
+        !(st->h_cost = pinned(B * (n_loss ? n_loss : 1) * f, err)))
         return -1;
     return 0;
+}
+
+void dn_gpu_staging_free(dn_gpu_staging *st)
+{
+    float *const bufs[] = {st->h_input, st->h_truth, st->h_output, st->h_cost};
+    for (int i = 0; i < 4; i++)
+        if (bufs[i])
+            cudaFreeHost(bufs[i]);
+    memset(st, 0, sizeof *st);
 }
 
 /* The layers' device state, the algorithms they choose, the workspace. */
@@ -251,9 +245,8 @@ static int make_layers(dn_net *net, dn_error *err)
     net->workspace_gpu_bytes = search;
     for (int i = 0; i < net->n; i++) {
         dn_layer *l = &net->layers[i];
-        net->input_gpu = i ? net->layers[i - 1].output_gpu : net->input_data_gpu;
-        net->delta_gpu = i ? net->layers[i - 1].delta_gpu : net->input_delta_gpu;
-        if (l->type->make_gpu && l->type->make_gpu(l, net, err)) {
+        dn_net_enter_layer(net, i);
+        if (l->type->gpu->make(l, net, err)) {
             char msg[DN_ERROR_MAX];
             snprintf(msg, sizeof msg, "%s", err->msg);
             return dn_fail(err, "layer %d [%s] on the GPU: %s", i,
@@ -280,14 +273,12 @@ static int copy_floats(dn_net *dev, float *dst, const float *src, long n,
                                    dn_gpu_stream(dev)), err);
 }
 
-enum { COPY_STATE = 1, COPY_GRADS = 2 };
-
 /*
  * Copy between host's host tensors and dev's device twins (host and dev
- * are the same network, or a front and its replica: same layers). Saved
+ * are the same network, or a network and its replica: same layers). Saved
  * tensors and parameters always; optimiser state and gradients on request.
  */
-static int copy_tensors(dn_net *host, dn_net *dev, int up, int what,
+int dn_gpu_copy_tensors(dn_net *host, dn_net *dev, int up, int what,
                         dn_error *err)
 {
     const enum cudaMemcpyKind kind = up ? cudaMemcpyHostToDevice
@@ -308,9 +299,10 @@ static int copy_tensors(dn_net *host, dn_net *dev, int up, int what,
 #define COPY(hbuf, dbuf)                                                     \
     copy_floats(dev, up ? (dbuf) : (hbuf), up ? (hbuf) : (dbuf), n, kind, err)
             if ((!param_is_saved(h, hp->w) && COPY(hp->w, dp->w_gpu)) ||
-                ((what & COPY_STATE) && COPY(hp->m, dp->m_gpu)) ||
-                ((what & COPY_STATE) && host->adam && COPY(hp->v, dp->v_gpu)) ||
-                ((what & COPY_GRADS) && COPY(hp->grad, dp->grad_gpu)))
+                ((what & DN_GPU_COPY_STATE) && COPY(hp->m, dp->m_gpu)) ||
+                ((what & DN_GPU_COPY_STATE) && host->adam &&
+                 COPY(hp->v, dp->v_gpu)) ||
+                ((what & DN_GPU_COPY_GRADS) && COPY(hp->grad, dp->grad_gpu)))
                 return -1;
 #undef COPY
         }
@@ -318,218 +310,61 @@ static int copy_tensors(dn_net *host, dn_net *dev, int up, int what,
     return DN_CUDA_OK(cudaStreamSynchronize(dn_gpu_stream(dev)), err);
 }
 
-static void describe(dn_net *net, const char *devices, const char *gpu_name)
+void dn_gpu_describe(char *name, size_t size, const dn_net *net,
+                     const char *devices, const char *gpu_name)
 {
-    struct dn_gpu_net *g = net->gpu_state;
 #ifdef DN_CUDNN
     const char *dnn = ", cuDNN";
 #else
     const char *dnn = ", no cuDNN";
 #endif
-    snprintf(g->name, sizeof g->name, "GPU %s (%s)%s, %s", devices, gpu_name,
-             dnn, net->tf32 ? "TF32 allowed" : "strict FP32");
+    snprintf(name, size, "GPU %s (%s)%s, %s", devices, gpu_name, dnn,
+             net->tf32 ? "TF32 allowed" : "strict FP32");
 }
 
-/* Make net resident on one device: twins, layer state, then push. */
-static int make_device(dn_net *net, int device, dn_error *err)
+static void gpu_free(dn_net *net);
+
+int dn_gpu_place(dn_net *net, int device, dn_error *err)
 {
-    for (int i = 0; i < net->n; i++) {
-        const dn_layer_type *t = net->layers[i].type;
-        if (!t->forward_gpu || !t->backward_gpu)
-            return dn_fail(err, "layer %d [%s] has no GPU implementation; "
-                           "run it with -nogpu", i, t->name);
-    }
     struct dn_gpu_net *g = calloc(1, sizeof *g);
     if (!g)
         return dn_fail(err, "out of memory");
     net->gpu_state = g;
+    net->backend = &dn_backend_gpu;
     if (dn_gpu_ctx_get(device, &g->ctx, err))
         goto fail;
     net->gpu = device;
     if (alloc_params(net, g, err) || alloc_saved(net, g, err) ||
         alloc_activations(net, g, err) ||
-        alloc_staging(net, g, g->n_loss, err) || make_layers(net, err))
+        dn_gpu_staging_make(net, &g->stage, err) || make_layers(net, err))
         goto fail;
     /* algorithm searches wrote into gradients and outputs: start clean */
     if (DN_CUDA_OK(cudaMemset(g->grad, 0, g->arena_floats * sizeof(float)), err) ||
         DN_CUDA_OK(cudaDeviceSynchronize(), err) ||
-        copy_tensors(net, net, 1, COPY_STATE | COPY_GRADS, err))
+        dn_gpu_copy_tensors(net, net, 1, DN_GPU_COPY_STATE | DN_GPU_COPY_GRADS,
+                            err))
         goto fail;
     char id[16];
     snprintf(id, sizeof id, "%d", device);
-    describe(net, id, g->ctx->name);
+    dn_gpu_describe(g->name, sizeof g->name, net, id, g->ctx->name);
     return 0;
 fail:
-    dn_net_free_gpu(net);
+    gpu_free(net);
     return -1;
 }
 
-/* ---------------------------------------------------- several devices */
-
-/* A deep copy of a cfg (a replica is built from one; dn_net_make owns it). */
-static dn_cfg *cfg_copy(const dn_cfg *src)
-{
-    dn_cfg *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
-    c->path = strdup(src->path);
-    c->paths = calloc(src->n_paths ? src->n_paths : 1, sizeof *c->paths);
-    c->sections = calloc(src->n_sections ? src->n_sections : 1,
-                         sizeof *c->sections);
-    if (!c->path || !c->paths || !c->sections)
-        goto fail;
-    for (; c->n_paths < src->n_paths; c->n_paths++)
-        if (!(c->paths[c->n_paths] = strdup(src->paths[c->n_paths])))
-            goto fail;
-    for (int i = 0; i < src->n_sections; i++) {
-        const dn_section *s = &src->sections[i];
-        dn_section *d = &c->sections[c->n_sections++];
-        d->line = s->line;
-        d->path = s->path;
-        d->type = strdup(s->type);
-        d->kvs = calloc(s->n_kv ? s->n_kv : 1, sizeof *d->kvs);
-        if (!d->type || !d->kvs)
-            goto fail;
-        d->cap_kv = s->n_kv ? s->n_kv : 1;
-        for (int j = 0; j < s->n_kv; j++) {
-            dn_kv *kv = &d->kvs[d->n_kv++];
-            *kv = s->kvs[j];
-            kv->warning = NULL; /* reported once, by the original */
-            kv->key = strdup(s->kvs[j].key);
-            kv->value = strdup(s->kvs[j].value);
-            if (!kv->key || !kv->value)
-                goto fail;
-        }
-    }
-    c->cap_sections = c->n_sections;
-    /* file names point into the copy's own list */
-    for (int p = 0; p < src->n_paths; p++)
-        for (int i = 0; i < c->n_sections; i++) {
-            dn_section *d = &c->sections[i];
-            if (d->path == src->paths[p])
-                d->path = c->paths[p];
-            for (int j = 0; j < d->n_kv; j++)
-                if (d->kvs[j].src == src->paths[p])
-                    d->kvs[j].src = c->paths[p];
-        }
-    return c;
-fail:
-    dn_cfg_free(c);
-    return NULL;
-}
-
-static int make_front(dn_net *net, const dn_devices *dev, dn_error *err)
-{
-#ifndef DN_NCCL
-    (void)net;
-    return dn_fail(err, "%d GPUs need NCCL, and this darknet was built with "
-                   "NCCL=0; use one GPU or rebuild with NCCL=1", dev->n);
-#else
-    const int n = dev->n;
-    if (net->batch % n)
-        return dn_fail(err, "the forward batch of %d images (batch / "
-                       "subdivisions) does not split evenly over %d GPUs",
-                       net->batch, n);
-    struct dn_gpu_net *g = calloc(1, sizeof *g);
-    struct dn_gpu_front *f = calloc(1, sizeof *f);
-    if (!g || !f) {
-        free(g);
-        free(f);
-        return dn_fail(err, "out of memory");
-    }
-    net->gpu_state = g;
-    g->front = f;
-    for (int i = 0; i < net->n; i++)
-        g->n_loss += net->layers[i].is_loss;
-    if (dn_gpu_ctx_get(dev->ids[0], &g->ctx, err))
-        goto fail;
-    for (int r = 0; r < n; r++) {
-        dn_cfg *copy = cfg_copy(net->cfg);
-        dn_net_options opt = {.batch_override = net->batch / n};
-        if (!copy) {
-            dn_fail(err, "out of memory");
-            goto fail;
-        }
-        if (dn_net_make(copy, &opt, &f->replicas[r], err)) {
-            dn_cfg_free(copy);
-            goto fail;
-        }
-        f->n++;
-        dn_net *rep = f->replicas[r];
-        rep->seen = net->seen;
-        rep->image_offset = (long)r * rep->batch;
-        /* the replica starts from the front's weights and state */
-        for (int i = 0; i < net->n; i++) {
-            dn_layer *h = &net->layers[i], *d = &rep->layers[i];
-            for (int k = 0; k < h->n_saved; k++)
-                memcpy(d->saved[k], h->saved[k], h->saved_n[k] * sizeof(float));
-            for (int p = 0; p < h->n_params; p++) {
-                const size_t bytes = h->params[p].n * sizeof(float);
-                memcpy(d->params[p].w, h->params[p].w, bytes);
-                memcpy(d->params[p].m, h->params[p].m, bytes);
-                if (net->adam)
-                    memcpy(d->params[p].v, h->params[p].v, bytes);
-            }
-        }
-        if (make_device(rep, dev->ids[r], err))
-            goto fail;
-    }
-    if (DN_CUDA_OK(cudaSetDevice(dev->ids[0]), err))
-        goto fail;
-    ncclResult_t nr = ncclCommInitAll(f->comms, n, dev->ids);
-    if (nr != ncclSuccess) {
-        dn_fail(err, "ncclCommInitAll over %d GPUs: %s", n,
-                ncclGetErrorString(nr));
-        goto fail;
-    }
-    if (alloc_staging(net, g, g->n_loss, err))
-        goto fail;
-    char ids[DN_MAX_GPUS * 4] = "";
-    for (int r = 0; r < n; r++)
-        snprintf(ids + strlen(ids), sizeof ids - strlen(ids), "%s%d",
-                 r ? "," : "", dev->ids[r]);
-    describe(net, ids, g->ctx->name);
-    return 0;
-fail:
-    dn_net_free_gpu(net);
-    return -1;
-#endif
-}
-
-int dn_net_use_devices(dn_net *net, const dn_devices *dev, dn_error *err)
-{
-    if (!dev || dev->n == 0)
-        return 0;
-    if (net->gpu_state)
-        return dn_fail(err, "the network is already on %s",
-                       dn_net_device_name(net));
-    if (dev->n == 1)
-        return make_device(net, dev->ids[0], err);
-    return make_front(net, dev, err);
-}
-
-void dn_net_free_gpu(dn_net *net)
+/* The device twins and layer state; the host network stays, on the CPU. */
+static void gpu_free(dn_net *net)
 {
     struct dn_gpu_net *g = net->gpu_state;
     if (!g)
         return;
-    if (g->front) {
-        struct dn_gpu_front *f = g->front;
-        for (int r = 0; r < f->n; r++) {
-#ifdef DN_NCCL
-            if (f->comms[r])
-                ncclCommDestroy(f->comms[r]);
-#endif
-            dn_net_free(f->replicas[r]);
-        }
-        free(f);
-    }
     if (g->ctx)
         cudaSetDevice(g->ctx->device);
     for (int i = 0; i < net->n; i++) {
         dn_layer *l = &net->layers[i];
-        if (l->type->free_gpu)
-            l->type->free_gpu(l);
+        if (l->type->gpu)
+            l->type->gpu->free(l);
         l->priv_gpu = NULL;
         dn_gpu_free(l->cost_gpu);
         l->cost_gpu = l->output_gpu = l->delta_gpu = NULL;
@@ -553,14 +388,7 @@ void dn_net_free_gpu(dn_net *net)
     dn_gpu_free(net->truth_gpu);
     dn_gpu_free(net->input_delta_gpu);
     dn_gpu_free(net->workspace_gpu);
-    if (g->h_input)
-        cudaFreeHost(g->h_input);
-    if (g->h_truth)
-        cudaFreeHost(g->h_truth);
-    if (g->h_output)
-        cudaFreeHost(g->h_output);
-    if (g->h_cost)
-        cudaFreeHost(g->h_cost);
+    dn_gpu_staging_free(&g->stage);
     free(g);
     net->gpu_state = NULL;
     net->gpu = -1;
@@ -568,24 +396,14 @@ void dn_net_free_gpu(dn_net *net)
     net->input_gpu = net->delta_gpu = NULL;
     net->workspace_gpu = NULL;
     net->workspace_gpu_bytes = 0;
+    net->backend = &dn_backend_cpu;
 }
 
 /* ----------------------------------------------------------- the passes */
 
-static void enter_layer(dn_net *net, int i)
-{
-    net->input_gpu = i ? net->layers[i - 1].output_gpu : net->input_data_gpu;
-    net->delta_gpu = i ? net->layers[i - 1].delta_gpu : net->input_delta_gpu;
-}
-
-void dn_net_zero_deltas_gpu(dn_net *net)
+static void gpu_zero_deltas(dn_net *net)
 {
     struct dn_gpu_net *g = net->gpu_state;
-    if (g->front) {
-        for (int r = 0; r < g->front->n; r++)
-            dn_net_zero_deltas_gpu(g->front->replicas[r]);
-        return;
-    }
     DN_GPU_CUDA(net, cudaSetDevice(net->gpu));
     DN_GPU_CUDA(net, cudaMemsetAsync(g->deltas, 0,
                                      g->delta_floats * sizeof(float),
@@ -597,8 +415,7 @@ void dn_net_zero_deltas_gpu(dn_net *net)
                                          dn_gpu_stream(net)));
 }
 
-/* Queue a forward pass of a device-resident net over pinned in/truth. */
-static void queue_forward(dn_net *net, const float *in, const float *truth,
+void dn_gpu_queue_forward(dn_net *net, const float *in, const float *truth,
                           int train)
 {
     cudaStream_t s = dn_gpu_stream(net);
@@ -611,16 +428,16 @@ static void queue_forward(dn_net *net, const float *in, const float *truth,
                                      sizeof(float) * net->batch * net->truths,
                                      cudaMemcpyHostToDevice, s));
     if (train)
-        dn_net_zero_deltas_gpu(net);
+        gpu_zero_deltas(net);
     for (int i = 0; i < net->n; i++) {
-        enter_layer(net, i);
-        net->layers[i].type->forward_gpu(&net->layers[i], net);
+        dn_net_enter_layer(net, i);
+        net->layers[i].type->gpu->forward(&net->layers[i], net);
     }
 }
 
 /* Queue the copies back: the last output into out, each loss layer's
  * per-image losses into row k of cost (row stride: stride floats). */
-static void queue_results(dn_net *net, float *out, float *cost, long stride)
+void dn_gpu_queue_results(dn_net *net, float *out, float *cost, long stride)
 {
     cudaStream_t s = dn_gpu_stream(net);
     const dn_layer *last = &net->layers[net->n - 1];
@@ -638,12 +455,10 @@ static void queue_results(dn_net *net, float *out, float *cost, long stride)
     }
 }
 
-/* After the wait: the staged results into the host net. */
-static void take_results(dn_net *net)
+void dn_gpu_take_results(dn_net *net, const dn_gpu_staging *st)
 {
-    struct dn_gpu_net *g = net->gpu_state;
     dn_layer *last = &net->layers[net->n - 1];
-    memcpy(last->output, g->h_output,
+    memcpy(last->output, st->h_output,
            sizeof(float) * net->batch * last->outputs);
     int k = 0;
     for (int i = 0; i < net->n; i++) {
@@ -652,67 +467,36 @@ static void take_results(dn_net *net)
             continue;
         double sum = 0;
         for (int b = 0; b < net->batch; b++)
-            sum += g->h_cost[(long)k * net->batch + b];
+            sum += st->h_cost[(long)k * net->batch + b];
         l->cost = (float)sum;
         k++;
     }
 }
 
-void dn_net_forward_gpu(dn_net *net, int train)
+static void gpu_forward(dn_net *net, int train)
 {
-    struct dn_gpu_net *g = net->gpu_state;
+    dn_gpu_staging *st = &net->gpu_state->stage;
     net->train = train;
-    memcpy(g->h_input, net->input_data, sizeof(float) * net->batch * net->inputs);
-    memcpy(g->h_truth, net->truth, sizeof(float) * net->batch * net->truths);
-    if (!g->front) {
-        queue_forward(net, g->h_input, g->h_truth, train);
-        queue_results(net, g->h_output, g->h_cost, net->batch);
-        DN_GPU_CUDA(net, cudaStreamSynchronize(dn_gpu_stream(net)));
-        take_results(net);
-        return;
-    }
-    struct dn_gpu_front *f = g->front;
-    for (int r = 0; r < f->n; r++) {
-        dn_net *rep = f->replicas[r];
-        const long b0 = rep->image_offset;
-        rep->seen = net->seen;
-        queue_forward(rep, g->h_input + b0 * net->inputs,
-                      g->h_truth + b0 * net->truths, train);
-        queue_results(rep, g->h_output + b0 * net->layers[net->n - 1].outputs,
-                      g->h_cost + b0, net->batch);
-    }
-    for (int r = 0; r < f->n; r++) {
-        dn_net *rep = f->replicas[r];
-        DN_GPU_CUDA(rep, cudaSetDevice(rep->gpu));
-        DN_GPU_CUDA(rep, cudaStreamSynchronize(dn_gpu_stream(rep)));
-    }
-    take_results(net);
+    memcpy(st->h_input, net->input_data, sizeof(float) * net->batch * net->inputs);
+    memcpy(st->h_truth, net->truth, sizeof(float) * net->batch * net->truths);
+    dn_gpu_queue_forward(net, st->h_input, st->h_truth, train);
+    dn_gpu_queue_results(net, st->h_output, st->h_cost, net->batch);
+    DN_GPU_CUDA(net, cudaStreamSynchronize(dn_gpu_stream(net)));
+    dn_gpu_take_results(net, st);
 }
 
-static void queue_backward(dn_net *net)
+static void gpu_backward(dn_net *net)
 {
     DN_GPU_CUDA(net, cudaSetDevice(net->gpu));
     for (int i = net->n - 1; i >= 0; i--) {
-        enter_layer(net, i);
-        net->layers[i].type->backward_gpu(&net->layers[i], net);
+        dn_net_enter_layer(net, i);
+        net->layers[i].type->gpu->backward(&net->layers[i], net);
     }
 }
 
-void dn_net_backward_gpu(dn_net *net)
+/* The CPU update's formulas (network.c) over the arenas (network.cu). */
+static void gpu_update(dn_net *net, double lr)
 {
-    struct dn_gpu_net *g = net->gpu_state;
-    if (!g->front) {
-        queue_backward(net);
-        return;
-    }
-    for (int r = 0; r < g->front->n; r++)
-        queue_backward(g->front->replicas[r]);
-}
-
-/* dn_net_update's constants (network.c), for the kernel in network.cu. */
-static void queue_update(dn_net *net, double lr)
-{
-    const long t = (long)(net->seen / (uint64_t)net->images_per_batch) + 1;
     dn_gpu_update_args a = {
         .adam = net->adam,
         .lr = (float)lr,
@@ -722,122 +506,75 @@ static void queue_update(dn_net *net, double lr)
         .b1 = (float)net->b1,
         .b2 = (float)net->b2,
         .eps = (float)net->eps,
-        .c1 = 1.0f - (float)pow(net->b1, (double)t),
-        .c2 = 1.0f - (float)pow(net->b2, (double)t),
     };
+    dn_adam_corrections(net, &a.c1, &a.c2);
     DN_GPU_CUDA(net, cudaSetDevice(net->gpu));
     dn_gpu_update(net, &a);
 }
 
-void dn_net_update_gpu(dn_net *net, double lr)
-{
-    struct dn_gpu_net *g = net->gpu_state;
-    if (!g->front) {
-        queue_update(net, lr);
-        return;
-    }
-#ifdef DN_NCCL
-    struct dn_gpu_front *f = g->front;
-    /* sum of every replica's gradients, in place, on every replica */
-    ncclResult_t nr = ncclGroupStart();
-    for (int r = 0; r < f->n && nr == ncclSuccess; r++) {
-        dn_net *rep = f->replicas[r];
-        struct dn_gpu_net *rg = rep->gpu_state;
-        nr = ncclAllReduce(rg->grad, rg->grad, rg->arena_floats, ncclFloat,
-                           ncclSum, f->comms[r], dn_gpu_stream(rep));
-    }
-    ncclResult_t end = ncclGroupEnd();
-    if (nr == ncclSuccess)
-        nr = end;
-    if (nr != ncclSuccess) {
-        dn_error e;
-        dn_fail(&e, "ncclAllReduce of the gradients: %s",
-                ncclGetErrorString(nr));
-        dn_gpu_note(net, &e);
-    }
-    for (int r = 0; r < f->n; r++) {
-        f->replicas[r]->seen = net->seen;
-        queue_update(f->replicas[r], lr);
-    }
-#else
-    (void)lr;
-#endif
-}
-
 /* ----------------------------------------------------- host interface */
 
-const char *dn_net_device_name(const dn_net *net)
+static int gpu_pull(const dn_net *net, dn_error *err)
 {
-    return net->gpu_state ? net->gpu_state->name : "CPU";
-}
-
-int dn_net_pull(const dn_net *net, dn_error *err)
-{
-    struct dn_gpu_net *g = net->gpu_state;
-    if (!g)
-        return 0;
     dn_net *host = (dn_net *)net; /* only the host copies change */
-    dn_net *dev = g->front ? g->front->replicas[0] : host;
-    return copy_tensors(host, dev, 0, COPY_STATE, err);
+    return dn_gpu_copy_tensors(host, host, 0, DN_GPU_COPY_STATE, err);
 }
 
-int dn_net_push(dn_net *net, dn_error *err)
+static int gpu_push(dn_net *net, dn_error *err)
+{
+    return dn_gpu_copy_tensors(net, net, 1, DN_GPU_COPY_STATE, err);
+}
+
+static int gpu_sync(dn_net *net, int wait, dn_error *err)
 {
     struct dn_gpu_net *g = net->gpu_state;
-    if (!g)
+    if (wait) {
+        DN_GPU_CUDA(net, cudaSetDevice(net->gpu));
+        DN_GPU_CUDA(net, cudaStreamSynchronize(dn_gpu_stream(net)));
+    }
+    if (!err)
         return 0;
-    if (!g->front)
-        return copy_tensors(net, net, 1, COPY_STATE, err);
-    for (int r = 0; r < g->front->n; r++) {
-        g->front->replicas[r]->seen = net->seen;
-        if (copy_tensors(net, g->front->replicas[r], 1, COPY_STATE, err))
-            return -1;
-    }
-    return 0;
-}
-
-/* The first noted error of net (and its replicas); clears them. */
-static int take_error(dn_net *net, dn_error *err)
-{
-    struct dn_gpu_net *g = net->gpu_state;
-    int failed = 0;
-    if (g->front)
-        for (int r = 0; r < g->front->n && !failed; r++)
-            failed = take_error(g->front->replicas[r], err);
-    if (!failed && g->failed) {
+    const int failed = g->failed;
+    if (failed)
         *err = g->err;
-        failed = 1;
-    }
     g->failed = 0;
     return failed ? -1 : 0;
 }
 
-int dn_net_check(dn_net *net, dn_error *err)
+/* the host copies are stale: a checkpoint checks what it pulls */
+static int gpu_check_weights(const dn_net *net, dn_error *err)
 {
-    return net->gpu_state ? take_error(net, err) : 0;
+    (void)net, (void)err;
+    return 0;
 }
 
-int dn_net_sync(dn_net *net, dn_error *err)
+static const char *gpu_device_name(const dn_net *net)
 {
-    struct dn_gpu_net *g = net->gpu_state;
-    if (!g)
-        return 0;
-    if (g->front) {
-        for (int r = 0; r < g->front->n; r++)
-            dn_net_sync(g->front->replicas[r], NULL);
-    } else {
-        DN_GPU_CUDA(net, cudaSetDevice(net->gpu));
-        DN_GPU_CUDA(net, cudaStreamSynchronize(dn_gpu_stream(net)));
-    }
-    return err ? take_error(net, err) : 0;
+    return net->gpu_state->name;
 }
+
+const dn_backend dn_backend_gpu = {
+    .name = "gpu",
+    .forward = gpu_forward,
+    .backward = gpu_backward,
+    .update = gpu_update,
+    .zero_deltas = gpu_zero_deltas,
+    .push = gpu_push,
+    .pull = gpu_pull,
+    .sync = gpu_sync,
+    .check_weights = gpu_check_weights,
+    .device_name = gpu_device_name,
+    .free = gpu_free,
+};
+
+/* ---------------------------------------------------------------- tests */
 
 int dn_net_pull_all(dn_net *net, dn_error *err)
 {
-    struct dn_gpu_net *g = net->gpu_state;
-    if (!g || g->front)
+    if (!net->gpu_state)
         return dn_fail(err, "dn_net_pull_all: not a single-device network");
-    if (copy_tensors(net, net, 0, COPY_STATE | COPY_GRADS, err))
+    if (dn_gpu_copy_tensors(net, net, 0, DN_GPU_COPY_STATE | DN_GPU_COPY_GRADS,
+                            err))
         return -1;
     for (int i = 0; i < net->n; i++) {
         dn_layer *l = &net->layers[i];
@@ -858,7 +595,7 @@ int dn_net_pull_all(dn_net *net, dn_error *err)
 int dn_net_push_delta(dn_net *net, int layer, dn_error *err)
 {
     dn_layer *l = &net->layers[layer];
-    if (!net->gpu_state || net->gpu_state->front)
+    if (!net->gpu_state)
         return dn_fail(err, "dn_net_push_delta: not a single-device network");
     if (copy_floats(net, l->delta_gpu, l->delta, (long)l->batch * l->outputs,
                     cudaMemcpyHostToDevice, err))
@@ -866,47 +603,8 @@ int dn_net_push_delta(dn_net *net, int layer, dn_error *err)
     return DN_CUDA_OK(cudaStreamSynchronize(dn_gpu_stream(net)), err);
 }
 
-#else /* a CPU build: the device interface says so */
+#else
 
 int dn_gpu_count(void) { return 0; }
-
-int dn_net_use_devices(dn_net *net, const dn_devices *dev, dn_error *err)
-{
-    (void)net;
-    if (!dev || dev->n == 0)
-        return 0;
-    return dn_fail(err, "-gpus: this darknet was built without GPU support; "
-                   "rebuild with make GPU=1 (and CUDNN=1), or leave -gpus out");
-}
-
-const char *dn_net_device_name(const dn_net *net)
-{
-    (void)net;
-    return "CPU";
-}
-
-int dn_net_pull(const dn_net *net, dn_error *err)
-{
-    (void)net, (void)err;
-    return 0;
-}
-
-int dn_net_push(dn_net *net, dn_error *err)
-{
-    (void)net, (void)err;
-    return 0;
-}
-
-int dn_net_sync(dn_net *net, dn_error *err)
-{
-    (void)net, (void)err;
-    return 0;
-}
-
-int dn_net_check(dn_net *net, dn_error *err)
-{
-    (void)net, (void)err;
-    return 0;
-}
 
 #endif

@@ -222,8 +222,5 @@ const dn_layer_type dn_layer_route = {
     .forward = route_forward,
     .backward = route_backward,
     .free = route_free,
-#ifdef DN_GPU
-    .forward_gpu = route_forward_gpu,
-    .backward_gpu = route_backward_gpu,
-#endif
+    .gpu = DN_GPU_TWIN(dn_layer_route_gpu),
 };

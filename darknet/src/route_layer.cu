@@ -17,7 +17,7 @@ static float *source_delta(dn_net *net, int j)
     return j == ROUTE_INPUT ? net->input_delta_gpu : net->layers[j].delta_gpu;
 }
 
-extern "C" void route_forward_gpu(dn_layer *l, dn_net *net)
+static void route_forward_gpu(dn_layer *l, dn_net *net)
 {
     const route *r = (const route *)l->priv;
     long offset = 0;
@@ -33,7 +33,7 @@ extern "C" void route_forward_gpu(dn_layer *l, dn_net *net)
     }
 }
 
-extern "C" void route_backward_gpu(dn_layer *l, dn_net *net)
+static void route_backward_gpu(dn_layer *l, dn_net *net)
 {
     const route *r = (const route *)l->priv;
     long offset = 0;
@@ -46,3 +46,8 @@ extern "C" void route_backward_gpu(dn_layer *l, dn_net *net)
         offset += n;
     }
 }
+
+/* the twin of dn_layer_route (route_layer.c): make, forward, backward, free */
+extern "C" const dn_layer_gpu_ops dn_layer_route_gpu = {
+    dn_gpu_make_stateless, route_forward_gpu, route_backward_gpu, dn_gpu_free_stateless,
+};

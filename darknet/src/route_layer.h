@@ -19,11 +19,6 @@ typedef struct route {
     long *size;  /* [n]: floats per image of each source */
 } route;
 
-#ifdef DN_GPU
-void route_forward_gpu(dn_layer *l, dn_net *net);
-void route_backward_gpu(dn_layer *l, dn_net *net);
-#endif
-
 #ifdef __cplusplus
 }
 #endif

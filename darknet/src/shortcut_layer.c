@@ -114,10 +114,5 @@ const dn_layer_type dn_layer_shortcut = {
     .forward = shortcut_forward,
     .backward = shortcut_backward,
     .free = shortcut_free,
-#ifdef DN_GPU
-    .make_gpu = shortcut_make_gpu,
-    .forward_gpu = shortcut_forward_gpu,
-    .backward_gpu = shortcut_backward_gpu,
-    .free_gpu = shortcut_free_gpu,
-#endif
+    .gpu = DN_GPU_TWIN(dn_layer_shortcut_gpu),
 };

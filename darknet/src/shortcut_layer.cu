@@ -45,7 +45,7 @@ __global__ void shortcut_backward_kernel(const float *pre, const float *y,
     }
 }
 
-extern "C" int shortcut_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
+static int shortcut_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
 {
     const shortcut *p = (const shortcut *)l->priv;
     shortcut_gpu *g = (shortcut_gpu *)calloc(1, sizeof *g);
@@ -57,7 +57,7 @@ extern "C" int shortcut_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
     return 0;
 }
 
-extern "C" void shortcut_forward_gpu(dn_layer *l, dn_net *net)
+static void shortcut_forward_gpu(dn_layer *l, dn_net *net)
 {
     const shortcut *p = (const shortcut *)l->priv;
     shortcut_gpu *g = (shortcut_gpu *)l->priv_gpu;
@@ -68,7 +68,7 @@ extern "C" void shortcut_forward_gpu(dn_layer *l, dn_net *net)
     DN_GPU_LAUNCHED(net);
 }
 
-extern "C" void shortcut_backward_gpu(dn_layer *l, dn_net *net)
+static void shortcut_backward_gpu(dn_layer *l, dn_net *net)
 {
     const shortcut *p = (const shortcut *)l->priv;
     shortcut_gpu *g = (shortcut_gpu *)l->priv_gpu;
@@ -79,7 +79,7 @@ extern "C" void shortcut_backward_gpu(dn_layer *l, dn_net *net)
     DN_GPU_LAUNCHED(net);
 }
 
-extern "C" void shortcut_free_gpu(dn_layer *l)
+static void shortcut_free_gpu(dn_layer *l)
 {
     shortcut_gpu *g = (shortcut_gpu *)l->priv_gpu;
     if (g)
@@ -87,3 +87,8 @@ extern "C" void shortcut_free_gpu(dn_layer *l)
     free(g);
     l->priv_gpu = NULL;
 }
+
+/* the twin of dn_layer_shortcut (shortcut_layer.c): make, forward, backward, free */
+extern "C" const dn_layer_gpu_ops dn_layer_shortcut_gpu = {
+    shortcut_make_gpu, shortcut_forward_gpu, shortcut_backward_gpu, shortcut_free_gpu,
+};

@@ -18,13 +18,6 @@ typedef struct shortcut {
     float *pre; /* [batch, outputs]: pre-activation, if the activation needs it */
 } shortcut;
 
-#ifdef DN_GPU
-int shortcut_make_gpu(dn_layer *l, dn_net *net, dn_error *err);
-void shortcut_forward_gpu(dn_layer *l, dn_net *net);
-void shortcut_backward_gpu(dn_layer *l, dn_net *net);
-void shortcut_free_gpu(dn_layer *l);
-#endif
-
 #ifdef __cplusplus
 }
 #endif

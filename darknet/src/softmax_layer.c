@@ -217,10 +217,5 @@ const dn_layer_type dn_layer_softmax = {
     .forward = softmax_forward,
     .backward = softmax_backward,
     .free = softmax_free,
-#ifdef DN_GPU
-    .make_gpu = softmax_make_gpu,
-    .forward_gpu = softmax_forward_gpu,
-    .backward_gpu = softmax_backward_gpu,
-    .free_gpu = softmax_free_gpu,
-#endif
+    .gpu = DN_GPU_TWIN(dn_layer_softmax_gpu),
 };

@@ -131,7 +131,7 @@ __global__ void softmax_backward_kernel(const float *y, const float *dy,
     }
 }
 
-extern "C" int softmax_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
+static int softmax_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
 {
     softmax_gpu *g = (softmax_gpu *)calloc(1, sizeof *g);
     if (!g)
@@ -141,7 +141,7 @@ extern "C" int softmax_make_gpu(dn_layer *l, dn_net *net, dn_error *err)
     return g->loss_grad ? 0 : -1;
 }
 
-extern "C" void softmax_forward_gpu(dn_layer *l, dn_net *net)
+static void softmax_forward_gpu(dn_layer *l, dn_net *net)
 {
     const softmax *p = (const softmax *)l->priv;
     softmax_gpu *g = (softmax_gpu *)l->priv_gpu;
@@ -158,7 +158,7 @@ extern "C" void softmax_forward_gpu(dn_layer *l, dn_net *net)
     g->grad_ready = loss && net->train;
 }
 
-extern "C" void softmax_backward_gpu(dn_layer *l, dn_net *net)
+static void softmax_backward_gpu(dn_layer *l, dn_net *net)
 {
     if (!net->delta_gpu)
         return;
@@ -174,7 +174,7 @@ extern "C" void softmax_backward_gpu(dn_layer *l, dn_net *net)
     DN_GPU_LAUNCHED(net);
 }
 
-extern "C" void softmax_free_gpu(dn_layer *l)
+static void softmax_free_gpu(dn_layer *l)
 {
     softmax_gpu *g = (softmax_gpu *)l->priv_gpu;
     if (g)
@@ -182,3 +182,8 @@ extern "C" void softmax_free_gpu(dn_layer *l)
     free(g);
     l->priv_gpu = NULL;
 }
+
+/* the twin of dn_layer_softmax (softmax_layer.c): make, forward, backward, free */
+extern "C" const dn_layer_gpu_ops dn_layer_softmax_gpu = {
+    softmax_make_gpu, softmax_forward_gpu, softmax_backward_gpu, softmax_free_gpu,
+};

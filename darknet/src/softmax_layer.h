@@ -38,13 +38,6 @@ static inline int dn_softmax_is_sigmoid(const dn_layer *l, const dn_net *net)
 /* Keras's epsilon: p is clipped to [eps, 1 - eps] inside the log. */
 #define DN_SIGMOID_CE_EPS 1e-7f
 
-#ifdef DN_GPU
-int softmax_make_gpu(dn_layer *l, dn_net *net, dn_error *err);
-void softmax_forward_gpu(dn_layer *l, dn_net *net);
-void softmax_backward_gpu(dn_layer *l, dn_net *net);
-void softmax_free_gpu(dn_layer *l);
-#endif
-
 #ifdef __cplusplus
 }
 #endif

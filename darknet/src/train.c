@@ -151,7 +151,7 @@ static int open_data(session *s, const session_options *o, const dn_net *plan,
 static int open_network(session *s, const session_options *o, dn_error *err)
 {
     dn_net_options opt = {.batch_override = o->batch_override};
-    dn_cfg *cfg = dn_cfg_copy(o->cfg);
+    dn_cfg *cfg = dn_cfg_clone(o->cfg);
     if (!cfg)
         return dn_fail(err, "%s: out of memory copying the cfg", o->cfg->path);
     dn_net *plan;

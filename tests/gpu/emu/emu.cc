@@ -813,13 +813,15 @@ cublasStatus_t cublasSgemmStridedBatched(
 
 /* -------------------------------------------------------------- NCCL */
 
-/* The ranks of one ncclCommInitAll, and the all-reduce they are in. */
+/* The ranks of one ncclCommInitAll, and the collective they are in. */
 struct clique {
     int n;
     std::vector<const float *> send;
     std::vector<float *> recv;
     size_t count;
     int joined;
+    const char *call; /* of the collective being joined */
+    int root;         /* a broadcast's */
 };
 
 struct dn_emu_nccl {
@@ -833,16 +835,17 @@ static void check_collectives(void)
 {
     for (clique *c : cliques)
         if (c->joined)
-            dn_emu_die("the host waited for the device while an all-reduce "
+            dn_emu_die("the host waited for the device while %s "
                        "had %d of its %d ranks (NCCL would hang)",
-                       c->joined, c->n);
+                       c->call, c->joined, c->n);
 }
 
 ncclResult_t ncclCommInitAll(ncclComm_t *comms, int n, const int *devices)
 {
     if (n < 1)
         return ncclInvalidArgument;
-    clique *c = new clique{n, std::vector<const float *>(n), std::vector<float *>(n), 0, 0};
+    clique *c = new clique{n, std::vector<const float *>(n), std::vector<float *>(n), 0, 0,
+                           nullptr, 0};
     cliques.push_back(c);
     for (int r = 0; r < n; r++) {
         if (devices && (devices[r] < 0 || devices[r] >= device_count()))
@@ -866,27 +869,50 @@ const char *ncclGetErrorString(ncclResult_t r)
     return r == ncclSuccess ? "no error" : "invalid argument (emulator)";
 }
 
+/* Rank comm->rank joins collective `call` of its clique; true when it was
+ * the last rank in (the caller then queues the work and calls reset). */
+static bool join(const char *call, ncclComm_t comm, const void *send,
+                 void *recv, size_t count, int root)
+{
+    clique *c = comm->c;
+    if (!dn_emu_is_device(send, count * 4) || !dn_emu_is_device(recv, count * 4))
+        dn_emu_die("%s: buffers of %zu floats not in device memory", call, count);
+    if (c->joined && strcmp(c->call, call) != 0)
+        dn_emu_die("%s: rank %d joins while the others are in %s", call,
+                   comm->rank, c->call);
+    if (c->joined && (c->count != count || c->root != root))
+        dn_emu_die("%s: rank %d gives %zu floats (root %d), others %zu "
+                   "(root %d)", call, comm->rank, count, root, c->count,
+                   c->root);
+    if (c->send[comm->rank])
+        dn_emu_die("%s: rank %d joined twice", call, comm->rank);
+    c->send[comm->rank] = (const float *)send;
+    c->recv[comm->rank] = (float *)recv;
+    c->count = count;
+    c->call = call;
+    c->root = root;
+    if (++c->joined < c->n)
+        return false;
+    counts.library_calls++;
+    return true;
+}
+
+static void reset(clique *c)
+{
+    std::fill(c->send.begin(), c->send.end(), nullptr);
+    c->joined = 0;
+}
+
 ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count,
                            ncclDataType_t type, ncclRedOp_t op, ncclComm_t comm,
                            cudaStream_t stream)
 {
     if (type != ncclFloat || op != ncclSum)
         return ncclInvalidArgument;
-    clique *c = comm->c;
-    if (!dn_emu_is_device(send, count * 4) || !dn_emu_is_device(recv, count * 4))
-        dn_emu_die("ncclAllReduce: buffers of %zu floats not in device memory", count);
-    if (c->joined && c->count != count)
-        dn_emu_die("ncclAllReduce: rank %d gives %zu floats, others %zu",
-                   comm->rank, count, c->count);
-    if (c->send[comm->rank])
-        dn_emu_die("ncclAllReduce: rank %d joined twice", comm->rank);
-    c->send[comm->rank] = (const float *)send;
-    c->recv[comm->rank] = (float *)recv;
-    c->count = count;
-    if (++c->joined < c->n)
+    if (!join("ncclAllReduce", comm, send, recv, count, 0))
         return ncclSuccess;
     /* every rank is in: queue the reduction after all their work */
-    counts.library_calls++;
+    clique *c = comm->c;
     std::vector<const float *> s = c->send;
     std::vector<float *> r = c->recv;
     enqueue_body([s, r, count]() {
@@ -897,7 +923,27 @@ ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count,
         for (float *p : r)
             memcpy(p, sum.data(), count * sizeof(float));
     });
-    std::fill(c->send.begin(), c->send.end(), nullptr);
-    c->joined = 0;
+    reset(c);
+    return ncclSuccess;
+}
+
+ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count,
+                           ncclDataType_t type, int root, ncclComm_t comm,
+                           cudaStream_t stream)
+{
+    if (type != ncclFloat || root < 0 || root >= comm->c->n)
+        return ncclInvalidArgument;
+    if (!join("ncclBroadcast", comm, send, recv, count, root))
+        return ncclSuccess;
+    /* every rank is in: queue the copies of root's buffer after all work */
+    clique *c = comm->c;
+    const float *from = c->send[root];
+    std::vector<float *> r = c->recv;
+    enqueue_body([from, r, count]() {
+        std::vector<float> data(from, from + count);
+        for (float *p : r)
+            memcpy(p, data.data(), count * sizeof(float));
+    });
+    reset(c);
     return ncclSuccess;
 }

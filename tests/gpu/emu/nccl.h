@@ -1,8 +1,8 @@
 /*
  * nccl.h - the NCCL calls of the data-parallel trainer, emulated on the
- * CPU: an all-reduce (sum of floats) completes once every rank of its
- * communicator set has joined, and is queued after all work issued before
- * it. A host that waits while a collective lacks ranks is stopped with a
+ * CPU: an all-reduce (sum of floats) or a broadcast (root's floats to every
+ * rank) completes once every rank of its communicator set has joined, and
+ * is queued after all work issued before it. A host that waits while a collective lacks ranks is stopped with a
  * message (NCCL would hang). See cuda_runtime.h.
  */
 #ifndef DN_EMU_NCCL_H
@@ -26,6 +26,9 @@ ncclResult_t ncclGroupEnd(void);
 ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,
                            ncclDataType_t datatype, ncclRedOp_t op,
                            ncclComm_t comm, cudaStream_t stream);
+ncclResult_t ncclBroadcast(const void *sendbuff, void *recvbuff, size_t count,
+                           ncclDataType_t datatype, int root, ncclComm_t comm,
+                           cudaStream_t stream);
 const char *ncclGetErrorString(ncclResult_t result);
 
 #ifdef __cplusplus
