@@ -29,6 +29,8 @@
 
 #include "dn_data.h"
 #include "file.h"
+#include "keys.h"
+#include "xalloc.h"
 
 #define CIFAR_SIDE 32
 #define CIFAR_PIXELS (3 * CIFAR_SIDE * CIFAR_SIDE)
@@ -201,6 +203,38 @@ typedef struct shape_plan {
     int top, left;  /* padding before the first row / column */
 } shape_plan;
 
+static const char *const formats[] = {"auto", "cifar", "idx", "list", NULL};
+static const char *const rep_choices[] = {"auto", "0", "1", NULL};
+
+/* The keys of a .data file (docs/data.md); train.c reads classes, backup
+ * and top through this table too. */
+const dn_key dn_data_keys[] = {
+    DN_STRING("train", "", "the training set: CIFAR files or directory, an IDX "
+              "file, or an image list (comma-separated files)"),
+    DN_STRING("valid", "", "the validation set, as train="),
+    DN_INT("train_limit", "0", 0, 1L << 40,
+           "keep the first N training records (0: all)"),
+    DN_INT("valid_limit", "0", 0, 1L << 40,
+           "keep the first N validation records (0: all)"),
+    DN_STRING("train_labels", "", "IDX: the training labels file (absent: "
+              "guessed from the images' name)"),
+    DN_STRING("valid_labels", "", "IDX: the validation labels file"),
+    DN_INT("classes", "(labels)", 1, 1 << 24,
+           "classes (absent: the count of labels=, or the data's)"),
+    DN_CHOICE("format", "auto", formats, "the files' format (auto: detected)"),
+    DN_STRING("pad", "auto", "zeros each side of every image (0..65536), or "
+              "auto: centred up to the network's size"),
+    DN_CHOICE("replicate", "auto", rep_choices,
+              "1: grey images copied into 3 channels (auto: when the network "
+              "wants 3)"),
+    DN_STRING("labels", "", "file of the strings matched against image paths "
+              "(one per line)"),
+    DN_STRING("names", "", "file of readable class names (one per line)"),
+    DN_STRING("backup", "backup", "directory of the weights written in training"),
+    DN_INT("top", "5", 1, 1 << 20, "k of the top-k accuracy"),
+    DN_KEYS_END,
+};
+
 /*
  * pad=auto|N and replicate=auto|0|1 in the .data file. auto pads (centred)
  * and replicates exactly when the network asks for a larger or 3-channel
@@ -210,15 +244,14 @@ static int plan_shape(dn_section *data, const char *src, int nc, int nh,
                       int nw, int c, int h, int w, shape_plan *p,
                       dn_error *err)
 {
-    static const char *const rep_choices[] = {"auto", "0", "1", NULL};
     const char *pad_text;
     long pad = -1;
     int rep;
-    dn_sec_string(data, "pad", "auto", &pad_text, NULL);
+    dn_key_string(data, dn_data_keys, "pad", &pad_text, NULL);
     if (strcmp(pad_text, "auto") != 0 &&
         dn_sec_int(data, "pad", 0, 0, MAX_SIDE, &pad, err))
         return -1;
-    if (dn_sec_choice(data, "replicate", "auto", rep_choices, &rep, err))
+    if (dn_key_choice(data, dn_data_keys, "replicate", &rep, err))
         return -1;
     *p = (shape_plan){nc, nh, nw, nc, nh, nw, 0, 0};
     if (pad > 0) {
@@ -619,7 +652,7 @@ static int labels_path_for(dn_section *data, const char *which,
     char key[64];
     snprintf(key, sizeof key, "%s_labels", which);
     const char *given;
-    dn_sec_string(data, key, NULL, &given, NULL);
+    dn_key_string(data, dn_data_keys, key, &given, NULL);
     if (given) {
         snprintf(buf, size, "%s", given);
         return 0;
@@ -897,8 +930,8 @@ static int load_names(dn_section *data, char ***labels, int *n_labels,
                       char ***names, int *n_names, dn_error *err)
 {
     const char *lpath, *npath;
-    dn_sec_string(data, "labels", NULL, &lpath, NULL);
-    dn_sec_string(data, "names", NULL, &npath, NULL);
+    dn_key_string(data, dn_data_keys, "labels", &lpath, NULL);
+    dn_key_string(data, dn_data_keys, "names", &npath, NULL);
     *labels = *names = NULL;
     *n_labels = *n_names = 0;
     if (lpath && read_names(lpath, labels, n_labels, err))
@@ -974,7 +1007,7 @@ static void keep_first(dn_dataset *d, long limit)
 int dn_dataset_open(dn_section *data, const char *which, int c, int h, int w,
                     dn_dataset **out, dn_error *err)
 {
-    static const char *const formats[] = {"auto", "cifar", "idx", "list", NULL};
+    const dn_key *t = dn_data_keys;
     *out = NULL;
     const char *spec;
     long classes;
@@ -982,14 +1015,14 @@ int dn_dataset_open(dn_section *data, const char *which, int c, int h, int w,
     char **labels = NULL, **names = NULL, **files = NULL;
     char limit_key[64];
     long limit;
-    dn_sec_string(data, which, NULL, &spec, NULL);
+    dn_key_string(data, t, which, &spec, NULL);
     if (!spec)
         return dn_fail(err, "%s: no %s= key: which file(s) hold the %s set?",
                        data->path, which, which);
     snprintf(limit_key, sizeof limit_key, "%s_limit", which);
-    if (dn_sec_int(data, limit_key, 0, 0, 1L << 40, &limit, err) ||
-        dn_sec_int(data, "classes", 0, 1, 1 << 24, &classes, err) ||
-        dn_sec_choice(data, "format", "auto", formats, &fmt, err) ||
+    if (dn_key_int(data, t, limit_key, &limit, err) ||
+        dn_key_int_def(data, t, "classes", 0, &classes, err) ||
+        dn_key_choice(data, t, "format", &fmt, err) ||
         load_names(data, &labels, &n_labels, &names, &n_names, err))
         return -1;
     int rc = 0;

@@ -26,6 +26,11 @@ const dn_layer_type *dn_layer_type_find(const char *name)
     return NULL;
 }
 
+const dn_layer_type *dn_layer_type_at(int i)
+{
+    return i >= 0 && (size_t)i < N_TYPES ? registry[i] : NULL;
+}
+
 const char *dn_layer_type_names(void)
 {
     static char buf[512];

@@ -126,8 +126,9 @@ static int session_open(session *s, const char *data_path, const char *cfg_path,
     long classes;
     const char *backup;
     int rc = 0;
-    if (dn_sec_int(s->data_sec, "classes", 0, 1, 1 << 20, &classes, err) ||
-        dn_sec_string(s->data_sec, "backup", "backup", &backup, err))
+    if (dn_key_int_def(s->data_sec, dn_data_keys, "classes", 0, &classes,
+                       err) ||
+        dn_key_string(s->data_sec, dn_data_keys, "backup", &backup, err))
         rc = -1;
     else if (classes != truths)
         rc = dn_sec_fail(s->data_sec, "classes", err,
@@ -154,15 +155,15 @@ static int session_open(session *s, const char *data_path, const char *cfg_path,
     dn_section *ns = &net->cfg->sections[0];
     dn_trainer_keys keys;
     if (dn_trainer_keys_read(ns, &keys, err) ||
-        dn_sec_int(s->data_sec, "top", 5, 1, 1 << 20, &s->top, err))
+        dn_key_int(s->data_sec, dn_data_keys, "top", &s->top, err))
         return -1;
     s->epochs = keys.epochs;
     s->halt_loss = keys.halt_loss;
     s->halt_after = keys.halt_after_epochs;
     if (s->top > net->truths)
         s->top = net->truths;
-    dn_sec_kv(s->data_sec, "labels");
-    dn_sec_kv(s->data_sec, "names");
+    dn_key_kv(s->data_sec, dn_data_keys, "labels");
+    dn_key_kv(s->data_sec, dn_data_keys, "names");
     if (dn_cfg_check_unused(net->cfg, strict, stderr, err) ||
         dn_cfg_check_unused(s->data, strict, stderr, err))
         return -1;
