@@ -14,6 +14,7 @@
 
 #include "darknet.h"
 #include "file.h"
+#include "keys.h"
 
 /* A cfg larger than this is refused before it is read (Darknet's largest
  * cfgs are under 100 KB). */
@@ -641,12 +642,30 @@ static const dn_kv *earlier(const dn_section *s, const dn_kv *kv)
     return NULL;
 }
 
+/* Why nobody read kv, from the key tables (keys.h): a key no table of its
+ * section has is unknown, with the nearest known name when there is one;
+ * a known key was not read with these settings (a scheduler's key under
+ * another policy, stretch_low without contrast_stretch=1). */
+static void unused_why(const dn_section *s, int net, const dn_kv *kv,
+                       char *buf, size_t n)
+{
+    const char *near;
+    buf[0] = '\0';
+    if (dn_key_known(s->type, net, kv->key))
+        snprintf(buf, n, "; it is a known key, but these settings do not use "
+                 "it");
+    else if ((near = dn_key_nearest(s->type, net, kv->key)))
+        snprintf(buf, n, "; did you mean %s?", near);
+}
+
 int dn_cfg_check_unused(const dn_cfg *cfg, int strict, FILE *report,
                         dn_error *err)
 {
     int rc = 0;
     for (int i = 0; i < cfg->n_sections; i++) {
         const dn_section *s = &cfg->sections[i];
+        const int net = i == 0 && (strcmp(s->type, "net") == 0 ||
+                                   strcmp(s->type, "network") == 0);
         const char *reader = strcmp(s->type, "data") == 0 ? "reader of .data files"
                              : i == 0 ? "[net] option" : "layer of this type";
         for (int j = 0; j < s->n_kv; j++) {
@@ -667,13 +686,18 @@ int dn_cfg_check_unused(const dn_cfg *cfg, int strict, FILE *report,
             }
             if (kv->used)
                 continue;
+            char why[160];
+            unused_why(s, net, kv, why, sizeof why);
             if (report)
-                fprintf(report, "%s: %s: unused key (no %s reads it)\n",
+                fprintf(report, "%s: %s: unused key (no %s reads it)%s\n",
                         where, (strict || kv->override) ? "error" : "warning",
-                        reader);
+                        reader, why);
             if ((strict || kv->override) && rc == 0)
-                rc = dn_fail(err, "%s: unknown key: no %s reads it%s", where,
-                             reader, kv->override ? " (from an override)" : "");
+                rc = dn_fail(err, "%s: %s key: no %s reads it%s%s", where,
+                             dn_key_known(s->type, net, kv->key) ? "unused"
+                                                                 : "unknown",
+                             reader, kv->override ? " (from an override)" : "",
+                             why);
         }
     }
     return rc;
