@@ -278,6 +278,18 @@ static void range_text(const dn_key *k, char *buf, size_t n)
         snprintf(buf, n, "any");
 }
 
+/* A table cell: '|' escaped. */
+static void cell(FILE *out, const char *text)
+{
+    fputs(" ", out);
+    for (; *text; text++) {
+        if (*text == '|')
+            fputc('\\', out);
+        fputc(*text, out);
+    }
+    fputs(" |", out);
+}
+
 void dn_keys_markdown(FILE *out)
 {
     dn_key_table tables[MAX_TABLES];
@@ -315,8 +327,12 @@ void dn_keys_markdown(FILE *out)
         for (const dn_key *k = t->keys; k->name; k++) {
             char range[512];
             range_text(k, range, sizeof range);
-            fprintf(out, "| `%s` | %s | %s | %s | %s |\n", k->name,
-                    type_name(k->type), *k->def ? k->def : "", range, k->doc);
+            fprintf(out, "| `%s` |", k->name);
+            cell(out, type_name(k->type));
+            cell(out, k->def);
+            cell(out, range);
+            cell(out, k->doc);
+            fputc('\n', out);
         }
     }
 }
