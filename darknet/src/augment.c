@@ -206,8 +206,8 @@ static void fit_normalize(const dn_augment *a, const dn_dataset *d,
                           double *mean, double *std)
 {
     long hw = (long)d->h * d->w, D = d->c * hw;
-    float *buf = malloc(D * sizeof *buf);
-    double *sum = calloc(d->c, sizeof *sum), *sq = calloc(d->c, sizeof *sq);
+    float *buf = dn_xmalloc(D * sizeof *buf);
+    double *sum = dn_xcalloc(d->c, sizeof *sum), *sq = dn_xcalloc(d->c, sizeof *sq);
     for (long r = 0; r < d->n; r++) {
         prep_image(a, steps_of(a) & STEP_STRETCH, d->pixels + r * D, d->c, hw,
                    buf);
@@ -234,7 +234,7 @@ static void mean_of(const dn_augment *a, unsigned mask, const dn_dataset *d,
                     double *mean)
 {
     long hw = (long)d->h * d->w, D = d->c * hw;
-    float *buf = malloc(D * sizeof *buf);
+    float *buf = dn_xmalloc(D * sizeof *buf);
     memset(mean, 0, D * sizeof *mean);
     for (long r = 0; r < d->n; r++) {
         prep_image(a, mask, d->pixels + r * D, d->c, hw, buf);
@@ -336,8 +336,8 @@ static double *covariance(const dn_augment *a, const dn_dataset *d,
 static int zca_fit(dn_augment *a, const dn_dataset *d, dn_error *err)
 {
     long D = (long)d->c * d->h * d->w;
-    double *mu = malloc(D * sizeof *mu);
-    double *lambda = malloc(D * sizeof *lambda);
+    double *mu = dn_xmalloc(D * sizeof *mu);
+    double *lambda = dn_xmalloc(D * sizeof *lambda);
     double *cov = NULL, *w = NULL;
     int rc = 0;
     mean_of(a, steps_of(a), d, mu);
@@ -525,7 +525,7 @@ static int zca_setup(dn_augment *a, dn_section *net, const dn_dataset *d,
         char path[4096];
         snprintf(path, sizeof path, "%s/zca-%016llx.bin", dir,
                  (unsigned long long)key);
-        a->zca_cache = strdup(path);
+        a->zca_cache = dn_xstrdup(path);
         if (zca_cache_read(a, path, key, D)) {
             a->zca_from_cache = 1;
             return 0;
@@ -593,8 +593,8 @@ static int parse_normalize(dn_augment *a, dn_section *net, const dn_dataset *d,
     if (c <= 0 || (!d && (!n_mean || !n_std)))
         return dn_fail(err, "normalize=1 without mean= and std= needs the "
                        "training set to compute them");
-    a->norm_mean = calloc(c, sizeof *a->norm_mean);
-    a->norm_std = calloc(c, sizeof *a->norm_std);
+    a->norm_mean = dn_xcalloc(c, sizeof *a->norm_mean);
+    a->norm_std = dn_xcalloc(c, sizeof *a->norm_std);
     double fit_mean[MAX_NORM_CHANNELS], fit_std[MAX_NORM_CHANNELS];
     if (!n_mean || !n_std)
         fit_normalize(a, d, fit_mean, fit_std);
@@ -641,9 +641,7 @@ int dn_augment_parse(dn_section *net, const dn_dataset *train,
                      dn_augment **out, dn_error *err)
 {
     *out = NULL;
-    dn_augment *a = calloc(1, sizeof *a);
-    if (!a)
-        return dn_fail(err, "out of memory");
+    dn_augment *a = dn_xcalloc(1, sizeof *a);
     int rc = parse_keys(a, net, err);
     if (!rc && !train && (a->subtract_mean || a->zca))
         rc = dn_fail(err, "%s:%d: [%s] %s=1 needs the training set to fit",
@@ -658,8 +656,8 @@ int dn_augment_parse(dn_section *net, const dn_dataset *train,
         rc = parse_normalize(a, net, train, a->c, err);
     if (!rc && a->subtract_mean) {
         long D = (long)a->c * a->h * a->w;
-        double *m = malloc(D * sizeof *m);
-        a->mean_image = malloc(D * sizeof *a->mean_image);
+        double *m = dn_xmalloc(D * sizeof *m);
+        a->mean_image = dn_xmalloc(D * sizeof *a->mean_image);
         mean_of(a, steps_of(a) & (STEP_STRETCH | STEP_NORMALIZE), train, m);
         for (long j = 0; j < D; j++)
             a->mean_image[j] = (float)m[j];

@@ -60,13 +60,13 @@ static int is_dir(const char *path)
 static char *dir_of(const char *path)
 {
     if (is_dir(path))
-        return strdup(path);
+        return dn_xstrdup(path);
     const char *slash = strrchr(path, '/');
     if (!slash)
-        return strdup(".");
+        return dn_xstrdup(".");
     if (slash == path)
-        return strdup("/");
-    char *d = malloc(slash - path + 1);
+        return dn_xstrdup("/");
+    char *d = dn_xmalloc(slash - path + 1);
     memcpy(d, path, slash - path);
     d[slash - path] = '\0';
     return d;
@@ -86,18 +86,17 @@ static void free_strings(char **s, long n)
 dn_dataset *dn_dataset_alloc(long n, int c, int h, int w, int classes,
                              const char *source)
 {
-    dn_dataset *d = calloc(1, sizeof *d);
-    if (!d)
-        return NULL;
+    dn_dataset *d = dn_xcalloc(1, sizeof *d);
     d->n = n;
     d->c = d->native_c = c;
     d->h = d->native_h = h;
     d->w = d->native_w = w;
     d->classes = classes;
+    /* sized by the data: refused as an error (NULL), not aborted */
     d->pixels = calloc((size_t)n * c * h * w + 1, 1);
     d->labels = calloc((size_t)n + 1, sizeof *d->labels);
-    d->source = strdup(source ? source : "(memory)");
-    if (!d->pixels || !d->labels || !d->source) {
+    d->source = dn_xstrdup(source ? source : "(memory)");
+    if (!d->pixels || !d->labels) {
         dn_dataset_free(d);
         return NULL;
     }
@@ -178,11 +177,8 @@ static int read_names(const char *path, char ***out, int *count, dn_error *err)
         char *t = dn_trim(line);
         if (*t == '\0')
             continue;
-        char **grown = realloc(names, (n + 1) * sizeof *names);
-        if (!grown)
-            break;
-        names = grown;
-        names[n++] = strdup(t);
+        names = dn_xrealloc(names, (n + 1) * sizeof *names);
+        names[n++] = dn_xstrdup(t);
     }
     fclose(f);
     if (n == 0) {
@@ -334,7 +330,7 @@ static int cifar_dir_files(const char *dir, const char *which, char ***files,
     if (!dp)
         return dn_fail(err, "%s: cannot open directory: %s", dir,
                        strerror(errno));
-    char **list = calloc(MAX_FILES, sizeof *list);
+    char **list = dn_xcalloc(MAX_FILES, sizeof *list);
     int count = 0;
     struct dirent *e;
     while ((e = readdir(dp)) && count < MAX_FILES) {
@@ -343,7 +339,7 @@ static int cifar_dir_files(const char *dir, const char *which, char ***files,
                          : strcmp(e->d_name, "test_batch.bin") == 0;
         if (!want)
             continue;
-        list[count] = malloc(strlen(dir) + strlen(e->d_name) + 2);
+        list[count] = dn_xmalloc(strlen(dir) + strlen(e->d_name) + 2);
         sprintf(list[count++], "%s/%s", dir, e->d_name);
     }
     closedir(dp);
@@ -363,8 +359,8 @@ static int cifar_dir_files(const char *dir, const char *which, char ***files,
 static int split_paths(const char *spec, const char *what, char ***files,
                        int *n, dn_error *err)
 {
-    char *copy = strdup(spec), *save = NULL;
-    char **list = calloc(MAX_FILES, sizeof *list);
+    char *copy = dn_xstrdup(spec), *save = NULL;
+    char **list = dn_xcalloc(MAX_FILES, sizeof *list);
     int count = 0, rc = 0;
     for (char *tok = strtok_r(copy, ",", &save); tok && !rc;
          tok = strtok_r(NULL, ",", &save)) {
@@ -374,7 +370,7 @@ static int split_paths(const char *spec, const char *what, char ***files,
         if (count == MAX_FILES)
             rc = dn_fail(err, "%s: more than %d files", what, MAX_FILES);
         else
-            list[count++] = strdup(t);
+            list[count++] = dn_xstrdup(t);
     }
     free(copy);
     if (!rc && count == 0)
@@ -424,7 +420,7 @@ static int read_cifar(dn_section *data, char **files, int n_files,
     if (!d)
         return -1;
     size_t stored = (size_t)p.c * p.h * p.w;
-    unsigned char *rec = malloc(CIFAR_RECORD);
+    unsigned char *rec = dn_xmalloc(CIFAR_RECORD);
     long at = 0;
     int rc = 0;
     for (int i = 0; i < n_files && !rc; i++) {
@@ -620,7 +616,7 @@ static int idx_read_labels(const char *path, long *n, uint8_t **labels,
     if (idx_open(&st, path, 1, dims, "IDX unsigned-byte labels, 1 dimension",
                  err))
         return -1;
-    uint8_t *lab = malloc((size_t)dims[0] + 1);
+    uint8_t *lab = malloc((size_t)dims[0] + 1); /* sized by the file */
     long got = lab ? stream_read(&st, lab, dims[0], err) : -1;
     int rc = 0;
     if (!lab)
@@ -713,7 +709,7 @@ static int read_idx(dn_section *data, const char *which, const char *images,
         rc = -1;
     size_t rec = (size_t)dims[1] * dims[2], stored = (size_t)p.c * p.h * p.w;
     const long chunk = 1024;
-    uint8_t *buf = rc ? NULL : malloc(chunk * rec);
+    uint8_t *buf = rc ? NULL : malloc(chunk * rec); /* sized by the file */
     if (!rc && !buf)
         rc = dn_fail(err, "%s: out of memory", images);
     for (long at = 0; at < n && !rc; at += chunk) {
@@ -805,10 +801,10 @@ int dn_image_list_read(const char *list, char *const *labels, int classes,
             break;
         if (count == cap) {
             cap = cap ? 2 * cap : 1024;
-            ps = realloc(ps, cap * sizeof *ps);
-            ls = realloc(ls, cap * sizeof *ls);
+            ps = dn_xrealloc(ps, cap * sizeof *ps);
+            ls = dn_xrealloc(ls, cap * sizeof *ls);
         }
-        ps[count] = strdup(t);
+        ps[count] = dn_xstrdup(t);
         ls[count++] = label;
     }
     fclose(f);

@@ -3,11 +3,13 @@
  *
  * The library's out-of-memory policy: the network's tensors, the one large
  * allocation a cfg decides, are planned and refused as an error value before
- * anything is allocated (dn_net_plan, [net] max_memory=). Every other
- * allocation (strings, tables, bookkeeping, datasets already sized against
- * their files) goes through these: on failure they print "darknet: out of
- * memory allocating N bytes" and abort(), so no caller handles, or forgets
- * to handle, a NULL. A zero-byte request allocates one byte.
+ * anything is allocated (dn_net_plan, [net] max_memory=); so are the few
+ * buffers whose size a data file decides (a dataset's pixels, a ZCA
+ * matrix, a weights payload): checked, an error naming the file. Every
+ * other allocation (strings, tables, bookkeeping, per-image scratch) goes
+ * through these: on failure they print "darknet: out of memory allocating
+ * N bytes" and abort(), so no caller handles, or forgets to handle, a
+ * NULL. A zero-byte request allocates one byte.
  */
 #ifndef DN_XALLOC_H
 #define DN_XALLOC_H
