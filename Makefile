@@ -8,6 +8,7 @@
 #   make BLAS=openblas|blis   CPU GEMM library
 #   make ONEDNN=0             convolutions through im2col + GEMM only, no oneDNN
 #   make test | bench | demo | figure1 | experiment | plugins | test-gpu | test-gpu-emu | deps | clean
+#   make keys-doc             docs/keys.md from the key tables (darknet/src/keys.h)
 #   make fuzz [FUZZ_SECONDS=60]  libFuzzer targets (clang), each for FUZZ_SECONDS
 
 GPU     ?= 0
@@ -373,6 +374,16 @@ experiment: $(BIN)/darknet
 	@DARKNET=$(BIN)/darknet experiments/run $(NET) $(SCHED) --exp $(or $(EXP),1) \
 	    $(if $(SEED),--seed $(SEED)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(DATA),--data $(DATA))
 
+# docs/keys.md, the reference of every cfg key, written from the key tables
+# (darknet/src/keys.h) by scripts/keys_doc.c; tests/test_keys.c fails when
+# the committed file is stale
+keys-doc: $(BUILD)/scripts/keys_doc
+	$(BUILD)/scripts/keys_doc docs/keys.md
+
+$(BUILD)/scripts/keys_doc: scripts/keys_doc.c $(BUILD)/libdarknet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -o $@ $< $(BUILD)/libdarknet.a $(LDLIBS)
+
 deps:
 	@scripts/deps.sh
 
@@ -380,7 +391,7 @@ clean:
 	rm -rf $(BUILD) $(BIN) libdarknet.a
 
 .PHONY: all plugins test run-tests test-gpu test-gpu-emu gpu-tests bench run-bench demo run-demo \
-        figure1 run-figure1 experiment deps clean libdarknet.a fuzz run-fuzz
+        figure1 run-figure1 experiment deps clean libdarknet.a fuzz run-fuzz keys-doc
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

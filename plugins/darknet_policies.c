@@ -17,8 +17,8 @@
  *  - steps: the lists must have equal length and steps must not decrease
  *    (Darknet reads past the shorter list and returns early on a decrease).
  *
- * Like an external plugin, this file reads the cfg only through dn_sched_ctx
- * and calls nothing in the host.
+ * Like an external plugin, this file reads the cfg only through dn_sched_ctx,
+ * each scheduler's keys through its table (builtin.h).
  */
 #include <math.h>
 #include <stdint.h>
@@ -28,10 +28,11 @@
 
 #define MAX_STEPS 64
 
-/* Darknet's default learning_rate; the host reads the same key and default. */
-static int get_learning_rate(dn_sched_ctx *c, double *lr)
+/* Darknet's default learning_rate (BI_LEARNING_RATE); every table below
+ * has it, and the host reads the same entry. */
+static int get_learning_rate(dn_sched_ctx *c, const dn_key *t, double *lr)
 {
-    return c->get_double(c, "learning_rate", 0.001, 0, HUGE_VAL, lr);
+    return bi_double(c, t, "learning_rate", lr);
 }
 
 /* The states are plain structs freed with free(). */
@@ -43,10 +44,12 @@ typedef struct constant_state {
     double lr;
 } constant_state;
 
+const dn_key dn_sched_constant_keys[] = {BI_LEARNING_RATE, DN_KEYS_END};
+
 static void *constant_parse(dn_sched_ctx *c)
 {
-    constant_state *s = calloc(1, sizeof *s);
-    if (!s || get_learning_rate(c, &s->lr)) {
+    constant_state *s = dn_xcalloc(1, sizeof *s);
+    if (get_learning_rate(c, dn_sched_constant_keys, &s->lr)) {
         free(s);
         return NULL;
     }
@@ -71,12 +74,20 @@ typedef struct step_state {
     long step;
 } step_state;
 
+const dn_key dn_sched_step_keys[] = {
+    BI_LEARNING_RATE,
+    DN_INT("step", "1", 1, DN_NO_LIMIT, "batches between drops"),
+    DN_FLOAT("scale", "1", 0, DN_NO_LIMIT, "factor of each drop"),
+    DN_KEYS_END,
+};
+
 static void *step_parse(dn_sched_ctx *c)
 {
-    step_state *s = calloc(1, sizeof *s);
-    if (!s || get_learning_rate(c, &s->lr) ||
-        c->get_long(c, "step", 1, 1, __LONG_MAX__, &s->step) ||
-        c->get_double(c, "scale", 1, 0, HUGE_VAL, &s->scale)) {
+    const dn_key *t = dn_sched_step_keys;
+    step_state *s = dn_xcalloc(1, sizeof *s);
+    if (get_learning_rate(c, t, &s->lr) ||
+        bi_long(c, t, "step", &s->step) ||
+        bi_double(c, t, "scale", &s->scale)) {
         free(s);
         return NULL;
     }
@@ -107,12 +118,21 @@ typedef struct steps_state {
 /* steps= is read as numbers (the ctx has no integer list); each must be a
  * whole number, and they must not decrease. Darknet allows negative steps
  * (yolov2 uses steps=-1,100,...): a negative step applies from batch 0. */
+const dn_key dn_sched_steps_keys[] = {
+    BI_LEARNING_RATE,
+    DN_INTS("steps", "batches at which the rate is multiplied (at most 64, "
+            "not decreasing)"),
+    DN_FLOATS("scales", "the factor at each step, one per step"),
+    DN_KEYS_END,
+};
+
 static int read_steps(dn_sched_ctx *c, steps_state *s)
 {
     double steps[MAX_STEPS];
     int n_steps, n_scales;
-    if (c->get_doubles(c, "steps", steps, MAX_STEPS, &n_steps) ||
-        c->get_doubles(c, "scales", s->scales, MAX_STEPS, &n_scales))
+    const dn_key *t = dn_sched_steps_keys;
+    if (bi_doubles(c, t, "steps", steps, MAX_STEPS, &n_steps) ||
+        bi_doubles(c, t, "scales", s->scales, MAX_STEPS, &n_scales))
         return -1;
     if (n_steps == 0 || n_scales == 0)
         return c->fail(c, n_steps ? "scales" : "steps",
@@ -135,8 +155,8 @@ static int read_steps(dn_sched_ctx *c, steps_state *s)
 
 static void *steps_parse(dn_sched_ctx *c)
 {
-    steps_state *s = calloc(1, sizeof *s);
-    if (!s || get_learning_rate(c, &s->lr) || read_steps(c, s)) {
+    steps_state *s = dn_xcalloc(1, sizeof *s);
+    if (get_learning_rate(c, dn_sched_steps_keys, &s->lr) || read_steps(c, s)) {
         free(s);
         return NULL;
     }
@@ -165,11 +185,17 @@ typedef struct gamma_state {
     long step; /* sig only */
 } gamma_state;
 
+const dn_key dn_sched_exp_keys[] = {
+    BI_LEARNING_RATE,
+    DN_FLOAT("gamma", "1", 0, DN_NO_LIMIT, "factor per batch"),
+    DN_KEYS_END,
+};
+
 static void *exp_parse(dn_sched_ctx *c)
 {
-    gamma_state *s = calloc(1, sizeof *s);
-    if (!s || get_learning_rate(c, &s->lr) ||
-        c->get_double(c, "gamma", 1, 0, HUGE_VAL, &s->gamma)) {
+    gamma_state *s = dn_xcalloc(1, sizeof *s);
+    if (get_learning_rate(c, dn_sched_exp_keys, &s->lr) ||
+        bi_double(c, dn_sched_exp_keys, "gamma", &s->gamma)) {
         free(s);
         return NULL;
     }
@@ -188,12 +214,21 @@ const dn_scheduler dn_sched_exp = {
     exp_parse, exp_rate, free_state,
 };
 
+const dn_key dn_sched_sig_keys[] = {
+    BI_LEARNING_RATE,
+    DN_FLOAT("gamma", "1", -DN_NO_LIMIT, DN_NO_LIMIT,
+             "steepness of the logistic drop"),
+    DN_INT("step", "1", 0, DN_NO_LIMIT, "batch at the middle of the drop"),
+    DN_KEYS_END,
+};
+
 static void *sig_parse(dn_sched_ctx *c)
 {
-    gamma_state *s = calloc(1, sizeof *s);
-    if (!s || get_learning_rate(c, &s->lr) ||
-        c->get_double(c, "gamma", 1, -HUGE_VAL, HUGE_VAL, &s->gamma) ||
-        c->get_long(c, "step", 1, 0, __LONG_MAX__, &s->step)) {
+    const dn_key *t = dn_sched_sig_keys;
+    gamma_state *s = dn_xcalloc(1, sizeof *s);
+    if (get_learning_rate(c, t, &s->lr) ||
+        bi_double(c, t, "gamma", &s->gamma) ||
+        bi_long(c, t, "step", &s->step)) {
         free(s);
         return NULL;
     }
@@ -219,12 +254,21 @@ typedef struct poly_state {
     long max_batches;
 } poly_state;
 
+const dn_key dn_sched_poly_keys[] = {
+    BI_LEARNING_RATE,
+    DN_FLOAT("power", "4", 0, DN_NO_LIMIT, "exponent of the decay"),
+    DN_INT("max_batches", "0", 0, DN_NO_LIMIT,
+           "the rate reaches 0 here (policy=poly needs it >= 1)"),
+    DN_KEYS_END,
+};
+
 static void *poly_parse(dn_sched_ctx *c)
 {
-    poly_state *s = calloc(1, sizeof *s);
-    if (!s || get_learning_rate(c, &s->lr) ||
-        c->get_double(c, "power", 4, 0, HUGE_VAL, &s->power) ||
-        c->get_long(c, "max_batches", 0, 0, __LONG_MAX__, &s->max_batches))
+    const dn_key *t = dn_sched_poly_keys;
+    poly_state *s = dn_xcalloc(1, sizeof *s);
+    if (get_learning_rate(c, t, &s->lr) ||
+        bi_double(c, t, "power", &s->power) ||
+        bi_long(c, t, "max_batches", &s->max_batches))
         goto fail;
     if (s->max_batches < 1) {
         c->fail(c, "max_batches", "policy=poly needs max_batches >= 1");
@@ -258,13 +302,21 @@ typedef struct random_state {
     uint64_t seed;
 } random_state;
 
+const dn_key dn_sched_random_keys[] = {
+    BI_LEARNING_RATE,
+    DN_FLOAT("power", "4", 0, DN_NO_LIMIT, "rate = learning_rate * u^power"),
+    DN_INT("seed", "1", 0, DN_NO_LIMIT, "seed of the draws u"),
+    DN_KEYS_END,
+};
+
 static void *random_parse(dn_sched_ctx *c)
 {
-    random_state *s = calloc(1, sizeof *s);
+    const dn_key *t = dn_sched_random_keys;
+    random_state *s = dn_xcalloc(1, sizeof *s);
     long seed;
-    if (!s || get_learning_rate(c, &s->lr) ||
-        c->get_double(c, "power", 4, 0, HUGE_VAL, &s->power) ||
-        c->get_long(c, "seed", 1, 0, __LONG_MAX__, &seed)) {
+    if (get_learning_rate(c, t, &s->lr) ||
+        bi_double(c, t, "power", &s->power) ||
+        bi_long(c, t, "seed", &seed)) {
         free(s);
         return NULL;
     }
@@ -321,15 +373,27 @@ typedef struct sgdr_state {
     long cycle, mult;
 } sgdr_state;
 
+const dn_key dn_sched_sgdr_keys[] = {
+    BI_LEARNING_RATE,
+    DN_INT("max_batches", "0", 0, DN_NO_LIMIT, "the default of sgdr_cycle"),
+    DN_INT("sgdr_cycle", "(max_batches)", 1, DN_NO_LIMIT,
+           "batches in the first cycle"),
+    DN_INT("sgdr_mult", "2", 1, 1L << 20, "each cycle is this many times longer"),
+    DN_FLOAT("learning_rate_min", "0.00001", 0, DN_NO_LIMIT,
+             "the rate at the end of each cycle"),
+    DN_KEYS_END,
+};
+
 static void *sgdr_parse(dn_sched_ctx *c)
 {
-    sgdr_state *s = calloc(1, sizeof *s);
+    const dn_key *t = dn_sched_sgdr_keys;
+    sgdr_state *s = dn_xcalloc(1, sizeof *s);
     long max_batches;
-    if (!s || get_learning_rate(c, &s->lr) ||
-        c->get_long(c, "max_batches", 0, 0, __LONG_MAX__, &max_batches) ||
-        c->get_long(c, "sgdr_cycle", max_batches, 1, __LONG_MAX__, &s->cycle) ||
-        c->get_long(c, "sgdr_mult", 2, 1, 1L << 20, &s->mult) ||
-        c->get_double(c, "learning_rate_min", 0.00001, 0, HUGE_VAL, &s->lr_min))
+    if (get_learning_rate(c, t, &s->lr) ||
+        bi_long(c, t, "max_batches", &max_batches) ||
+        bi_long_def(c, t, "sgdr_cycle", max_batches, &s->cycle) ||
+        bi_long(c, t, "sgdr_mult", &s->mult) ||
+        bi_double(c, t, "learning_rate_min", &s->lr_min))
         goto fail;
     if (s->cycle < 1) {
         c->fail(c, "sgdr_cycle", "policy=sgdr needs sgdr_cycle >= 1 "

@@ -65,6 +65,51 @@ typedef struct cycle {
     double hi, lo, T, tau;
 } cycle;
 
+/* ------------------------------------------------------------------ keys */
+
+static const char *const warmup_shapes[] = {"cosine", "linear", NULL};
+static const char *const log_forms[] = {"paper", "reference", NULL};
+
+/* The phases' keys, shared by both schedulers. */
+#define RESTART_PHASE_KEYS                                                    \
+    BI_LEARNING_RATE,                                                         \
+    DN_FLOAT("warmup_epochs", "0", 0, DN_NO_LIMIT, "W: epochs of warm-up"),   \
+    DN_FLOAT("warmup_start_lr", "0", 0, DN_NO_LIMIT,                          \
+             "the rate at epoch 0 of the warm-up"),                           \
+    DN_CHOICE("warmup_shape", "cosine", warmup_shapes,                        \
+              "the warm-up's curve: a half cosine or a straight line"),       \
+    DN_FLOAT("init_decay_epochs", "(restart_interval)", 0, DN_NO_LIMIT,       \
+             "D: epochs of the initial decay (required without "              \
+             "restart_interval)"),                                            \
+    DN_FLOAT("restart_interval", "10", MIN_INTERVAL, DN_NO_LIMIT,             \
+             "I: epochs of the first restart cycle (absent: no restarts)"),   \
+    DN_FLOAT("restart_mult", "1", 1, DN_NO_LIMIT,                             \
+             "m: each restart cycle is m times longer"),                      \
+    DN_FLOAT("restart_lr", "(learning_rate)", 0, DN_NO_LIMIT,                 \
+             "the peak of the first restart cycle"),                          \
+    DN_FLOAT("restart_decay", "1", 0, DN_NO_LIMIT,                            \
+             "factor of each later restart's peak"),                          \
+    DN_FLOAT("min_lr", "0", 0, DN_NO_LIMIT, "the floor of every cycle")
+
+const dn_key dn_sched_cosine_restart_keys[] = {RESTART_PHASE_KEYS,
+                                               DN_KEYS_END};
+
+const dn_key dn_sched_log_restart_keys[] = {
+    RESTART_PHASE_KEYS,
+    DN_CHOICE("log_form", "paper", log_forms,
+              "eq. 4 of the paper, or the author's published scheduler"),
+    DN_FLOAT("max_lr_clip", "0", 0, DN_NO_LIMIT, "a cap on the rate (0: none)"),
+    DN_FLOAT("log_tau_floor", "1", MIN_INTERVAL, DN_NO_LIMIT,
+             "eq. 4's tau' = max(tau, this), in epochs"),
+    DN_FLOAT("log_base", "", -DN_NO_LIMIT, DN_NO_LIMIT,
+             "the log's base (absent: 1/|peak - min_lr| of each cycle)"),
+    DN_KEYS_END,
+};
+
+/* The table of the scheduler being parsed: cosine's keys are a prefix of
+ * log's, so reading through log's table serves both. */
+#define RK dn_sched_log_restart_keys
+
 /* ----------------------------------------------------------------- parse */
 
 static int read_warmup(dn_sched_ctx *c, restart_state *s)
@@ -77,7 +122,7 @@ static int read_warmup(dn_sched_ctx *c, restart_state *s)
                            "once per epoch; remove warmup_shape");
         return 0;
     }
-    if (c->get_string(c, "warmup_shape", "cosine", &shape))
+    if (bi_string(c, RK, "warmup_shape", &shape))
         return -1;
     if (strcmp(shape, "cosine") == 0)
         s->warmup = WARMUP_COSINE;
@@ -94,17 +139,15 @@ static int read_warmup(dn_sched_ctx *c, restart_state *s)
  * restart_decay (a cfg that sets them is told they are unused). */
 static int read_phases(dn_sched_ctx *c, restart_state *s)
 {
-    const double inf = HUGE_VAL;
     const int reference = s->shape == SHAPE_LOG_REFERENCE;
     s->restarts = c->has(c, "restart_interval");
-    if (c->get_double(c, "learning_rate", 0.001, 0, inf, &s->learning_rate) ||
-        c->get_double(c, "warmup_epochs", 0, 0, inf, &s->warmup_epochs) ||
-        c->get_double(c, "warmup_start_lr", 0, 0, inf, &s->warmup_start_lr) ||
-        c->get_double(c, "restart_interval", 10, MIN_INTERVAL, inf,
-                      &s->restart_interval) ||
-        c->get_double(c, "restart_mult", 1, 1, inf, &s->restart_mult) ||
-        c->get_double(c, "restart_lr", s->learning_rate, 0, inf, &s->restart_lr) ||
-        c->get_double(c, "min_lr", 0, 0, inf, &s->min_lr) ||
+    if (bi_double(c, RK, "learning_rate", &s->learning_rate) ||
+        bi_double(c, RK, "warmup_epochs", &s->warmup_epochs) ||
+        bi_double(c, RK, "warmup_start_lr", &s->warmup_start_lr) ||
+        bi_double(c, RK, "restart_interval", &s->restart_interval) ||
+        bi_double(c, RK, "restart_mult", &s->restart_mult) ||
+        bi_double_def(c, RK, "restart_lr", s->learning_rate, &s->restart_lr) ||
+        bi_double(c, RK, "min_lr", &s->min_lr) ||
         read_warmup(c, s))
         return -1;
     if (!reference) {
@@ -112,9 +155,9 @@ static int read_phases(dn_sched_ctx *c, restart_state *s)
             return c->fail(c, "init_decay_epochs", "required: the length of "
                            "the initial decay in epochs (or set "
                            "restart_interval, whose value it then takes)");
-        if (c->get_double(c, "init_decay_epochs", s->restart_interval, 0, inf,
+        if (bi_double_def(c, RK, "init_decay_epochs", s->restart_interval,
                           &s->init_decay_epochs) ||
-            c->get_double(c, "restart_decay", 1, 0, inf, &s->restart_decay))
+            bi_double(c, RK, "restart_decay", &s->restart_decay))
             return -1;
     }
     if (s->min_lr > s->learning_rate)
@@ -142,11 +185,10 @@ static int check_base(dn_sched_ctx *c, const char *key, double base,
 
 static int read_log_paper(dn_sched_ctx *c, restart_state *s)
 {
-    if (c->get_double(c, "log_tau_floor", 1, MIN_INTERVAL, HUGE_VAL,
-                      &s->log_tau_floor))
+    if (bi_double(c, RK, "log_tau_floor", &s->log_tau_floor))
         return -1;
     if (c->has(c, "log_base")) {
-        if (c->get_double(c, "log_base", 0, -HUGE_VAL, HUGE_VAL, &s->log_base))
+        if (bi_double(c, RK, "log_base", &s->log_base))
             return -1;
         return check_base(c, "log_base", s->log_base, "log_base");
     }
@@ -164,7 +206,7 @@ static int read_log_paper(dn_sched_ctx *c, restart_state *s)
 static int read_log_form(dn_sched_ctx *c, restart_state *s)
 {
     const char *form;
-    if (c->get_string(c, "log_form", "paper", &form))
+    if (bi_string(c, RK, "log_form", &form))
         return -1;
     if (strcmp(form, "paper") == 0)
         s->shape = SHAPE_LOG_PAPER;
@@ -178,14 +220,12 @@ static int read_log_form(dn_sched_ctx *c, restart_state *s)
 
 static void *parse(dn_sched_ctx *c, enum shape shape)
 {
-    restart_state *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
+    restart_state *s = dn_xcalloc(1, sizeof *s);
     s->shape = shape;
     int bad = shape != SHAPE_COSINE && read_log_form(c, s);
     bad = bad || read_phases(c, s);
     if (!bad && s->shape != SHAPE_COSINE)
-        bad = c->get_double(c, "max_lr_clip", 0, 0, HUGE_VAL, &s->max_lr_clip);
+        bad = bi_double(c, RK, "max_lr_clip", &s->max_lr_clip);
     if (!bad && s->shape == SHAPE_LOG_PAPER)
         bad = read_log_paper(c, s);
     if (bad) {

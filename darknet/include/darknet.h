@@ -94,10 +94,14 @@ int dn_cfg_overlay(dn_cfg *cfg, const char *overlay_path, dn_error *err);
  * Typed getters. A missing key yields def. A value that does not parse
  * fully ("77foo"), or lies outside [lo, hi], is an error of the form
  *   path:line: [section] key: expected an integer >= 1, got "abc"
- * All mark the key used.
+ * A key given twice: the first value is used, every value is checked. All
+ * mark the key used. Modules read their keys through their key tables
+ * (darknet/src/keys.h), which hold the defaults and ranges.
  */
 int dn_sec_has(const dn_section *s, const char *key);
-dn_kv *dn_sec_kv(dn_section *s, const char *key); /* last occurrence; marks used */
+/* The first occurrence (Darknet's option_find keeps the first of a key
+ * given twice); marks every occurrence used. */
+dn_kv *dn_sec_kv(dn_section *s, const char *key);
 int dn_sec_int(dn_section *s, const char *key, long def, long lo, long hi,
                long *out, dn_error *err);
 int dn_sec_double(dn_section *s, const char *key, double def, double lo,
@@ -122,12 +126,16 @@ void dn_sec_warn(dn_section *s, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /*
- * Keys no getter read, keys given twice in one section (Darknet uses the
- * first; so do the getters, which reject an invalid value in any of them)
- * and the warnings of dn_sec_warn. Each is printed to `report` (may be
- * NULL) in the form "path:line: [section] key: warning: ..."; returns -1
- * (err naming the first) if strict is set and there is an unused or
- * duplicate key, or if an unused key came from an override.
+ * Keys no getter read, keys given twice in one section and the warnings of
+ * dn_sec_warn. Each is printed to `report` (may be NULL) in the form
+ * "path:line: [section] key: warning: ...". A key given twice keeps its
+ * first value, as Darknet's option_find does (the getters reject an invalid
+ * value in any occurrence); the repeat is reported at its own line, naming
+ * the line of the first. An unused key is told apart, through the key
+ * tables (darknet/src/keys.h), as unknown (with the nearest known name) or
+ * known but not used by these settings. Returns -1 (err naming the first)
+ * if strict is set and there is an unused or duplicate key, or if an
+ * unused key came from an override.
  */
 int dn_cfg_check_unused(const dn_cfg *cfg, int strict, FILE *report,
                         dn_error *err);

@@ -35,6 +35,8 @@ typedef struct dn_param {
 
 typedef struct dn_layer dn_layer;
 typedef struct dn_net dn_net;
+/* A cfg key's entry in its module's table (darknet/src/keys.h). */
+typedef struct dn_key dn_key;
 
 /*
  * A layer type. make() reads the section's keys, sets the output shape from
@@ -62,6 +64,7 @@ typedef struct dn_layer_gpu_ops {
 
 typedef struct dn_layer_type {
     const char *name; /* section name, e.g. "convolutional" */
+    const dn_key *keys; /* the section's keys (keys.h), NULL-name ended */
     int (*make)(dn_layer *l, dn_section *s, dn_net *net, dn_error *err);
     void (*forward)(dn_layer *l, dn_net *net);
     void (*backward)(dn_layer *l, dn_net *net);
@@ -102,7 +105,8 @@ struct dn_layer {
 /* The layer registry (darknet/src/layers.c): NULL if unknown. */
 const dn_layer_type *dn_layer_type_find(const char *name);
 const char *dn_layer_type_names(void); /* comma-separated, static buffer */
-/* Every registered type, in registry order: i < dn_layer_type_count(). */
+/* Every registered type, in registry order: i < dn_layer_type_count();
+ * dn_layer_type_at() is NULL past the last. */
 int dn_layer_type_count(void);
 const dn_layer_type *dn_layer_type_at(int i);
 

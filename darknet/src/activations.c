@@ -15,21 +15,21 @@
 #include "activation_math.h"
 #include "layer_util.h"
 
-static const char *const names[DN_N_ACTIVATIONS + 1] = {
+const char *const dn_activation_names[DN_N_ACTIVATIONS + 1] = {
     "linear", "relu", "leaky", "logistic", "tanh", "elu", "selu",
     "mish",   "swish", "gelu", NULL};
 
-int dn_parse_activation(dn_section *s, const char *def, dn_activation *out,
-                        dn_error *err)
+int dn_parse_activation(dn_section *s, const dn_key *table,
+                        dn_activation *out, dn_error *err)
 {
     int i;
-    if (dn_sec_choice(s, "activation", def, names, &i, err))
+    if (dn_key_choice(s, table, "activation", &i, err))
         return -1;
     *out = (dn_activation)i;
     return 0;
 }
 
-const char *dn_activation_name(dn_activation a) { return names[a]; }
+const char *dn_activation_name(dn_activation a) { return dn_activation_names[a]; }
 
 int dn_activation_needs_input(dn_activation a)
 {

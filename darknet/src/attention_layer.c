@@ -89,12 +89,18 @@ static void set_param(dn_layer *l, const char *name, float *w, long n,
     l->saved_n[l->n_saved++] = n;
 }
 
+static const dn_key attention_keys[] = {
+    DN_INT("heads", "1", 1, 1 << 16, "attention heads (they divide the channels)"),
+    DN_INT("positional", "0", 0, 1, "1: add learned position embeddings"),
+    DN_KEYS_END,
+};
+
 static int attention_make(dn_layer *l, dn_section *s, dn_net *net,
                           dn_error *err)
 {
     long heads, positional;
-    if (dn_sec_int(s, "heads", 1, 1, 1 << 16, &heads, err) ||
-        dn_sec_int(s, "positional", 0, 0, 1, &positional, err))
+    if (dn_key_int(s, attention_keys, "heads", &heads, err) ||
+        dn_key_int(s, attention_keys, "positional", &positional, err))
         return -1;
     if (l->c % heads)
         return dn_sec_fail(s, "heads", err,
@@ -309,6 +315,7 @@ static void attention_backward(dn_layer *l, dn_net *net)
 
 const dn_layer_type dn_layer_attention = {
     .name = "attention",
+    .keys = attention_keys,
     .make = attention_make,
     .forward = attention_forward,
     .backward = attention_backward,

@@ -38,6 +38,8 @@
 #include <cblas.h>
 
 #include "dn_data.h"
+#include "keys.h"
+#include "xalloc.h"
 
 #define MAX_NORM_CHANNELS 64
 #define ZCA_MAGIC "DNZCA01\n"
@@ -204,8 +206,8 @@ static void fit_normalize(const dn_augment *a, const dn_dataset *d,
                           double *mean, double *std)
 {
     long hw = (long)d->h * d->w, D = d->c * hw;
-    float *buf = malloc(D * sizeof *buf);
-    double *sum = calloc(d->c, sizeof *sum), *sq = calloc(d->c, sizeof *sq);
+    float *buf = dn_xmalloc(D * sizeof *buf);
+    double *sum = dn_xcalloc(d->c, sizeof *sum), *sq = dn_xcalloc(d->c, sizeof *sq);
     for (long r = 0; r < d->n; r++) {
         prep_image(a, steps_of(a) & STEP_STRETCH, d->pixels + r * D, d->c, hw,
                    buf);
@@ -232,7 +234,7 @@ static void mean_of(const dn_augment *a, unsigned mask, const dn_dataset *d,
                     double *mean)
 {
     long hw = (long)d->h * d->w, D = d->c * hw;
-    float *buf = malloc(D * sizeof *buf);
+    float *buf = dn_xmalloc(D * sizeof *buf);
     memset(mean, 0, D * sizeof *mean);
     for (long r = 0; r < d->n; r++) {
         prep_image(a, mask, d->pixels + r * D, d->c, hw, buf);
@@ -334,8 +336,8 @@ static double *covariance(const dn_augment *a, const dn_dataset *d,
 static int zca_fit(dn_augment *a, const dn_dataset *d, dn_error *err)
 {
     long D = (long)d->c * d->h * d->w;
-    double *mu = malloc(D * sizeof *mu);
-    double *lambda = malloc(D * sizeof *lambda);
+    double *mu = dn_xmalloc(D * sizeof *mu);
+    double *lambda = dn_xmalloc(D * sizeof *lambda);
     double *cov = NULL, *w = NULL;
     int rc = 0;
     mean_of(a, steps_of(a), d, mu);
@@ -500,7 +502,7 @@ static int zca_setup(dn_augment *a, dn_section *net, const dn_dataset *d,
     long D = (long)d->c * d->h * d->w;
     const char *where;
     char user_dir[1024];
-    dn_sec_string(net, "zca_cache", "auto", &where, NULL);
+    dn_key_string(net, dn_augment_keys, "zca_cache", &where, NULL);
     /* the fit holds the matrix, a covariance in double, a partial sum and
      * the eigenvectors: about 28 bytes per entry of the D x D matrix */
     const double bytes = 28.0 * (double)D * (double)D;
@@ -523,7 +525,7 @@ static int zca_setup(dn_augment *a, dn_section *net, const dn_dataset *d,
         char path[4096];
         snprintf(path, sizeof path, "%s/zca-%016llx.bin", dir,
                  (unsigned long long)key);
-        a->zca_cache = strdup(path);
+        a->zca_cache = dn_xstrdup(path);
         if (zca_cache_read(a, path, key, D)) {
             a->zca_from_cache = 1;
             return 0;
@@ -540,13 +542,42 @@ static int zca_setup(dn_augment *a, dn_section *net, const dn_dataset *d,
 
 /* --------------------------------------------------------------- parse */
 
+/* The preprocessing and augmentation keys of [net] (docs/data.md). */
+const dn_key dn_augment_keys[] = {
+    DN_INT("flip", "0", 0, 1, "training: mirror left-right with probability 1/2"),
+    DN_INT("crop_pad", "0", 0, 4096,
+           "training: pad this many zeros each side, crop at random"),
+    DN_INT("contrast_stretch", "0", 0, 1,
+           "1: map the stretch_low/high percentiles of each image to 0 and 1"),
+    DN_FLOAT("stretch_low", "0", 0, 100, "contrast_stretch: lower percentile"),
+    DN_FLOAT("stretch_high", "100", 0, 100,
+             "contrast_stretch: upper percentile (above stretch_low)"),
+    DN_INT("normalize", "0", 0, 1, "1: per-channel (x - mean) / std"),
+    DN_FLOATS("mean", "normalize: 1 or channels values (absent: fitted on the "
+              "training set)"),
+    DN_FLOATS("std", "normalize: 1 or channels values > 0 (absent: fitted)"),
+    DN_INT("subtract_mean", "0", 0, 1,
+           "1: subtract the training set's per-pixel mean image"),
+    DN_INT("gcn", "0", 0, 1, "1: global contrast normalisation per image"),
+    DN_FLOAT("gcn_scale", "1", 1e-12, 1e12, "gcn: the scale s"),
+    DN_FLOAT("gcn_lambda", "0", 0, 1e12, "gcn: the regulariser lambda"),
+    DN_FLOAT("gcn_eps", "1e-8", 0, 1e12, "gcn: the floor of the divisor"),
+    DN_INT("zca", "0", 0, 1, "1: ZCA whitening fitted on the training set"),
+    DN_FLOAT("zca_epsilon", "0.01", 1e-12, 1e12, "zca: added to the eigenvalues"),
+    DN_STRING("zca_cache", "auto",
+              "zca: where the fitted matrix is cached: auto, none or a directory"),
+    DN_KEYS_END,
+};
+
 static int parse_normalize(dn_augment *a, dn_section *net, const dn_dataset *d,
                            int c, dn_error *err)
 {
     double mean[MAX_NORM_CHANNELS], std[MAX_NORM_CHANNELS];
     int n_mean, n_std;
-    if (dn_sec_doubles(net, "mean", mean, MAX_NORM_CHANNELS, &n_mean, err) ||
-        dn_sec_doubles(net, "std", std, MAX_NORM_CHANNELS, &n_std, err))
+    if (dn_key_doubles(net, dn_augment_keys, "mean", mean, MAX_NORM_CHANNELS,
+                       &n_mean, err) ||
+        dn_key_doubles(net, dn_augment_keys, "std", std, MAX_NORM_CHANNELS,
+                       &n_std, err))
         return -1;
     if (n_mean > 1 && c > 0 && n_mean != c)
         return dn_sec_fail(net, "mean", err, "%d values for %d channels (give "
@@ -562,8 +593,8 @@ static int parse_normalize(dn_augment *a, dn_section *net, const dn_dataset *d,
     if (c <= 0 || (!d && (!n_mean || !n_std)))
         return dn_fail(err, "normalize=1 without mean= and std= needs the "
                        "training set to compute them");
-    a->norm_mean = calloc(c, sizeof *a->norm_mean);
-    a->norm_std = calloc(c, sizeof *a->norm_std);
+    a->norm_mean = dn_xcalloc(c, sizeof *a->norm_mean);
+    a->norm_std = dn_xcalloc(c, sizeof *a->norm_std);
     double fit_mean[MAX_NORM_CHANNELS], fit_std[MAX_NORM_CHANNELS];
     if (!n_mean || !n_std)
         fit_normalize(a, d, fit_mean, fit_std);
@@ -578,34 +609,30 @@ static int parse_normalize(dn_augment *a, dn_section *net, const dn_dataset *d,
 
 static int parse_keys(dn_augment *a, dn_section *net, dn_error *err)
 {
+    const dn_key *t = dn_augment_keys;
     long flip, crop_pad, cs, norm, sub, g, zca;
-    if (dn_sec_int(net, "flip", 0, 0, 1, &flip, err) ||
-        dn_sec_int(net, "crop_pad", 0, 0, 4096, &crop_pad, err) ||
-        dn_sec_int(net, "contrast_stretch", 0, 0, 1, &cs, err) ||
-        dn_sec_int(net, "normalize", 0, 0, 1, &norm, err) ||
-        dn_sec_int(net, "subtract_mean", 0, 0, 1, &sub, err) ||
-        dn_sec_int(net, "gcn", 0, 0, 1, &g, err) ||
-        dn_sec_int(net, "zca", 0, 0, 1, &zca, err))
+    if (dn_key_int(net, t, "flip", &flip, err) ||
+        dn_key_int(net, t, "crop_pad", &crop_pad, err) ||
+        dn_key_int(net, t, "contrast_stretch", &cs, err) ||
+        dn_key_int(net, t, "normalize", &norm, err) ||
+        dn_key_int(net, t, "subtract_mean", &sub, err) ||
+        dn_key_int(net, t, "gcn", &g, err) ||
+        dn_key_int(net, t, "zca", &zca, err))
         return -1;
     a->flip = (int)flip, a->crop_pad = (int)crop_pad;
     a->contrast_stretch = (int)cs, a->normalize = (int)norm;
     a->subtract_mean = (int)sub, a->gcn = (int)g, a->zca = (int)zca;
-    if (cs && (dn_sec_double(net, "stretch_low", 0, 0, 100, &a->stretch_low,
-                             err) ||
-               dn_sec_double(net, "stretch_high", 100, 0, 100,
-                             &a->stretch_high, err)))
+    if (cs && (dn_key_double(net, t, "stretch_low", &a->stretch_low, err) ||
+               dn_key_double(net, t, "stretch_high", &a->stretch_high, err)))
         return -1;
     if (cs && a->stretch_low >= a->stretch_high)
         return dn_sec_fail(net, "stretch_high", err, "must be above "
                            "stretch_low=%g", a->stretch_low);
-    if (g && (dn_sec_double(net, "gcn_scale", 1, 1e-12, 1e12, &a->gcn_scale,
-                            err) ||
-              dn_sec_double(net, "gcn_lambda", 0, 0, 1e12, &a->gcn_lambda,
-                            err) ||
-              dn_sec_double(net, "gcn_eps", 1e-8, 0, 1e12, &a->gcn_eps, err)))
+    if (g && (dn_key_double(net, t, "gcn_scale", &a->gcn_scale, err) ||
+              dn_key_double(net, t, "gcn_lambda", &a->gcn_lambda, err) ||
+              dn_key_double(net, t, "gcn_eps", &a->gcn_eps, err)))
         return -1;
-    if (zca && dn_sec_double(net, "zca_epsilon", 0.01, 1e-12, 1e12,
-                             &a->zca_epsilon, err))
+    if (zca && dn_key_double(net, t, "zca_epsilon", &a->zca_epsilon, err))
         return -1;
     return 0;
 }
@@ -614,9 +641,7 @@ int dn_augment_parse(dn_section *net, const dn_dataset *train,
                      dn_augment **out, dn_error *err)
 {
     *out = NULL;
-    dn_augment *a = calloc(1, sizeof *a);
-    if (!a)
-        return dn_fail(err, "out of memory");
+    dn_augment *a = dn_xcalloc(1, sizeof *a);
     int rc = parse_keys(a, net, err);
     if (!rc && !train && (a->subtract_mean || a->zca))
         rc = dn_fail(err, "%s:%d: [%s] %s=1 needs the training set to fit",
@@ -631,8 +656,8 @@ int dn_augment_parse(dn_section *net, const dn_dataset *train,
         rc = parse_normalize(a, net, train, a->c, err);
     if (!rc && a->subtract_mean) {
         long D = (long)a->c * a->h * a->w;
-        double *m = malloc(D * sizeof *m);
-        a->mean_image = malloc(D * sizeof *a->mean_image);
+        double *m = dn_xmalloc(D * sizeof *m);
+        a->mean_image = dn_xmalloc(D * sizeof *a->mean_image);
         mean_of(a, steps_of(a) & (STEP_STRETCH | STEP_NORMALIZE), train, m);
         for (long j = 0; j < D; j++)
             a->mean_image[j] = (float)m[j];
@@ -657,8 +682,10 @@ int dn_augment_check(dn_section *net, dn_error *err)
         return 0;
     double mean[MAX_NORM_CHANNELS], std[MAX_NORM_CHANNELS];
     int n_mean, n_std;
-    if (dn_sec_doubles(net, "mean", mean, MAX_NORM_CHANNELS, &n_mean, err) ||
-        dn_sec_doubles(net, "std", std, MAX_NORM_CHANNELS, &n_std, err))
+    if (dn_key_doubles(net, dn_augment_keys, "mean", mean, MAX_NORM_CHANNELS,
+                       &n_mean, err) ||
+        dn_key_doubles(net, dn_augment_keys, "std", std, MAX_NORM_CHANNELS,
+                       &n_std, err))
         return -1;
     for (int i = 0; i < n_std; i++)
         if (!(std[i] > 0))

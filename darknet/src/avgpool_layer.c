@@ -52,6 +52,7 @@ static void avgpool_backward(dn_layer *l, dn_net *net)
 
 const dn_layer_type dn_layer_avgpool = {
     .name = "avgpool",
+    .keys = dn_no_keys,
     .make = avgpool_make,
     .forward = avgpool_forward,
     .backward = avgpool_backward,

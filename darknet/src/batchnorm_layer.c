@@ -284,6 +284,7 @@ static void bn_layer_backward(dn_layer *l, dn_net *net)
 
 const dn_layer_type dn_layer_batchnorm = {
     .name = "batchnorm",
+    .keys = dn_no_keys,
     .make = bn_layer_make,
     .forward = bn_layer_forward,
     .backward = bn_layer_backward,

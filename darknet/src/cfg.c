@@ -13,7 +13,9 @@
 #include <string.h>
 
 #include "darknet.h"
+#include "xalloc.h"
 #include "file.h"
+#include "keys.h"
 
 /* A cfg larger than this is refused before it is read (Darknet's largest
  * cfgs are under 100 KB). */
@@ -35,11 +37,9 @@ static const char *intern_path(dn_cfg *cfg, const char *path)
     for (int i = 0; i < cfg->n_paths; i++)
         if (strcmp(cfg->paths[i], path) == 0)
             return cfg->paths[i];
-    char **p = realloc(cfg->paths, (cfg->n_paths + 1) * sizeof *p);
-    if (!p)
-        return NULL;
+    char **p = dn_xrealloc(cfg->paths, (cfg->n_paths + 1) * sizeof *p);
     cfg->paths = p;
-    p[cfg->n_paths] = strdup(path);
+    p[cfg->n_paths] = dn_xstrdup(path);
     return p[cfg->n_paths++];
 }
 
@@ -48,15 +48,13 @@ static dn_section *add_section(dn_cfg *cfg, const char *type, int line,
 {
     if (cfg->n_sections == cfg->cap_sections) {
         int cap = cfg->cap_sections ? 2 * cfg->cap_sections : 16;
-        dn_section *s = realloc(cfg->sections, cap * sizeof *s);
-        if (!s)
-            return NULL;
+        dn_section *s = dn_xrealloc(cfg->sections, cap * sizeof *s);
         cfg->sections = s;
         cfg->cap_sections = cap;
     }
     dn_section *s = &cfg->sections[cfg->n_sections++];
     memset(s, 0, sizeof *s);
-    s->type = strdup(type);
+    s->type = dn_xstrdup(type);
     s->line = line;
     s->path = path;
     return s;
@@ -67,16 +65,14 @@ static dn_kv *add_kv(dn_section *s, const char *key, const char *value,
 {
     if (s->n_kv == s->cap_kv) {
         int cap = s->cap_kv ? 2 * s->cap_kv : 8;
-        dn_kv *k = realloc(s->kvs, cap * sizeof *k);
-        if (!k)
-            return NULL;
+        dn_kv *k = dn_xrealloc(s->kvs, cap * sizeof *k);
         s->kvs = k;
         s->cap_kv = cap;
     }
     dn_kv *kv = &s->kvs[s->n_kv++];
     memset(kv, 0, sizeof *kv);
-    kv->key = strdup(key);
-    kv->value = strdup(value);
+    kv->key = dn_xstrdup(key);
+    kv->value = dn_xstrdup(value);
     kv->line = line;
     kv->src = src;
     return kv;
@@ -95,7 +91,7 @@ static int parse_text(dn_cfg *cfg, const char *text, const char *name,
     while (*p) {
         const char *eol = strchr(p, '\n');
         size_t len = eol ? (size_t)(eol - p) : strlen(p);
-        char *buf = malloc(len + 1);
+        char *buf = dn_xmalloc(len + 1);
         memcpy(buf, p, len);
         buf[len] = '\0';
         p += len + (eol ? 1 : 0);
@@ -155,12 +151,7 @@ static char *read_file(const char *path, dn_error *err)
     }
     /* one byte more than the size: a file that grew is noticed */
     size_t cap = (size_t)size + 2, n = 0;
-    char *buf = malloc(cap);
-    if (!buf) {
-        fclose(f);
-        dn_fail(err, "%s: out of memory reading %lld bytes", path, size);
-        return NULL;
-    }
+    char *buf = dn_xmalloc(cap); /* at most MAX_CFG_BYTES + 2 */
     n = fread(buf, 1, cap - 1, f);
     int bad = ferror(f);
     fclose(f);
@@ -185,8 +176,8 @@ static int load(const char *path, int flat, dn_cfg **out, dn_error *err)
     char *text = read_file(path, err);
     if (!text)
         return -1;
-    dn_cfg *cfg = calloc(1, sizeof *cfg);
-    cfg->path = strdup(path);
+    dn_cfg *cfg = dn_xcalloc(1, sizeof *cfg);
+    cfg->path = dn_xstrdup(path);
     int rc = parse_text(cfg, text, path, flat, err);
     free(text);
     if (rc) {
@@ -210,8 +201,8 @@ int dn_cfg_load_flat(const char *path, dn_cfg **out, dn_error *err)
 int dn_cfg_parse_string(const char *text, const char *name, dn_cfg **out,
                         dn_error *err)
 {
-    dn_cfg *cfg = calloc(1, sizeof *cfg);
-    cfg->path = strdup(name);
+    dn_cfg *cfg = dn_xcalloc(1, sizeof *cfg);
+    cfg->path = dn_xstrdup(name);
     if (parse_text(cfg, text, name, 0, err)) {
         dn_cfg_free(cfg);
         *out = NULL;
@@ -331,7 +322,7 @@ static int set_net_key(dn_cfg *cfg, const char *key, const char *value,
         dn_kv *kv = &net->kvs[i];
         if (strcmp(kv->key, key) == 0) {
             free(kv->value);
-            kv->value = strdup(value);
+            kv->value = dn_xstrdup(value);
             kv->line = line;
             kv->src = src;
             kv->override = 1;
@@ -339,17 +330,14 @@ static int set_net_key(dn_cfg *cfg, const char *key, const char *value,
         }
     }
     if (!found) {
-        dn_kv *kv = add_kv(net, key, value, line, src);
-        if (!kv)
-            return dn_fail(err, "out of memory");
-        kv->override = 1;
+        add_kv(net, key, value, line, src)->override = 1;
     }
     return 0;
 }
 
 int dn_cfg_set(dn_cfg *cfg, const char *assignment, dn_error *err)
 {
-    char *copy = strdup(assignment);
+    char *copy = dn_xstrdup(assignment);
     char *eq = strchr(copy, '=');
     int rc;
     if (!eq) {
@@ -564,7 +552,7 @@ static int split_list(dn_section *s, dn_kv *kv, int max, int *n, dn_error *err,
                       int (*item)(const char *tok, void *dst, int i), void *dst,
                       const char *what)
 {
-    char *copy = strdup(kv->value);
+    char *copy = dn_xstrdup(kv->value);
     int count = 0, rc = 0;
     char *save = NULL;
     for (char *tok = strtok_r(copy, ",", &save); tok;
@@ -674,7 +662,7 @@ void dn_sec_warn(dn_section *s, const char *key, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    kv->warning = strdup(what);
+    kv->warning = dn_xstrdup(what);
 }
 
 /* "path:line: [section] key" of a key, or "-set: [net] key" */
@@ -699,12 +687,30 @@ static const dn_kv *earlier(const dn_section *s, const dn_kv *kv)
     return NULL;
 }
 
+/* Why nobody read kv, from the key tables (keys.h): a key no table of its
+ * section has is unknown, with the nearest known name when there is one;
+ * a known key was not read with these settings (a scheduler's key under
+ * another policy, stretch_low without contrast_stretch=1). */
+static void unused_why(const dn_section *s, int net, const dn_kv *kv,
+                       char *buf, size_t n)
+{
+    const char *near;
+    buf[0] = '\0';
+    if (dn_key_known(s->type, net, kv->key))
+        snprintf(buf, n, "; it is a known key, but these settings do not use "
+                 "it");
+    else if ((near = dn_key_nearest(s->type, net, kv->key)))
+        snprintf(buf, n, "; did you mean %s?", near);
+}
+
 int dn_cfg_check_unused(const dn_cfg *cfg, int strict, FILE *report,
                         dn_error *err)
 {
     int rc = 0;
     for (int i = 0; i < cfg->n_sections; i++) {
         const dn_section *s = &cfg->sections[i];
+        const int net = i == 0 && (strcmp(s->type, "net") == 0 ||
+                                   strcmp(s->type, "network") == 0);
         const char *reader = strcmp(s->type, "data") == 0 ? "reader of .data files"
                              : i == 0 ? "[net] option" : "layer of this type";
         for (int j = 0; j < s->n_kv; j++) {
@@ -725,13 +731,18 @@ int dn_cfg_check_unused(const dn_cfg *cfg, int strict, FILE *report,
             }
             if (kv->used)
                 continue;
+            char why[160];
+            unused_why(s, net, kv, why, sizeof why);
             if (report)
-                fprintf(report, "%s: %s: unused key (no %s reads it)\n",
+                fprintf(report, "%s: %s: unused key (no %s reads it)%s\n",
                         where, (strict || kv->override) ? "error" : "warning",
-                        reader);
+                        reader, why);
             if ((strict || kv->override) && rc == 0)
-                rc = dn_fail(err, "%s: unknown key: no %s reads it%s", where,
-                             reader, kv->override ? " (from an override)" : "");
+                rc = dn_fail(err, "%s: %s key: no %s reads it%s%s", where,
+                             dn_key_known(s->type, net, kv->key) ? "unused"
+                                                                 : "unknown",
+                             reader, kv->override ? " (from an override)" : "",
+                             why);
         }
     }
     return rc;

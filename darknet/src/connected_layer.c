@@ -33,6 +33,14 @@ static void connected_free(dn_layer *l)
     l->priv = NULL;
 }
 
+static const dn_key connected_keys[] = {
+    DN_INT("output", "1", 1, 100000, "outputs per image"),
+    DN_INT("batch_normalize", "0", 0, 1, "1: batch normalisation of the outputs"),
+    DN_CHOICE("activation", "logistic", dn_activation_names,
+              "function applied to the output"),
+    DN_KEYS_END,
+};
+
 static int connected_make(dn_layer *l, dn_section *s, dn_net *net,
                           dn_error *err)
 {
@@ -42,9 +50,9 @@ static int connected_make(dn_layer *l, dn_section *s, dn_net *net,
     l->priv = fc;
     long outputs, bn;
     dn_activation act;
-    if (dn_sec_int(s, "output", 1, 1, 100000, &outputs, err) ||
-        dn_sec_int(s, "batch_normalize", 0, 0, 1, &bn, err) ||
-        dn_parse_activation(s, "logistic", &act, err))
+    if (dn_key_int(s, connected_keys, "output", &outputs, err) ||
+        dn_key_int(s, connected_keys, "batch_normalize", &bn, err) ||
+        dn_parse_activation(s, connected_keys, &act, err))
         return -1;
     const long inputs = l->inputs, n_weights = outputs * inputs;
     /* the GEMMs take int sizes (an input of 2^31 floats is 8 GiB anyway) */
@@ -121,6 +129,7 @@ static void connected_backward(dn_layer *l, dn_net *net)
 
 const dn_layer_type dn_layer_connected = {
     .name = "connected",
+    .keys = connected_keys,
     .make = connected_make,
     .forward = connected_forward,
     .backward = connected_backward,

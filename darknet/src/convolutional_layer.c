@@ -106,19 +106,36 @@ static void he_normal(float *w, long n, long fan_in, uint64_t seed)
         w[i] = (float)(sd * dn_rng_normal(&rng));
 }
 
+static const dn_key conv_keys[] = {
+    DN_INT("filters", "1", 1, 65536, "output channels"),
+    DN_INT("size", "1", 1, 4096, "kernel height and width"),
+    DN_INT("stride", "1", 1, 4096, "step between kernel positions"),
+    DN_INT("pad", "0", 0, 1, "1: pad size/2 zeros each side (Darknet's pad)"),
+    DN_INT("padding", "0", 0, 4096, "zeros each side, when pad=0"),
+    DN_INT("groups", "1", 1, 65536,
+           "grouped convolution: channels split into this many groups"),
+    DN_INT("dilation", "1", 1, 4096, "spacing of the kernel's taps"),
+    DN_INT("batch_normalize", "0", 0, 1,
+           "1: batch normalisation (scales, rolling mean and variance)"),
+    DN_CHOICE("activation", "logistic", dn_activation_names,
+              "function applied to the output"),
+    DN_KEYS_END,
+};
+
 static int read_keys(conv *cv, dn_layer *l, dn_section *s, int *bn,
                      dn_activation *act, dn_error *err)
 {
+    const dn_key *t = conv_keys;
     long filters, size, stride, pad, padding, groups, dilation, batch_norm;
-    if (dn_sec_int(s, "filters", 1, 1, 65536, &filters, err) ||
-        dn_sec_int(s, "size", 1, 1, 4096, &size, err) ||
-        dn_sec_int(s, "stride", 1, 1, 4096, &stride, err) ||
-        dn_sec_int(s, "pad", 0, 0, 1, &pad, err) ||
-        dn_sec_int(s, "padding", 0, 0, 4096, &padding, err) ||
-        dn_sec_int(s, "groups", 1, 1, 65536, &groups, err) ||
-        dn_sec_int(s, "dilation", 1, 1, 4096, &dilation, err) ||
-        dn_sec_int(s, "batch_normalize", 0, 0, 1, &batch_norm, err) ||
-        dn_parse_activation(s, "logistic", act, err))
+    if (dn_key_int(s, t, "filters", &filters, err) ||
+        dn_key_int(s, t, "size", &size, err) ||
+        dn_key_int(s, t, "stride", &stride, err) ||
+        dn_key_int(s, t, "pad", &pad, err) ||
+        dn_key_int(s, t, "padding", &padding, err) ||
+        dn_key_int(s, t, "groups", &groups, err) ||
+        dn_key_int(s, t, "dilation", &dilation, err) ||
+        dn_key_int(s, t, "batch_normalize", &batch_norm, err) ||
+        dn_parse_activation(s, t, act, err))
         return -1;
     if (l->c % groups)
         return dn_sec_fail(s, "groups", err, "%ld groups do not divide the %d "
@@ -420,6 +437,7 @@ static void conv_backward(dn_layer *l, dn_net *net)
 
 const dn_layer_type dn_layer_convolutional = {
     .name = "convolutional",
+    .keys = conv_keys,
     .make = conv_make,
     .forward = conv_forward,
     .backward = conv_backward,

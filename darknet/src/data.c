@@ -29,6 +29,8 @@
 
 #include "dn_data.h"
 #include "file.h"
+#include "keys.h"
+#include "xalloc.h"
 
 #define CIFAR_SIDE 32
 #define CIFAR_PIXELS (3 * CIFAR_SIDE * CIFAR_SIDE)
@@ -58,13 +60,13 @@ static int is_dir(const char *path)
 static char *dir_of(const char *path)
 {
     if (is_dir(path))
-        return strdup(path);
+        return dn_xstrdup(path);
     const char *slash = strrchr(path, '/');
     if (!slash)
-        return strdup(".");
+        return dn_xstrdup(".");
     if (slash == path)
-        return strdup("/");
-    char *d = malloc(slash - path + 1);
+        return dn_xstrdup("/");
+    char *d = dn_xmalloc(slash - path + 1);
     memcpy(d, path, slash - path);
     d[slash - path] = '\0';
     return d;
@@ -84,18 +86,17 @@ static void free_strings(char **s, long n)
 dn_dataset *dn_dataset_alloc(long n, int c, int h, int w, int classes,
                              const char *source)
 {
-    dn_dataset *d = calloc(1, sizeof *d);
-    if (!d)
-        return NULL;
+    dn_dataset *d = dn_xcalloc(1, sizeof *d);
     d->n = n;
     d->c = d->native_c = c;
     d->h = d->native_h = h;
     d->w = d->native_w = w;
     d->classes = classes;
+    /* sized by the data: refused as an error (NULL), not aborted */
     d->pixels = calloc((size_t)n * c * h * w + 1, 1);
     d->labels = calloc((size_t)n + 1, sizeof *d->labels);
-    d->source = strdup(source ? source : "(memory)");
-    if (!d->pixels || !d->labels || !d->source) {
+    d->source = dn_xstrdup(source ? source : "(memory)");
+    if (!d->pixels || !d->labels) {
         dn_dataset_free(d);
         return NULL;
     }
@@ -176,11 +177,8 @@ static int read_names(const char *path, char ***out, int *count, dn_error *err)
         char *t = dn_trim(line);
         if (*t == '\0')
             continue;
-        char **grown = realloc(names, (n + 1) * sizeof *names);
-        if (!grown)
-            break;
-        names = grown;
-        names[n++] = strdup(t);
+        names = dn_xrealloc(names, (n + 1) * sizeof *names);
+        names[n++] = dn_xstrdup(t);
     }
     fclose(f);
     if (n == 0) {
@@ -201,6 +199,38 @@ typedef struct shape_plan {
     int top, left;  /* padding before the first row / column */
 } shape_plan;
 
+static const char *const formats[] = {"auto", "cifar", "idx", "list", NULL};
+static const char *const rep_choices[] = {"auto", "0", "1", NULL};
+
+/* The keys of a .data file (docs/data.md); train.c reads classes, backup
+ * and top through this table too. */
+const dn_key dn_data_keys[] = {
+    DN_STRING("train", "", "the training set: CIFAR files or directory, an IDX "
+              "file, or an image list (comma-separated files)"),
+    DN_STRING("valid", "", "the validation set, as train="),
+    DN_INT("train_limit", "0", 0, 1L << 40,
+           "keep the first N training records (0: all)"),
+    DN_INT("valid_limit", "0", 0, 1L << 40,
+           "keep the first N validation records (0: all)"),
+    DN_STRING("train_labels", "", "IDX: the training labels file (absent: "
+              "guessed from the images' name)"),
+    DN_STRING("valid_labels", "", "IDX: the validation labels file"),
+    DN_INT("classes", "(labels)", 1, 1 << 24,
+           "classes (absent: the count of labels=, or the data's)"),
+    DN_CHOICE("format", "auto", formats, "the files' format (auto: detected)"),
+    DN_STRING("pad", "auto", "zeros each side of every image (0..65536), or "
+              "auto: centred up to the network's size"),
+    DN_CHOICE("replicate", "auto", rep_choices,
+              "1: grey images copied into 3 channels (auto: when the network "
+              "wants 3)"),
+    DN_STRING("labels", "", "file of the strings matched against image paths "
+              "(one per line)"),
+    DN_STRING("names", "", "file of readable class names (one per line)"),
+    DN_STRING("backup", "backup", "directory of the weights written in training"),
+    DN_INT("top", "5", 1, 1 << 20, "k of the top-k accuracy"),
+    DN_KEYS_END,
+};
+
 /*
  * pad=auto|N and replicate=auto|0|1 in the .data file. auto pads (centred)
  * and replicates exactly when the network asks for a larger or 3-channel
@@ -210,15 +240,14 @@ static int plan_shape(dn_section *data, const char *src, int nc, int nh,
                       int nw, int c, int h, int w, shape_plan *p,
                       dn_error *err)
 {
-    static const char *const rep_choices[] = {"auto", "0", "1", NULL};
     const char *pad_text;
     long pad = -1;
     int rep;
-    dn_sec_string(data, "pad", "auto", &pad_text, NULL);
+    dn_key_string(data, dn_data_keys, "pad", &pad_text, NULL);
     if (strcmp(pad_text, "auto") != 0 &&
         dn_sec_int(data, "pad", 0, 0, MAX_SIDE, &pad, err))
         return -1;
-    if (dn_sec_choice(data, "replicate", "auto", rep_choices, &rep, err))
+    if (dn_key_choice(data, dn_data_keys, "replicate", &rep, err))
         return -1;
     *p = (shape_plan){nc, nh, nw, nc, nh, nw, 0, 0};
     if (pad > 0) {
@@ -301,7 +330,7 @@ static int cifar_dir_files(const char *dir, const char *which, char ***files,
     if (!dp)
         return dn_fail(err, "%s: cannot open directory: %s", dir,
                        strerror(errno));
-    char **list = calloc(MAX_FILES, sizeof *list);
+    char **list = dn_xcalloc(MAX_FILES, sizeof *list);
     int count = 0;
     struct dirent *e;
     while ((e = readdir(dp)) && count < MAX_FILES) {
@@ -310,7 +339,7 @@ static int cifar_dir_files(const char *dir, const char *which, char ***files,
                          : strcmp(e->d_name, "test_batch.bin") == 0;
         if (!want)
             continue;
-        list[count] = malloc(strlen(dir) + strlen(e->d_name) + 2);
+        list[count] = dn_xmalloc(strlen(dir) + strlen(e->d_name) + 2);
         sprintf(list[count++], "%s/%s", dir, e->d_name);
     }
     closedir(dp);
@@ -330,8 +359,8 @@ static int cifar_dir_files(const char *dir, const char *which, char ***files,
 static int split_paths(const char *spec, const char *what, char ***files,
                        int *n, dn_error *err)
 {
-    char *copy = strdup(spec), *save = NULL;
-    char **list = calloc(MAX_FILES, sizeof *list);
+    char *copy = dn_xstrdup(spec), *save = NULL;
+    char **list = dn_xcalloc(MAX_FILES, sizeof *list);
     int count = 0, rc = 0;
     for (char *tok = strtok_r(copy, ",", &save); tok && !rc;
          tok = strtok_r(NULL, ",", &save)) {
@@ -341,7 +370,7 @@ static int split_paths(const char *spec, const char *what, char ***files,
         if (count == MAX_FILES)
             rc = dn_fail(err, "%s: more than %d files", what, MAX_FILES);
         else
-            list[count++] = strdup(t);
+            list[count++] = dn_xstrdup(t);
     }
     free(copy);
     if (!rc && count == 0)
@@ -391,7 +420,7 @@ static int read_cifar(dn_section *data, char **files, int n_files,
     if (!d)
         return -1;
     size_t stored = (size_t)p.c * p.h * p.w;
-    unsigned char *rec = malloc(CIFAR_RECORD);
+    unsigned char *rec = dn_xmalloc(CIFAR_RECORD);
     long at = 0;
     int rc = 0;
     for (int i = 0; i < n_files && !rc; i++) {
@@ -587,7 +616,7 @@ static int idx_read_labels(const char *path, long *n, uint8_t **labels,
     if (idx_open(&st, path, 1, dims, "IDX unsigned-byte labels, 1 dimension",
                  err))
         return -1;
-    uint8_t *lab = malloc((size_t)dims[0] + 1);
+    uint8_t *lab = malloc((size_t)dims[0] + 1); /* sized by the file */
     long got = lab ? stream_read(&st, lab, dims[0], err) : -1;
     int rc = 0;
     if (!lab)
@@ -619,7 +648,7 @@ static int labels_path_for(dn_section *data, const char *which,
     char key[64];
     snprintf(key, sizeof key, "%s_labels", which);
     const char *given;
-    dn_sec_string(data, key, NULL, &given, NULL);
+    dn_key_string(data, dn_data_keys, key, &given, NULL);
     if (given) {
         snprintf(buf, size, "%s", given);
         return 0;
@@ -680,7 +709,7 @@ static int read_idx(dn_section *data, const char *which, const char *images,
         rc = -1;
     size_t rec = (size_t)dims[1] * dims[2], stored = (size_t)p.c * p.h * p.w;
     const long chunk = 1024;
-    uint8_t *buf = rc ? NULL : malloc(chunk * rec);
+    uint8_t *buf = rc ? NULL : malloc(chunk * rec); /* sized by the file */
     if (!rc && !buf)
         rc = dn_fail(err, "%s: out of memory", images);
     for (long at = 0; at < n && !rc; at += chunk) {
@@ -772,10 +801,10 @@ int dn_image_list_read(const char *list, char *const *labels, int classes,
             break;
         if (count == cap) {
             cap = cap ? 2 * cap : 1024;
-            ps = realloc(ps, cap * sizeof *ps);
-            ls = realloc(ls, cap * sizeof *ls);
+            ps = dn_xrealloc(ps, cap * sizeof *ps);
+            ls = dn_xrealloc(ls, cap * sizeof *ls);
         }
-        ps[count] = strdup(t);
+        ps[count] = dn_xstrdup(t);
         ls[count++] = label;
     }
     fclose(f);
@@ -897,8 +926,8 @@ static int load_names(dn_section *data, char ***labels, int *n_labels,
                       char ***names, int *n_names, dn_error *err)
 {
     const char *lpath, *npath;
-    dn_sec_string(data, "labels", NULL, &lpath, NULL);
-    dn_sec_string(data, "names", NULL, &npath, NULL);
+    dn_key_string(data, dn_data_keys, "labels", &lpath, NULL);
+    dn_key_string(data, dn_data_keys, "names", &npath, NULL);
     *labels = *names = NULL;
     *n_labels = *n_names = 0;
     if (lpath && read_names(lpath, labels, n_labels, err))
@@ -974,7 +1003,7 @@ static void keep_first(dn_dataset *d, long limit)
 int dn_dataset_open(dn_section *data, const char *which, int c, int h, int w,
                     dn_dataset **out, dn_error *err)
 {
-    static const char *const formats[] = {"auto", "cifar", "idx", "list", NULL};
+    const dn_key *t = dn_data_keys;
     *out = NULL;
     const char *spec;
     long classes;
@@ -982,14 +1011,14 @@ int dn_dataset_open(dn_section *data, const char *which, int c, int h, int w,
     char **labels = NULL, **names = NULL, **files = NULL;
     char limit_key[64];
     long limit;
-    dn_sec_string(data, which, NULL, &spec, NULL);
+    dn_key_string(data, t, which, &spec, NULL);
     if (!spec)
         return dn_fail(err, "%s: no %s= key: which file(s) hold the %s set?",
                        data->path, which, which);
     snprintf(limit_key, sizeof limit_key, "%s_limit", which);
-    if (dn_sec_int(data, limit_key, 0, 0, 1L << 40, &limit, err) ||
-        dn_sec_int(data, "classes", 0, 1, 1 << 24, &classes, err) ||
-        dn_sec_choice(data, "format", "auto", formats, &fmt, err) ||
+    if (dn_key_int(data, t, limit_key, &limit, err) ||
+        dn_key_int_def(data, t, "classes", 0, &classes, err) ||
+        dn_key_choice(data, t, "format", &fmt, err) ||
         load_names(data, &labels, &n_labels, &names, &n_names, err))
         return -1;
     int rc = 0;

@@ -29,10 +29,16 @@ static void dropout_free(dn_layer *l)
     l->priv = NULL;
 }
 
+static const dn_key dropout_keys[] = {
+    DN_FLOAT("probability", "0.5", 0, 1,
+             "chance that an input is zeroed in training (below 1)"),
+    DN_KEYS_END,
+};
+
 static int dropout_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
 {
     double p;
-    if (dn_sec_double(s, "probability", 0.5, 0, 1, &p, err))
+    if (dn_key_double(s, dropout_keys, "probability", &p, err))
         return -1;
     if (p >= 1)
         return dn_sec_fail(s, "probability", err,
@@ -93,6 +99,7 @@ static void dropout_backward(dn_layer *l, dn_net *net)
 
 const dn_layer_type dn_layer_dropout = {
     .name = "dropout",
+    .keys = dropout_keys,
     .make = dropout_make,
     .forward = dropout_forward,
     .backward = dropout_backward,

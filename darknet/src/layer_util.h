@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "darknet.h"
+#include "keys.h"
 
 #ifdef __cplusplus /* the GPU twins (*.cu) are C++ */
 extern "C" {
@@ -37,9 +38,13 @@ typedef enum {
     DN_MISH, DN_SWISH, DN_GELU, DN_N_ACTIVATIONS
 } dn_activation;
 
-/* Reads activation= (default def) with the list of valid names on error. */
-int dn_parse_activation(dn_section *s, const char *def, dn_activation *out,
-                        dn_error *err);
+/* The names of activation=, in dn_activation order, NULL-terminated: the
+ * choices of the activation entry of a layer's key table. */
+extern const char *const dn_activation_names[];
+/* Reads activation= through the layer's table (its default there) with the
+ * list of valid names on error. */
+int dn_parse_activation(dn_section *s, const dn_key *table,
+                        dn_activation *out, dn_error *err);
 const char *dn_activation_name(dn_activation a);
 /*
  * In place: x[i] = f(x[i]) for i < n. The backward pass needs the

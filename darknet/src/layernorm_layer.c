@@ -154,6 +154,7 @@ static void layernorm_backward(dn_layer *l, dn_net *net)
 
 const dn_layer_type dn_layer_layernorm = {
     .name = "layernorm",
+    .keys = dn_no_keys,
     .make = layernorm_make,
     .forward = layernorm_forward,
     .backward = layernorm_backward,

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "dn_data.h"
+#include "xalloc.h"
 
 #define PERM_TAG 0x7065726d75746521ULL
 
@@ -150,13 +151,11 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* Aborts on out-of-memory, like dn_calloc_floats; written once now so no
- * page fault lands in a batch. */
+/* Aborts on out-of-memory (xalloc.h); written once now so no page fault
+ * lands in a batch. */
 static void *alloc_touched(size_t bytes)
 {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p)
-        abort();
+    void *p = dn_xmalloc(bytes);
     memset(p, 0, bytes);
     return p;
 }
@@ -212,9 +211,7 @@ int dn_loader_make(const dn_dataset *d, const dn_augment *aug, int batch,
     *out = NULL;
     if (check_args(d, aug, batch, per_epoch, err))
         return -1;
-    dn_loader *l = calloc(1, sizeof *l);
-    if (!l)
-        return dn_fail(err, "loader: out of memory");
+    dn_loader *l = dn_xcalloc(1, sizeof *l);
     l->d = d, l->aug = aug, l->batch = batch, l->per_epoch = per_epoch;
     l->seed = seed, l->shuffle = shuffle, l->train = train;
     l->D = (long)d->c * d->h * d->w;
@@ -306,7 +303,7 @@ int dn_loader_batch_records(const dn_loader *l, long index, long *records)
 {
     int *order = NULL;
     if (l->shuffle) {
-        order = malloc(l->d->n * sizeof *order);
+        order = dn_xmalloc(l->d->n * sizeof *order);
         epoch_order(l->seed, index / l->per_epoch, l->d->n, order);
     }
     int count = records_of(l, index, order, records);

@@ -34,11 +34,16 @@ static void logistic_free(dn_layer *l)
     l->priv = NULL;
 }
 
+static const dn_key logistic_keys[] = {
+    DN_INT("noloss", "0", 0, 1, "1: no loss, a plain sigmoid"),
+    DN_KEYS_END,
+};
+
 static int logistic_make(dn_layer *l, dn_section *s, dn_net *net,
                          dn_error *err)
 {
     long noloss;
-    if (dn_sec_int(s, "noloss", 0, 0, 1, &noloss, err))
+    if (dn_key_int(s, logistic_keys, "noloss", &noloss, err))
         return -1;
     logistic *p = calloc(1, sizeof *p);
     if (!p)
@@ -96,6 +101,7 @@ static void logistic_backward(dn_layer *l, dn_net *net)
 
 const dn_layer_type dn_layer_logistic = {
     .name = "logistic",
+    .keys = logistic_keys,
     .make = logistic_make,
     .forward = logistic_forward,
     .backward = logistic_backward,

@@ -43,12 +43,21 @@ static int window_outside(int n, int out, int size, int stride, int padding)
     return first + size <= 0 || last >= n;
 }
 
+static const dn_key maxpool_keys[] = {
+    DN_INT("stride", "1", 1, 1 << 16, "step between windows"),
+    DN_INT("size", "(stride)", 1, 1 << 16, "window height and width"),
+    DN_INT("padding", "(size - 1)", 0, 1 << 16,
+           "total padding (Darknet's), split over both sides"),
+    DN_KEYS_END,
+};
+
 static int maxpool_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
 {
+    const dn_key *t = maxpool_keys;
     long stride, size, padding;
-    if (dn_sec_int(s, "stride", 1, 1, 1 << 16, &stride, err) ||
-        dn_sec_int(s, "size", stride, 1, 1 << 16, &size, err) ||
-        dn_sec_int(s, "padding", size - 1, 0, 1 << 16, &padding, err))
+    if (dn_key_int(s, t, "stride", &stride, err) ||
+        dn_key_int_def(s, t, "size", stride, &size, err) ||
+        dn_key_int_def(s, t, "padding", size - 1, &padding, err))
         return -1;
     l->out_c = l->c;
     l->out_w = (int)((l->w + padding - size) / stride + 1);
@@ -138,6 +147,7 @@ static void maxpool_backward(dn_layer *l, dn_net *net)
 
 const dn_layer_type dn_layer_maxpool = {
     .name = "maxpool",
+    .keys = maxpool_keys,
     .make = maxpool_make,
     .forward = maxpool_forward,
     .backward = maxpool_backward,

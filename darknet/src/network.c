@@ -86,7 +86,7 @@ const char *dn_bytes_text(double bytes)
  * suffixes K, M, G, T (powers of 1024): 500000000, 512M, 2G. */
 static int parse_max_memory(dn_section *s, double *out, dn_error *err)
 {
-    dn_kv *kv = dn_sec_kv(s, "max_memory");
+    dn_kv *kv = dn_key_kv(s, dn_net_keys, "max_memory");
     *out = 0;
     if (!kv)
         return 0;
@@ -156,34 +156,67 @@ int dn_layer_reserve(dn_layer *l, dn_section *s, dn_net *net,
 
 /* ------------------------------------------------------------ building */
 
+static const char *const conv_backends[] = {"auto", "onednn", "im2col", NULL};
+static const char *const output_activations[] = {"softmax", "sigmoid", NULL};
+
+/* The network's [net] keys (Darknet's parse_net_options, plus ours). */
+const dn_key dn_net_keys[] = {
+    DN_INT("batch", "1", 1, 1 << 20, "images per weight update"),
+    DN_INT("subdivisions", "1", 1, 1 << 20,
+           "forward passes per update (batch / subdivisions images each)"),
+    DN_INT("height", "0", 0, 1 << 16, "input height (or give inputs=)"),
+    DN_INT("width", "0", 0, 1 << 16, "input width"),
+    DN_INT("channels", "0", 0, 1 << 16, "input channels"),
+    DN_INT("inputs", "0", 0, 1L << 30,
+           "a flat input of this many values, when height/width/channels are unset"),
+    DN_FLOAT("momentum", "0.9", 0, 1, "SGD momentum"),
+    DN_FLOAT("decay", "0.0001", 0, 1, "weight decay (L2), on weights only"),
+    DN_FLOAT("bn_momentum", "0.01", 1e-6, 1,
+             "weight of a batch in batch norm's rolling statistics"),
+    DN_INT("adam", "0", 0, 1, "1: Adam instead of SGD"),
+    DN_FLOAT("B1", "0.9", 0, 1, "Adam's beta1"),
+    DN_FLOAT("B2", "0.999", 0, 1, "Adam's beta2"),
+    DN_FLOAT("eps", "1e-7", 0, 1, "Adam's epsilon"),
+    DN_INT("max_batches", "0", 0, DN_NO_LIMIT,
+           "weight updates to train for (0: epochs= decides)"),
+    DN_INT("seed", "1", 0, DN_NO_LIMIT,
+           "seed of weight initialisation, shuffling and augmentation"),
+    DN_INT("threads", "0", 0, 1024, "CPU threads (0: OpenMP's default)"),
+    DN_INT("tf32", "1", 0, 1, "GPU: allow TF32 tensor cores (0: strict fp32)"),
+    DN_CHOICE("conv_backend", "auto", conv_backends,
+              "CPU convolutions: oneDNN where it runs the shape, or im2col + GEMM"),
+    DN_CHOICE("output_activation", "softmax", output_activations,
+              "function of the final [softmax] layer (sigmoid: Keras's "
+              "categorical cross-entropy on sigmoid outputs)"),
+    DN_BYTES("max_memory", "(machine memory)",
+             "refuse networks needing more (K, M, G, T: powers of 1024)"),
+    DN_KEYS_END,
+};
+
 static int parse_net_options(dn_net *net, dn_section *s,
                              const dn_net_options *opt, dn_error *err)
 {
-    static const char *const conv_backends[] = {"auto", "onednn", "im2col",
-                                                NULL};
-    static const char *const output_activations[] = {"softmax", "sigmoid",
-                                                     NULL};
+    const dn_key *t = dn_net_keys;
     long batch, subdivisions, h, w, c, adam, max_batches, seed, threads, tf32;
-    if (dn_sec_int(s, "batch", 1, 1, 1 << 20, &batch, err) ||
-        dn_sec_int(s, "subdivisions", 1, 1, 1 << 20, &subdivisions, err) ||
-        dn_sec_int(s, "height", 0, 0, 1 << 16, &h, err) ||
-        dn_sec_int(s, "width", 0, 0, 1 << 16, &w, err) ||
-        dn_sec_int(s, "channels", 0, 0, 1 << 16, &c, err) ||
-        dn_sec_double(s, "momentum", 0.9, 0, 1, &net->momentum, err) ||
-        dn_sec_double(s, "decay", 0.0001, 0, 1, &net->decay, err) ||
-        dn_sec_double(s, "bn_momentum", 0.01, 1e-6, 1, &net->bn_momentum, err) ||
-        dn_sec_int(s, "adam", 0, 0, 1, &adam, err) ||
-        dn_sec_double(s, "B1", 0.9, 0, 1, &net->b1, err) ||
-        dn_sec_double(s, "B2", 0.999, 0, 1, &net->b2, err) ||
-        dn_sec_double(s, "eps", 1e-7, 0, 1, &net->eps, err) ||
-        dn_sec_int(s, "max_batches", 0, 0, __LONG_MAX__, &max_batches, err) ||
-        dn_sec_int(s, "seed", 1, 0, __LONG_MAX__, &seed, err) ||
-        dn_sec_int(s, "threads", 0, 0, 1024, &threads, err) ||
-        dn_sec_int(s, "tf32", 1, 0, 1, &tf32, err) ||
-        dn_sec_choice(s, "conv_backend", "auto", conv_backends,
-                      &net->conv_backend, err) ||
-        dn_sec_choice(s, "output_activation", "softmax", output_activations,
-                      &net->output_activation, err) ||
+    if (dn_key_int(s, t, "batch", &batch, err) ||
+        dn_key_int(s, t, "subdivisions", &subdivisions, err) ||
+        dn_key_int(s, t, "height", &h, err) ||
+        dn_key_int(s, t, "width", &w, err) ||
+        dn_key_int(s, t, "channels", &c, err) ||
+        dn_key_double(s, t, "momentum", &net->momentum, err) ||
+        dn_key_double(s, t, "decay", &net->decay, err) ||
+        dn_key_double(s, t, "bn_momentum", &net->bn_momentum, err) ||
+        dn_key_int(s, t, "adam", &adam, err) ||
+        dn_key_double(s, t, "B1", &net->b1, err) ||
+        dn_key_double(s, t, "B2", &net->b2, err) ||
+        dn_key_double(s, t, "eps", &net->eps, err) ||
+        dn_key_int(s, t, "max_batches", &max_batches, err) ||
+        dn_key_int(s, t, "seed", &seed, err) ||
+        dn_key_int(s, t, "threads", &threads, err) ||
+        dn_key_int(s, t, "tf32", &tf32, err) ||
+        dn_key_choice(s, t, "conv_backend", &net->conv_backend, err) ||
+        dn_key_choice(s, t, "output_activation", &net->output_activation,
+                      err) ||
         parse_max_memory(s, &net->max_bytes, err))
         return -1;
     const double machine = dn_machine_memory();
@@ -198,7 +231,7 @@ static int parse_net_options(dn_net *net, dn_section *s,
                            batch, subdivisions);
     if (h < 1 || w < 1 || c < 1) {
         long inputs;
-        if (dn_sec_int(s, "inputs", 0, 0, 1L << 30, &inputs, err))
+        if (dn_key_int(s, t, "inputs", &inputs, err))
             return -1;
         if (inputs < 1)
             return dn_fail(err, "%s:%d: [net] needs height, width and channels "

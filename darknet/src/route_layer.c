@@ -100,9 +100,15 @@ static void describe_shapes(const dn_net *net, const route *r, char *buf,
     }
 }
 
+static const dn_key route_keys[] = {
+    DN_INTS("layers", "earlier layers concatenated along channels: relative "
+            "(-1), absolute (0-based), or input"),
+    DN_KEYS_END,
+};
+
 static int parse_sources(dn_layer *l, dn_section *s, route *r, dn_error *err)
 {
-    dn_kv *kv = dn_sec_kv(s, "layers");
+    dn_kv *kv = dn_key_kv(s, route_keys, "layers");
     if (!kv)
         return dn_fail(err, "%s:%d: [route] layers: missing; expected earlier "
                        "layers (e.g. layers=-1,-4) or input", s->path,
@@ -218,6 +224,7 @@ static void route_backward(dn_layer *l, dn_net *net)
 
 const dn_layer_type dn_layer_route = {
     .name = "route",
+    .keys = route_keys,
     .make = route_make,
     .forward = route_forward,
     .backward = route_backward,

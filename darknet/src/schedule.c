@@ -30,12 +30,22 @@
 #include "builtin.h"
 #include "darknet.h"
 
-/* The built-in schedulers, in the order `darknet lr` and errors list them. */
-static const dn_scheduler *const builtins[] = {
-    &dn_sched_constant,       &dn_sched_step,   &dn_sched_steps,
-    &dn_sched_exp,            &dn_sched_poly,   &dn_sched_sig,
-    &dn_sched_random,         &dn_sched_sgdr,   &dn_sched_cosine_restart,
-    &dn_sched_log_restart,
+/* The built-in schedulers with their key tables, in the order `darknet lr`,
+ * errors and docs/keys.md list them. */
+static const struct builtin {
+    const dn_scheduler *sched;
+    const dn_key *keys;
+} builtins[] = {
+    {&dn_sched_constant, dn_sched_constant_keys},
+    {&dn_sched_step, dn_sched_step_keys},
+    {&dn_sched_steps, dn_sched_steps_keys},
+    {&dn_sched_exp, dn_sched_exp_keys},
+    {&dn_sched_poly, dn_sched_poly_keys},
+    {&dn_sched_sig, dn_sched_sig_keys},
+    {&dn_sched_random, dn_sched_random_keys},
+    {&dn_sched_sgdr, dn_sched_sgdr_keys},
+    {&dn_sched_cosine_restart, dn_sched_cosine_restart_keys},
+    {&dn_sched_log_restart, dn_sched_log_restart_keys},
 };
 #define N_BUILTINS (sizeof builtins / sizeof *builtins)
 
@@ -78,10 +88,10 @@ static const dn_scheduler *find_locked(const char *name, const char **from)
         if (strcmp(aliases[i][0], name) == 0)
             name = aliases[i][1];
     for (size_t i = 0; i < N_BUILTINS; i++)
-        if (strcmp(builtins[i]->name, name) == 0) {
+        if (strcmp(builtins[i].sched->name, name) == 0) {
             if (from)
                 *from = "built in";
-            return builtins[i];
+            return builtins[i].sched;
         }
     for (int i = 0; i < n_loaded; i++)
         if (strcmp(loaded[i].sched->name, name) == 0) {
@@ -100,13 +110,22 @@ const dn_scheduler *dn_scheduler_find(const char *name)
     return s;
 }
 
+int dn_schedule_builtin_keys(int i, const char **name, const dn_key **keys)
+{
+    if (i < 0 || (size_t)i >= N_BUILTINS)
+        return 0;
+    *name = builtins[i].sched->name;
+    *keys = builtins[i].keys;
+    return 1;
+}
+
 const char *dn_scheduler_names(void)
 {
     static char buf[1024];
     pthread_mutex_lock(&registry_lock);
     buf[0] = '\0';
     for (size_t i = 0; i < N_BUILTINS + (size_t)n_loaded; i++) {
-        const char *name = i < N_BUILTINS ? builtins[i]->name
+        const char *name = i < N_BUILTINS ? builtins[i].sched->name
                                           : loaded[i - N_BUILTINS].sched->name;
         size_t n = strlen(buf);
         snprintf(buf + n, sizeof buf - n, "%s%s", n ? ", " : "", name);
@@ -301,17 +320,9 @@ static int plugin_register(void *handle, const char *path,
         rc = dn_fail(err, "plugin %s: register: a scheduler named \"%s\" is "
                      "already registered (%s)", path, s->name, from);
     } else {
-        loaded_plugin *p = realloc(loaded, (n_loaded + 1) * sizeof *p);
-        char *copy = p ? strdup(path) : NULL;
-        if (!copy) {
-            if (p)
-                loaded = p;
-            rc = dn_fail(err, "plugin %s: register: out of memory", path);
-        } else {
-            loaded = p;
-            loaded[n_loaded++] = (loaded_plugin){s, handle, copy};
-            *out = s;
-        }
+        loaded = dn_xrealloc(loaded, (n_loaded + 1) * sizeof *loaded);
+        loaded[n_loaded++] = (loaded_plugin){s, handle, dn_xstrdup(path)};
+        *out = s;
     }
     pthread_mutex_unlock(&registry_lock);
     return rc;
@@ -417,6 +428,22 @@ static int ctx_fail(dn_sched_ctx *c, const char *key, const char *fmt, ...)
 
 /* -------------------------------------------------------------- schedule */
 
+/* The host's [net] keys of a schedule; each policy's own are in its table
+ * (plugins/, builtin.h). */
+const dn_key dn_schedule_keys[] = {
+    BI_LEARNING_RATE,
+    DN_STRING("policy", "constant",
+              "the scheduler: a built-in's name (see the tables below), or "
+              "plugin"),
+    DN_STRING("plugin", "",
+              "policy=plugin: the .so (a path, or a name searched in "
+              "$DN_PLUGIN_PATH and build/plugins)"),
+    DN_INT("burn_in", "0", 0, DN_NO_LIMIT,
+           "batches of Darknet's warm-up, learning_rate * (b / burn_in)^power"),
+    DN_FLOAT("power", "4", 0, DN_NO_LIMIT, "the exponent of burn_in"),
+    DN_KEYS_END,
+};
+
 /* The scheduler policy= names, loading plugin= for policy=plugin. */
 static int resolve(dn_section *net, const char *policy,
                    const dn_scheduler **out, dn_error *err)
@@ -432,7 +459,7 @@ static int resolve(dn_section *net, const char *policy,
     const char *value;
     char path[2048], tried[4096];
     dn_error why;
-    if (dn_sec_string(net, "plugin", NULL, &value, err))
+    if (dn_key_string(net, dn_schedule_keys, "plugin", &value, err))
         return -1;
     if (!value || !*value)
         return dn_sec_fail(net, "policy", err, "policy=plugin needs "
@@ -460,16 +487,14 @@ int dn_schedule_parse(dn_section *net, dn_schedule **out, dn_error *err)
     if (!err)
         err = &ignored; /* the plugin's parse is judged by err->msg below */
     *out = NULL;
-    dn_schedule *s = calloc(1, sizeof *s);
-    if (!s)
-        return dn_fail(err, "out of memory");
+    dn_schedule *s = dn_xcalloc(1, sizeof *s);
+    const dn_key *t = dn_schedule_keys;
     const char *policy;
-    if (dn_sec_double(net, "learning_rate", 0.001, 0, HUGE_VAL,
-                      &s->learning_rate, err) ||
+    if (dn_key_double(net, t, "learning_rate", &s->learning_rate, err) ||
         warn_implausible(net, "learning_rate", s->learning_rate) ||
-        dn_sec_string(net, "policy", "constant", &policy, err) ||
-        dn_sec_int(net, "burn_in", 0, 0, __LONG_MAX__, &s->burn_in, err) ||
-        dn_sec_double(net, "power", 4, 0, HUGE_VAL, &s->power, err) ||
+        dn_key_string(net, t, "policy", &policy, err) ||
+        dn_key_int(net, t, "burn_in", &s->burn_in, err) ||
+        dn_key_double(net, t, "power", &s->power, err) ||
         resolve(net, policy, &s->impl, err))
         goto fail;
     ctx_impl impl = {net, err};

@@ -31,6 +31,16 @@ static void shortcut_free(dn_layer *l)
     l->priv = NULL;
 }
 
+static const dn_key shortcut_keys[] = {
+    DN_INT("from", "", -(1L << 30), 1L << 30,
+           "the layer added: relative (-3: three back) or absolute (0-based)"),
+    DN_FLOAT("alpha", "1", -1e6, 1e6, "weight of the previous layer's output"),
+    DN_FLOAT("beta", "1", -1e6, 1e6, "weight of the from= layer's output"),
+    DN_CHOICE("activation", "linear", dn_activation_names,
+              "function applied to the sum"),
+    DN_KEYS_END,
+};
+
 static int shortcut_make(dn_layer *l, dn_section *s, dn_net *net,
                          dn_error *err)
 {
@@ -40,10 +50,10 @@ static int shortcut_make(dn_layer *l, dn_section *s, dn_net *net,
     if (!dn_sec_has(s, "from"))
         return dn_fail(err, "%s:%d: [shortcut] from: missing; expected a "
                        "layer index (e.g. from=-3)", s->path, s->line);
-    if (dn_sec_int(s, "from", 0, -(1L << 30), 1L << 30, &from, err) ||
-        dn_sec_double(s, "alpha", 1, -1e6, 1e6, &alpha, err) ||
-        dn_sec_double(s, "beta", 1, -1e6, 1e6, &beta, err) ||
-        dn_parse_activation(s, "linear", &act, err))
+    if (dn_key_int(s, shortcut_keys, "from", &from, err) ||
+        dn_key_double(s, shortcut_keys, "alpha", &alpha, err) ||
+        dn_key_double(s, shortcut_keys, "beta", &beta, err) ||
+        dn_parse_activation(s, shortcut_keys, &act, err))
         return -1;
     long j = from < 0 ? l->index + from : from;
     if (l->index == 0)
@@ -110,6 +120,7 @@ static void shortcut_backward(dn_layer *l, dn_net *net)
 
 const dn_layer_type dn_layer_shortcut = {
     .name = "shortcut",
+    .keys = shortcut_keys,
     .make = shortcut_make,
     .forward = shortcut_forward,
     .backward = shortcut_backward,

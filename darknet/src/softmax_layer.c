@@ -58,16 +58,26 @@ static void softmax_free(dn_layer *l)
     l->priv = NULL;
 }
 
+static const dn_key softmax_keys[] = {
+    DN_INT("groups", "1", 1, 1L << 30, "independent softmaxes over equal slices"),
+    DN_FLOAT("temperature", "1", 1e-6, 1e6, "inputs are divided by it"),
+    DN_INT("noloss", "0", 0, 1, "1: no loss, a plain softmax"),
+    DN_INT("spatial", "0", 0, 1, "1: a softmax over channels at each pixel"),
+    DN_STRING("tree", "", "Darknet's hierarchical softmax: refused"),
+    DN_KEYS_END,
+};
+
 static int softmax_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
 {
+    const dn_key *t = softmax_keys;
     long groups, noloss, spatial;
     double temperature;
-    if (dn_sec_int(s, "groups", 1, 1, 1L << 30, &groups, err) ||
-        dn_sec_double(s, "temperature", 1, 1e-6, 1e6, &temperature, err) ||
-        dn_sec_int(s, "noloss", 0, 0, 1, &noloss, err) ||
-        dn_sec_int(s, "spatial", 0, 0, 1, &spatial, err))
+    if (dn_key_int(s, t, "groups", &groups, err) ||
+        dn_key_double(s, t, "temperature", &temperature, err) ||
+        dn_key_int(s, t, "noloss", &noloss, err) ||
+        dn_key_int(s, t, "spatial", &spatial, err))
         return -1;
-    if (dn_sec_has(s, "tree"))
+    if (dn_key_kv(s, t, "tree"))
         return dn_sec_fail(s, "tree", err,
                            "hierarchical softmax is not supported");
     if (spatial)
@@ -213,6 +223,7 @@ static void softmax_backward(dn_layer *l, dn_net *net)
 
 const dn_layer_type dn_layer_softmax = {
     .name = "softmax",
+    .keys = softmax_keys,
     .make = softmax_make,
     .forward = softmax_forward,
     .backward = softmax_backward,

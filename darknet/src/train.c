@@ -124,8 +124,9 @@ static int open_data(session *s, const session_options *o, const dn_net *plan,
     const char *cfg_path = o->cfg->path;
     long classes;
     const char *backup;
-    if (dn_sec_int(s->data_sec, "classes", 0, 1, 1 << 20, &classes, err) ||
-        dn_sec_string(s->data_sec, "backup", "backup", &backup, err))
+    if (dn_key_int_def(s->data_sec, dn_data_keys, "classes", 0, &classes,
+                       err) ||
+        dn_key_string(s->data_sec, dn_data_keys, "backup", &backup, err))
         return -1;
     if (classes != plan->truths)
         return dn_sec_fail(s->data_sec, "classes", err,
@@ -181,15 +182,15 @@ static int read_keys(session *s, int strict, dn_error *err)
     dn_trainer_keys keys;
     if (dn_augment_parse(net_section, s->train, &s->aug, err) ||
         dn_trainer_keys_read(net_section, &keys, err) ||
-        dn_sec_int(s->data_sec, "top", 5, 1, 1 << 20, &s->top, err))
+        dn_key_int(s->data_sec, dn_data_keys, "top", &s->top, err))
         return -1;
     s->epochs = keys.epochs;
     s->halt_loss = keys.halt_loss;
     s->halt_after = keys.halt_after_epochs;
     if (s->top > net->truths)
         s->top = net->truths;
-    dn_sec_kv(s->data_sec, "labels");
-    dn_sec_kv(s->data_sec, "names");
+    dn_key_kv(s->data_sec, dn_data_keys, "labels");
+    dn_key_kv(s->data_sec, dn_data_keys, "names");
     if (dn_cfg_check_unused(net->cfg, strict, stderr, err) ||
         dn_cfg_check_unused(s->data, strict, stderr, err))
         return -1;

@@ -5,13 +5,24 @@
  */
 #include "darknet.h"
 #include "dn_data.h"
+#include "keys.h"
+
+const dn_key dn_train_keys[] = {
+    DN_INT("epochs", "0", 0, 1L << 40,
+           "epochs to train for (0: max_batches decides)"),
+    DN_FLOAT("halt_loss", "0", 0, 1e30,
+             "stop when the epoch's mean loss is above this (0: off)"),
+    DN_INT("halt_after_epochs", "0", 0, 1L << 40,
+           "halt_loss is checked only after this many epochs"),
+    DN_KEYS_END,
+};
 
 int dn_trainer_keys_read(dn_section *net, dn_trainer_keys *out, dn_error *err)
 {
-    return dn_sec_int(net, "epochs", 0, 0, 1L << 40, &out->epochs, err) ||
-                   dn_sec_double(net, "halt_loss", 0, 0, 1e30, &out->halt_loss,
-                                 err) ||
-                   dn_sec_int(net, "halt_after_epochs", 0, 0, 1L << 40,
+    const dn_key *t = dn_train_keys;
+    return dn_key_int(net, t, "epochs", &out->epochs, err) ||
+                   dn_key_double(net, t, "halt_loss", &out->halt_loss, err) ||
+                   dn_key_int(net, t, "halt_after_epochs",
                               &out->halt_after_epochs, err)
                ? -1
                : 0;

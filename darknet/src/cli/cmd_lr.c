@@ -23,10 +23,12 @@
  * a policy). Files are written under a temporary name and renamed.
  *
  * Unused keys: the command reads only the schedule, but -set/-overlay keys
- * must still be keys something reads. [net] keys that training reads
- * (known_net_keys) and all layer sections are marked used; any other unused
- * [net] key is reported by dn_cfg_check_unused: a warning for a key in the
- * cfg file, an error for one from an override or under -strict.
+ * must still be keys something reads. What training reads beyond the
+ * schedule is validated and then marked read through the key tables
+ * (keys.h: network, training, augmentation), so any known key is accepted;
+ * an unknown [net] key, or a schedule key this policy does not read, is
+ * reported by dn_cfg_check_unused: a warning for a key in the cfg file, an
+ * error for one from an override or under -strict.
  */
 #include <errno.h>
 #include <math.h>
@@ -40,6 +42,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "keys.h"
 
 #define DEFAULT_TRAIN_SIZE 50000 /* CIFAR-10's training images */
 #define MAX_CFGS 64
@@ -62,22 +65,6 @@ typedef struct lr_run {
     long last_batch; /* rows are batches 0..last_batch (the last update) */
     char label[256];
 } lr_run;
-
-/* [net] keys read by training and not by the schedule (Darknet's
- * parse_net_options, darknet/src/network.c, and preprocessing keys that are
- * read only when their step is on), marked read once check_other_keys has
- * validated what it can. */
-static const char *const known_net_keys[] = {
-    "subdivisions", "height", "width", "channels", "inputs", "momentum",
-    "decay", "adam", "B1", "B2", "eps", "seed", "threads", "time_steps",
-    "bn_momentum", "tf32", "conv_backend", "max_memory", "output_activation",
-    "flip", "crop_pad", "subtract_mean", "zca", "zca_cache", "zca_epsilon",
-    "gcn", "gcn_eps", "gcn_lambda", "gcn_scale", "contrast_stretch",
-    "stretch_low", "stretch_high", "normalize", "mean", "std",
-    "notruth", "random", "max_crop", "min_crop", "max_ratio", "min_ratio",
-    "center", "clip", "angle", "aspect", "saturation", "exposure", "hue",
-    NULL,
-};
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int fail(const char *fmt, ...)
@@ -137,8 +124,9 @@ static int check_other_keys(dn_cfg *cfg, dn_section *net, dn_error *err)
 {
     if (dn_trainer_keys_check(net, err))
         return -1;
-    for (int i = 0; known_net_keys[i]; i++)
-        dn_sec_kv(net, known_net_keys[i]);
+    dn_key_mark(net, dn_net_keys);
+    dn_key_mark(net, dn_train_keys);
+    dn_key_mark(net, dn_augment_keys);
     if (cfg->n_sections < 2)
         return 0;
     dn_net *plan;
