@@ -212,9 +212,9 @@ FUZZ_REPLAY_BIN := $(FUZZ_TARGETS:%=$(BUILD)/asan/tests/fuzz_%)
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 TEST_HELPERS := $(filter-out tests/test_%.c,$(wildcard tests/*.c))
 ASAN_OBJ  := $(LIB_SRC:%.c=$(BUILD)/asan/%.o) $(TEST_HELPERS:%.c=$(BUILD)/asan/%.o)
-# the tests of the command line (test_cli, test_cmd_*) link it too
+# the tests of the command line (test_cli, test_cmd_*, test_keys) link it too
 ASAN_CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/asan/%.o)
-CLI_TEST_BIN := $(filter $(BUILD)/asan/tests/test_cli $(BUILD)/asan/tests/test_cmd_%,$(TEST_BIN))
+CLI_TEST_BIN := $(filter $(BUILD)/asan/tests/test_cli $(BUILD)/asan/tests/test_cmd_% $(BUILD)/asan/tests/test_keys,$(TEST_BIN))
 # (always a CPU build: the GPU tests are tests/gpu, run by test-gpu)
 ASAN_CFLAGS := $(filter-out -O3 -DDN_OPENCV -DDN_GPU -DDN_CUDNN -DDN_NCCL,$(CFLAGS)) -O1 -g $(ASAN_FLAGS)
 ASAN_LIBS := $(filter-out -lopencv_imgcodecs -lopencv_imgproc -lopencv_core -lstdc++ -lcudart -lcublas -lcudnn -lnccl,$(LDLIBS)) -lcmocka
