@@ -11,7 +11,9 @@
  * batch ends when the device has finished it (dn_net_sync), as a PyTorch
  * loop timed with torch.cuda.synchronize(). The cfg's tf32 key applies
  * (default 1: TF32 tensor cores allowed). -set changes a [net] key as the
- * darknet command's -set does (e.g. -set conv_backend=im2col).
+ * darknet command's -set does (e.g. -set conv_backend=im2col). OpenMP's
+ * threads wait passively unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set,
+ * as in bin/darknet (wait_policy.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,10 +23,12 @@
 #include "bench_util.h"
 
 #include "darknet.h"
+#include "wait_policy.h"
 
 
 int main(int argc, char **argv)
 {
+    dn_default_wait_policy(argv); /* first: see wait_policy.h */
     dn_error err;
     dn_devices dev = {0};
     /* -gpus LIST and -set K=V anywhere; the rest are positional */
