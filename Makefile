@@ -352,8 +352,10 @@ bench:
 	@scripts/deps.sh python3-torch
 	@$(MAKE) --no-print-directory run-bench
 
+# NETS="resnet18 vgg16", BENCH_TIMED, BENCH_WARMUP, BENCH_REPEATS, BENCH_OUT:
+# see bench/run.sh (bench/run.sh --estimate: the expected duration)
 run-bench: $(BIN)/darknet $(BENCH_BIN) $(DARKNET_PEER)
-	@BUILD=$(BUILD) bench/run.sh
+	@BUILD=$(BUILD) DARKNET=$(BIN)/darknet bench/run.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory run-demo

@@ -3,7 +3,10 @@
  * inputs and labels, warm-up batches, then timed batches of forward +
  * backward + update. Prints the median batch time as images/s and achieved
  * GFLOP/s (training counted as 3x the forward FLOPs: forward, input
- * gradients and weight gradients).
+ * gradients and weight gradients), the parameter count (darknet summary's
+ * total), the peak resident memory of the process (getrusage's ru_maxrss)
+ * and the OpenMP waiting policy it ran with (passive unless OMP_WAIT_POLICY
+ * or GOMP_SPINCOUNT is set, as bin/darknet: wait_policy.h).
  *
  *   train_bench CFG BATCH [TIMED] [WARMUP] [-gpus 0[,1,...]] [-set KEY=VALUE]...
  *
@@ -16,16 +19,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "bench_util.h"
 
 #include "cli/cli.h"
 #include "darknet.h"
+#include "wait_policy.h"
 
+
+/* Peak resident memory of this process so far, in MiB (Linux: KiB units). */
+static double peak_rss_mib(void)
+{
+    struct rusage u;
+    return getrusage(RUSAGE_SELF, &u) ? 0 : u.ru_maxrss / 1024.0;
+}
 
 int main(int argc, char **argv)
 {
+    dn_default_wait_policy(argv); /* first: see wait_policy.h */
     dn_error err;
     dn_devices dev = {0};
     /* -gpus LIST and -set K=V anywhere; the rest are positional */
@@ -99,9 +112,11 @@ int main(int argc, char **argv)
     }
     double med = bench_median(t, timed);
     double flops = 3 * dn_net_flops(net) * net->batch;
-    printf("images/s %.1f  GFLOP/s %.1f  median batch %.3f s  (batch %d, %d timed, "
-           "%.3f GFLOP/image training)%s%s\n", net->batch / med, flops / med / 1e9,
-           med, net->batch, timed, 3 * dn_net_flops(net) / 1e9,
+    const char *policy = getenv("OMP_WAIT_POLICY");
+    printf("images/s %.1f  GFLOP/s %.1f  median batch %.3f s  params %ld  peak RSS %.0f MiB  "
+           "(batch %d, %d timed, %.3f GFLOP/image training, OMP_WAIT_POLICY=%s)%s%s\n",
+           net->batch / med, flops / med / 1e9, med, dn_net_param_count(net), peak_rss_mib(),
+           net->batch, timed, 3 * dn_net_flops(net) / 1e9, policy ? policy : "unset",
            dev.n ? " on " : "", dev.n ? dn_net_device_name(net) : "");
     free(t);
     dn_net_free(net);

@@ -43,6 +43,7 @@ static const net_case cases[] = {
     {"cfg/googlenet-hybrid.cfg", 6041258, 2},
     {"cfg/xception-hybrid.cfg", 20908346, 2},
     {"cfg/vgg16-hybrid.cfg", 14781898, 2},
+    {"cfg/vgg16-cifar.cfg", 14724042, 2},
     {"cfg/vgg19-hybrid.cfg", 20092874, 2},
 };
 #define N_CASES (sizeof cases / sizeof *cases)

@@ -2,9 +2,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
+#include "wait_policy.h"
 
 static const struct {
     const char *name;
@@ -28,28 +28,9 @@ static int usage(FILE *f)
     return f == stdout ? 0 : 2;
 }
 
-/*
- * OpenMP's threads spin at every barrier by default. Alone on the machine
- * that costs nothing, but when another busy process shares the cores the
- * spinning threads take turns burning each other's time: the small demo
- * ResNet kept 26% of its speed beside one busy process, and 45% with
- * OMP_WAIT_POLICY=passive, which loses nothing alone (results/bench/).
- * So passive is the default when the user set neither OMP_WAIT_POLICY nor
- * GOMP_SPINCOUNT. libgomp reads them once, when it is loaded, before main
- * runs: the program runs itself again with the variable set. If that exec
- * fails, it carries on as it is.
- */
-static void default_wait_policy(char **argv)
-{
-    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT"))
-        return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 1) == 0)
-        execv("/proc/self/exe", argv);
-}
-
 int main(int argc, char **argv)
 {
-    default_wait_policy(argv);
+    dn_default_wait_policy(argv); /* first: see wait_policy.h */
     if (argc < 2)
         return usage(stderr);
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help"))
