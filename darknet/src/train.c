@@ -24,6 +24,7 @@
 
 #include "cli.h"
 #include "darknet.h"
+#include "distributed.h"
 #include "dn_data.h"
 #include "file.h"
 #include "layer_util.h"
@@ -51,6 +52,7 @@ typedef struct session {
     char backup[4096];
     int saved_last;   /* <base>_last.weights was saved by this run */
     const char *start_weights; /* the weights the run started from */
+    dn_dist *dist;    /* training across processes, or NULL */
 } session;
 
 static void session_free(session *s)
@@ -101,9 +103,10 @@ static int mkdir_p(const char *dir, dn_error *err)
  */
 static int session_open(session *s, const char *data_path, const char *cfg_path,
                         int argc, char **argv, int need_train, int need_valid,
-                        int batch_override, dn_error *err)
+                        int batch_override, dn_dist *dist, dn_error *err)
 {
     memset(s, 0, sizeof *s);
+    s->dist = dist;
     int strict = 0;
     dn_cfg *cfg;
     if (dn_cfg_load_flat(data_path, &s->data, err))
@@ -121,8 +124,15 @@ static int session_open(session *s, const char *data_path, const char *cfg_path,
     }
     const int c = plan->c, h = plan->h, w = plan->w;
     const long truths = plan->truths;
+    const int share = dn_dist_check_batch(dist, plan, cfg_path, err);
     plan->cfg = NULL;
     dn_net_free(plan);
+    if (share < 0) {
+        dn_cfg_free(cfg);
+        return -1;
+    }
+    if (share > 0) /* this process's share of every forward batch */
+        opt.batch_override = share;
     long classes;
     const char *backup;
     int rc = 0;
@@ -249,6 +259,8 @@ static void last_good(const session *s, const char *weights, char *buf,
 static int checkpoint(session *s, const char *suffix, dn_error *err)
 {
     char path[4096];
+    if (!dn_dist_is_writer(s->dist))
+        return 0;
     if (dn_path_format(path, sizeof path, err, "%s/%s_%s.weights", s->backup,
                        s->base, suffix) ||
         dn_checkpoint_save(s->net, path, err)) {
@@ -284,11 +296,16 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
                         dn_error *err)
 {
     session s;
+    dn_dist *dist = NULL;
     FILE *out = a->out ? a->out : stdout;
     FILE *log = NULL;
     int rc = -1;
+    memset(&s, 0, sizeof s); /* session_free after a failed dn_dist_make */
+    if (dn_dist_make(a->comm, &dist, err))
+        goto done;
+    out = dn_dist_out(dist, out);
     if (session_open(&s, a->data_path, a->cfg_path, a->argc, a->argv, 1, 0, 0,
-                     err))
+                     dist, err))
         goto done;
     dn_net *net = s.net;
     if ((a->backup && dn_path_format(s.backup, sizeof s.backup, err, "%s",
@@ -304,7 +321,8 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
             net->seen = 0;
     }
     /* on a device the weights stay there; the loop below is the same */
-    if (dn_net_use_devices(net, &a->devices, err))
+    if (dn_net_use_devices(net, &a->devices, err) ||
+        dn_dist_start(dist, net, out, err))
         goto done;
     const long epochs = s.epochs, halt_after = s.halt_after;
     const double halt_loss = s.halt_loss;
@@ -321,15 +339,19 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
         rc = dn_fail(err, "%s: [net] needs max_batches or epochs", a->cfg_path);
         goto done;
     }
-    if (dn_loader_make(s.train, s.aug, net->batch, bpe * net->subdivisions,
-                       net->seed, 1, 1, &s.train_loader, err))
+    /* the images of a forward pass over every process */
+    const long forward_batch = dn_dist_forward_batch(dist, net);
+    if (dn_loader_make(s.train, s.aug, (int)forward_batch,
+                       bpe * net->subdivisions, net->seed, 1, 1,
+                       &s.train_loader, err))
         goto done;
-    if (!(log = open_log(&s, (long)(net->seen / (uint64_t)ipb) / bpe, err)))
+    if (dn_dist_is_writer(dist) &&
+        !(log = open_log(&s, (long)(net->seen / (uint64_t)ipb) / bpe, err)))
         goto done;
 
     fprintf(out, "%s: %ld training images, batch %ld (%d x %d), %ld batches "
             "per epoch, %ld batches (%.2f epochs), policy %s, on %s\n",
-            a->cfg_path, s.train->n, ipb, net->batch, net->subdivisions, bpe,
+            a->cfg_path, s.train->n, ipb, (int)forward_batch, net->subdivisions, bpe,
             max_batches, (double)max_batches / bpe,
             dn_schedule_policy(net->schedule), dn_net_device_name(net));
     char pipeline[256];
@@ -349,7 +371,10 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
         dn_clock clock = dn_clock_at(net->seen, ipb, bpe, max_batches);
         if (clock.batch >= max_batches)
             break;
-        if (a->stop && *a->stop) {
+        int stop;
+        if (dn_dist_batch_begin(dist, a->stop && *a->stop, &stop, err))
+            goto done;
+        if (stop) {
             *outcome = DN_TRAIN_INTERRUPTED;
             fprintf(out, "interrupted at batch %ld: saving %s/%s_last.weights\n",
                     clock.batch, s.backup, s.base);
@@ -368,10 +393,10 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
         if (rate > 0 && !warned_rate++)
             fprintf(stderr, "warning: %s\n", err->msg);
         double loss = 0;
+        long correct = 0;
         for (int sub = 0; sub < net->subdivisions; sub++) {
-            long index = (long)(net->seen / (uint64_t)net->batch);
-            dn_loader_get(s.train_loader, index, net->input_data, net->truth,
-                          s.labels);
+            long index = (long)(net->seen / (uint64_t)forward_batch);
+            dn_dist_take_share(dist, s.train_loader, index, net, s.labels);
             dn_net_forward(net, 1);
             dn_net_backward(net);
             loss += dn_net_cost(net);
@@ -379,12 +404,14 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
                 int t1, tk;
                 rank_of(last->output + (long)i * last->outputs, last->outputs,
                         s.labels[i], 1, &t1, &tk);
-                ep.correct += t1;
+                correct += t1;
             }
-            net->seen += (uint64_t)net->batch;
+            net->seen += (uint64_t)forward_batch;
         }
-        if (dn_net_check(net, err)) /* a device error, before its NaNs */
+        if (dn_net_check(net, err) || /* a device error, before its NaNs */
+            dn_dist_all_reduce_gradients(dist, net, &loss, &correct, err))
             goto done;
+        ep.correct += correct;
         loss /= (double)ipb;
         if (!isfinite(loss)) {
             char good[4600];
@@ -423,7 +450,7 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
         /* epoch end */
         long epoch = (b + bpe - 1) / bpe;
         eval_acc va = {0};
-        if (s.valid && evaluate(&s, 1, &va, err))
+        if (s.valid && dn_dist_is_writer(dist) && evaluate(&s, 1, &va, err))
             goto done;
         double mean_loss = ep.loss_sum / ep.batches;
         double secs = now() - ep.t0;
@@ -432,7 +459,7 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
             snprintf(vtop, sizeof vtop, "%.4f", (double)va.top1 / va.images);
             snprintf(vloss, sizeof vloss, "%.6f", va.loss / va.images);
         }
-        if (dn_train_log_row(log, err, "%ld,%ld,%ld,%.9g,%.6f,%.4f,%s,%s,%.2f\n",
+        if (log && dn_train_log_row(log, err, "%ld,%ld,%ld,%.9g,%.6f,%.4f,%s,%s,%.2f\n",
                              epoch, ep.batches, ep.images, ep.lr_sum / ep.batches,
                              mean_loss, (double)ep.correct / ep.images, vtop,
                              vloss, secs))
@@ -472,9 +499,11 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
             suffix, now() - t_start);
     rc = 0;
 done:
+    rc = dn_dist_finish(dist, rc, out, err);
     if (log)
         fclose(log);
     session_free(&s);
+    dn_dist_free(dist);
     return rc;
 }
 
@@ -485,7 +514,7 @@ int dn_eval_classifier(const char *data_path, const char *cfg_path,
 {
     session s;
     int rc = -1;
-    if (session_open(&s, data_path, cfg_path, argc, argv, 0, 1, 0, err))
+    if (session_open(&s, data_path, cfg_path, argc, argv, 0, 1, 0, NULL, err))
         goto done;
     if ((weights && dn_weights_load(s.net, weights, err)) ||
         dn_net_use_devices(s.net, devices, err))
@@ -545,7 +574,7 @@ int dn_predict_classifier(const dn_predict_args *p, FILE *out, dn_error *err)
     float *scratch = NULL;
     int rc = -1;
     if (session_open(&s, p->data_path, p->cfg_path, p->argc, p->argv, 0,
-                     p->index >= 0, 1, err))
+                     p->index >= 0, 1, NULL, err))
         goto done;
     dn_net *net = s.net;
     if (dn_weights_load(net, p->weights, err) ||
@@ -597,7 +626,7 @@ int dn_predict_check(const dn_predict_args *p, dn_error *err)
     session s;
     int rc = -1;
     if (!session_open(&s, p->data_path, p->cfg_path, p->argc, p->argv, 0, 0,
-                      1, err) &&
+                      1, NULL, err) &&
         !dn_weights_load(s.net, p->weights, err))
         rc = 0;
     session_free(&s);

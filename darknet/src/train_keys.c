@@ -12,7 +12,8 @@ int dn_trainer_keys_read(dn_section *net, dn_trainer_keys *out, dn_error *err)
                    dn_sec_double(net, "halt_loss", 0, 0, 1e30, &out->halt_loss,
                                  err) ||
                    dn_sec_int(net, "halt_after_epochs", 0, 0, 1L << 40,
-                              &out->halt_after_epochs, err)
+                              &out->halt_after_epochs, err) ||
+                   dn_sec_int(net, "bn_sync", 0, 0, 1, &out->bn_sync, err)
                ? -1
                : 0;
 }
