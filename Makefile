@@ -341,6 +341,14 @@ bench:
 run-bench: $(BIN)/darknet $(BENCH_BIN) $(DARKNET_PEER)
 	@BUILD=$(BUILD) bench/run.sh
 
+# data-parallel training across processes (bench/mpi.sh): results/bench/mpi.md
+bench-mpi:
+	@scripts/deps.sh libopenmpi-dev openmpi-bin
+	@$(MAKE) --no-print-directory run-bench-mpi
+
+run-bench-mpi: mpi-darknet
+	@DARKNET_MPI=$(BUILD)/mpi/bin/darknet bench/mpi.sh
+
 demo: deps
 	@$(MAKE) --no-print-directory run-demo
 
