@@ -4,10 +4,12 @@
 #   make GPU=1 EMU=1          the CUDA backend on a CPU emulation (tests only;
 #                             EMU_SAN=1 adds ASan and UBSan)
 #   make OPENCV=1             image lists through OpenCV
+#   make MPI=1                data-parallel training across processes under
+#                             mpirun (MPICC: the MPI compiler wrapper)
 #   make DEBUG=1              -O0 -g
 #   make BLAS=openblas|blis   CPU GEMM library
 #   make ONEDNN=0             convolutions through im2col + GEMM only, no oneDNN
-#   make test | bench | demo | figure1 | experiment | plugins | test-gpu | test-gpu-emu | deps | clean
+#   make test | bench | bench-mpi | demo | figure1 | experiment | plugins | test-gpu | test-gpu-emu | deps | clean
 #   make keys-doc             docs/keys.md from the key tables (darknet/src/keys.h)
 #   make fuzz [FUZZ_SECONDS=60]  libFuzzer targets (clang), each for FUZZ_SECONDS
 
@@ -17,6 +19,8 @@ NCCL    ?= 1
 EMU     ?= 0
 EMU_SAN ?= 0
 OPENCV  ?= 1
+MPI     ?= 0
+MPICC   ?= mpicc
 DEBUG   ?= 0
 BLAS    ?= openblas
 ONEDNN  ?= 1
@@ -68,6 +72,18 @@ LDLIBS  += -ldnnl
 else
 $(warning oneDNN not found (apt-get install libdnnl-dev): convolutions use im2col + GEMM)
 endif
+endif
+
+# MPI (Debian's libopenmpi-dev): the flags of the MPI compiler wrapper
+# (Open MPI's --showme, MPICH's -compile_info / -link_info)
+ifeq ($(MPI),1)
+MPI_CFLAGS := $(or $(shell $(MPICC) --showme:compile 2>/dev/null),$(filter -I% -D% -pthread,$(shell $(MPICC) -compile_info 2>/dev/null)))
+MPI_LIBS   := $(or $(shell $(MPICC) --showme:link 2>/dev/null),$(filter -L% -l% -Wl% -pthread,$(shell $(MPICC) -link_info 2>/dev/null)))
+ifeq ($(MPI_LIBS)$(filter deps clean,$(MAKECMDGOALS)),)
+$(error MPI=1: $(MPICC) not found (make deps MPI=1 installs Open MPI))
+endif
+CFLAGS  += -DDN_MPI $(MPI_CFLAGS)
+LDLIBS  += $(MPI_LIBS)
 endif
 
 OPENCV_OK := $(shell pkg-config --exists opencv4 2>/dev/null && echo 1)
@@ -239,10 +255,19 @@ test: deps
 
 # tests/fault/run.sh: training under SIGKILL, injected kills at every
 # fsync (strace), a full disk, a read-only backup directory and SIGINT
-run-tests: $(BIN)/darknet plugins $(BAD_PLUGINS) $(TEST_BIN) $(FUZZ_REPLAY_BIN)
+# tests/test_mpi.c runs the MPI build of bin/darknet under mpirun: built
+# into $(BUILD)/mpi where mpicc exists (else its tests are skipped)
+MPI_DARKNET := $(if $(shell command -v $(MPICC) 2>/dev/null),$(BUILD)/mpi/bin/darknet)
+
+run-tests: $(BIN)/darknet plugins $(BAD_PLUGINS) $(TEST_BIN) $(FUZZ_REPLAY_BIN) \
+           $(if $(MPI_DARKNET),mpi-darknet)
 	@tests/gpu/run.sh --if-gpu
-	@DARKNET=$(BIN)/darknet tests/run_all.sh $(TEST_BIN) $(FUZZ_REPLAY_BIN) \
-	    tests/fault/run.sh
+	@DARKNET=$(BIN)/darknet DARKNET_MPI=$(MPI_DARKNET) tests/run_all.sh \
+	    $(TEST_BIN) $(FUZZ_REPLAY_BIN) tests/fault/run.sh
+
+mpi-darknet:
+	@$(MAKE) --no-print-directory MPI=1 BUILD=$(BUILD)/mpi BIN=$(BUILD)/mpi/bin \
+	    $(BUILD)/mpi/bin/darknet
 
 # ------------------------------------------------------------------- fuzzing
 # libFuzzer targets (tests/fuzz/fuzz_*.c; clang, -fsanitize=fuzzer,address,
@@ -357,6 +382,14 @@ bench:
 run-bench: $(BIN)/darknet $(BENCH_BIN) $(DARKNET_PEER)
 	@BUILD=$(BUILD) DARKNET=$(BIN)/darknet bench/run.sh
 
+# data-parallel training across processes (bench/mpi.sh): results/bench/mpi.md
+bench-mpi:
+	@scripts/deps.sh libopenmpi-dev openmpi-bin
+	@$(MAKE) --no-print-directory run-bench-mpi
+
+run-bench-mpi: mpi-darknet
+	@DARKNET_MPI=$(BUILD)/mpi/bin/darknet bench/mpi.sh
+
 demo: deps
 	@$(MAKE) --no-print-directory run-demo
 
@@ -387,12 +420,12 @@ $(BUILD)/scripts/keys_doc: scripts/keys_doc.c $(BUILD)/libdarknet.a
 	$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -o $@ $< $(BUILD)/libdarknet.a $(LDLIBS)
 
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh $(if $(filter 1,$(MPI)),libopenmpi-dev openmpi-bin)
 
 clean:
 	rm -rf $(BUILD) $(BIN) libdarknet.a
 
-.PHONY: all plugins test run-tests test-gpu test-gpu-emu gpu-tests bench run-bench demo run-demo \
+.PHONY: all plugins test run-tests mpi-darknet bench-mpi run-bench-mpi test-gpu test-gpu-emu gpu-tests bench run-bench demo run-demo \
         figure1 run-figure1 experiment deps clean libdarknet.a fuzz run-fuzz keys-doc
 .SECONDARY:
 

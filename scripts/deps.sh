@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages the build, tests and demo need, only those
 # missing. Needs root (or sudo) when something is missing. Extra package
-# names may be given as arguments (make bench adds python3-torch).
+# names may be given as arguments (make bench adds python3-torch; make deps
+# MPI=1 adds libopenmpi-dev openmpi-bin).
 set -e
 PKGS="build-essential pkg-config libopenblas-dev libdnnl-dev libcmocka-dev zlib1g-dev \
 gnuplot-nox dataset-fashion-mnist darknet libopencv-dev strace $*"

@@ -337,7 +337,7 @@ static void state_belongs_to_its_weights(void **state)
     assert_true(b->layers[0].params[0].m[0] == 0.5f);
     /* a NaN momentum is refused, naming the tensor */
     const float nan = NAN;
-    poke(path, 36 + 4, &nan);
+    poke(path, 40 + 4, &nan); /* the version 3 header, then m[1] */
     assert_int_equal(dn_state_load(b, path, &err), -1);
     assert_contains(err.msg, "layer 0 [convolutional] biases: momentum[1] = nan");
     dn_net_free(a);

@@ -167,6 +167,13 @@ struct dn_net {
      * (darknet/src/replicas.c). */
     struct dn_gpu_net *gpu_state;
     struct dn_replicas *replicas;
+    /* Data-parallel training across processes (distributed.c): the
+     * processes taking part (0 or 1: this one alone), recorded in a
+     * checkpoint's .state; the world size the last loaded .state recorded
+     * (0: none, or a file older than that field); sync batch norm's
+     * all-reduce, set while [net] bn_sync=1 spans several processes. */
+    int world_size, loaded_world_size;
+    struct dn_bn_sync *bn_sync;
     int gpu;           /* CUDA device of the twins below; -1 on the CPU */
     int tf32;          /* [net] tf32=1 (default): TF32 tensor cores allowed */
     long image_offset; /* a replica: its first image in the forward batch */

@@ -39,6 +39,8 @@ typedef struct dn_trainer_keys {
     long epochs;            /* epochs=N (0: max_batches decides) */
     double halt_loss;       /* halt_loss= (0: off) */
     long halt_after_epochs; /* halt_after_epochs= */
+    long bn_sync;           /* bn_sync=1: batch norm over the whole batch
+                             * when training across processes */
 } dn_trainer_keys;
 int dn_trainer_keys_read(dn_section *net, dn_trainer_keys *out, dn_error *err);
 /* Every [net] key training reads beyond the network's and the schedule's
@@ -84,6 +86,9 @@ typedef struct dn_train_args {
      * rate and mean loss per image; may be NULL */
     void (*on_update)(void *ctx, long batch, double lr, double loss);
     void *on_update_ctx;
+    /* data-parallel across processes (comm.h, e.g. MPI ranks): each takes
+     * its share of every forward batch; NULL: this process alone */
+    struct dn_comm *comm;
 } dn_train_args;
 
 /* Outcome of a training run that did not fail. */

@@ -23,6 +23,19 @@
 
 #define DN_BN_EPS 1e-5f
 
+/*
+ * Sync batch norm ([net] bn_sync=1 in data-parallel training, set up by
+ * distributed.c): the statistics of a training batch are those of the
+ * whole batch, split among `replicas` replicas of `batch` images each.
+ * sum(ctx, buf, n) replaces buf[0..n-1] by its sum over every replica
+ * (a collective: every replica calls it in the same order).
+ */
+typedef struct dn_bn_sync {
+    int (*sum)(void *ctx, float *buf, long n);
+    void *ctx;
+    int replicas;
+} dn_bn_sync;
+
 typedef struct dn_bn {
     int batch, channels;
     long spatial;
@@ -33,6 +46,9 @@ typedef struct dn_bn {
     float *x_hat;            /* [batch, channels, spatial] of the last forward */
     float *sums;             /* [2*channels]: backward scratch */
     float momentum;          /* weight of the new batch in the rolling stats */
+    /* &net->bn_sync (the layer sets it): while *sync is set, training
+     * statistics are the whole batch's, over every replica */
+    dn_bn_sync *const *sync;
 } dn_bn;
 
 /* Allocates everything; scales = 1, rolling mean 0, rolling variance 1. */

@@ -106,12 +106,68 @@ static void batch_statistics(dn_bn *bn, const float *x)
     }
 }
 
+/*
+ * Sync batch norm: the statistics of the whole batch, spread over the
+ * replicas, in two passes (a common shift does not exist before the mean
+ * is known): the global mean from the replicas' sums, then the biased
+ * variance from their sums of squared deviations around that mean. Two
+ * sums of `channels` floats each; the rolling update as in
+ * batch_statistics, with N the whole batch's count.
+ */
+static void synced_statistics(dn_bn *bn, const float *x, const dn_bn_sync *sync)
+{
+    const int B = bn->batch, C = bn->channels;
+    const long S = bn->spatial;
+    const double N = (double)B * S * sync->replicas;
+    float *buf = bn->sums; /* [2*channels] scratch, free in the forward */
+#pragma omp parallel for schedule(static) if ((double)B * S * C > PARALLEL_MIN)
+    for (int c = 0; c < C; c++) {
+        double sum = 0;
+        for (int b = 0; b < B; b++) {
+            const float *p = x + ((long)b * C + c) * S;
+#pragma omp simd reduction(+ : sum)
+            for (long s = 0; s < S; s++)
+                sum += p[s];
+        }
+        buf[c] = (float)sum;
+    }
+    sync->sum(sync->ctx, buf, C);
+#pragma omp parallel for schedule(static) if ((double)B * S * C > PARALLEL_MIN)
+    for (int c = 0; c < C; c++) {
+        const double mean = buf[c] / N;
+        double sq = 0;
+        for (int b = 0; b < B; b++) {
+            const float *p = x + ((long)b * C + c) * S;
+#pragma omp simd reduction(+ : sq)
+            for (long s = 0; s < S; s++) {
+                double d = (double)p[s] - mean;
+                sq += d * d;
+            }
+        }
+        bn->mean[c] = (float)mean;
+        buf[C + c] = (float)sq;
+    }
+    sync->sum(sync->ctx, buf + C, C);
+    for (int c = 0; c < C; c++) {
+        const double mean = bn->mean[c], var = buf[C + c] / N;
+        bn->inv_std[c] = (float)(1.0 / sqrt(var + DN_BN_EPS));
+        double unbiased = N > 1 ? var * N / (N - 1) : var;
+        const double m = bn->momentum;
+        bn->rolling_mean[c] = (float)((1 - m) * bn->rolling_mean[c] + m * mean);
+        bn->rolling_variance[c] =
+            (float)((1 - m) * bn->rolling_variance[c] + m * unbiased);
+    }
+}
+
 void dn_bn_forward(dn_bn *bn, const float *x, float *y, const float *biases,
                    int train)
 {
     const int C = bn->channels;
     const long S = bn->spatial, planes = (long)bn->batch * C;
-    if (train) {
+    const dn_bn_sync *sync = bn->sync ? *bn->sync : NULL;
+    if (train && sync) {
+        synced_statistics(bn, x, sync);
+    } else if (train) {
         batch_statistics(bn, x);
     } else {
         for (int c = 0; c < C; c++) {
@@ -139,9 +195,11 @@ void dn_bn_backward(dn_bn *bn, const float *dy, float *dx, int accumulate,
 {
     const int B = bn->batch, C = bn->channels;
     const long S = bn->spatial, planes = (long)B * C;
-    const double N = (double)B * S;
+    const dn_bn_sync *sync = train && bn->sync ? *bn->sync : NULL;
+    const double N = (double)B * S * (sync ? sync->replicas : 1);
     float *mean_dy = bn->sums, *mean_dy_xhat = bn->sums + C;
-    /* per channel: sum(dy) = dL/dbeta, sum(dy * x_hat) = dL/dgamma */
+    /* per channel: sum(dy) = dL/dbeta, sum(dy * x_hat) = dL/dgamma (this
+     * replica's share: the gradients are summed over replicas later) */
 #pragma omp parallel for schedule(static) if (N * C > PARALLEL_MIN)
     for (int c = 0; c < C; c++) {
         double sum = 0, sum_x = 0;
@@ -156,8 +214,13 @@ void dn_bn_backward(dn_bn *bn, const float *dy, float *dx, int accumulate,
         }
         biases_grad[c] += (float)sum;
         scales_grad[c] += (float)sum_x;
-        mean_dy[c] = train ? (float)(sum / N) : 0.0f;
-        mean_dy_xhat[c] = train ? (float)(sum_x / N) : 0.0f;
+        mean_dy[c] = train ? (float)(sync ? sum : sum / N) : 0.0f;
+        mean_dy_xhat[c] = train ? (float)(sync ? sum_x : sum_x / N) : 0.0f;
+    }
+    if (sync) { /* sync batch norm: the means over the whole batch */
+        sync->sum(sync->ctx, bn->sums, 2L * C);
+        for (int c = 0; c < 2 * C; c++)
+            bn->sums[c] = (float)(bn->sums[c] / N);
     }
     if (!dx)
         return;
@@ -255,6 +318,7 @@ static int bn_layer_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
     if (rc)
         return rc < 0 ? -1 : 0;
     dn_bn_init(&p->bn, l->batch, l->c, spatial, (float)net->bn_momentum);
+    p->bn.sync = &net->bn_sync;
     p->biases = dn_calloc_floats(l->c);
     l->params[0].w = p->bn.scales;
     l->params[1].w = p->biases;

@@ -79,6 +79,7 @@ static int connected_make(dn_layer *l, dn_section *s, dn_net *net,
     fc->biases = dn_calloc_floats(outputs);
     dn_post_init(&fc->post, l->batch, (int)outputs, 1, (int)bn, act,
                  (float)net->bn_momentum);
+    fc->post.bn.sync = &net->bn_sync; /* sync batch norm (distributed.c) */
     k = 0;
     l->params[k++].w = fc->biases;
     if (bn)

@@ -277,6 +277,7 @@ static int conv_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
     cv->biases = dn_calloc_floats(cv->filters);
     dn_post_init(&cv->post, l->batch, cv->filters, hw, bn, act,
                  (float)net->bn_momentum);
+    cv->post.bn.sync = &net->bn_sync; /* sync batch norm (distributed.c) */
     k = 0;
     l->params[k++].w = cv->biases;
     if (bn)

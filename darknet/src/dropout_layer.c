@@ -75,9 +75,12 @@ static void dropout_forward(dn_layer *l, dn_net *net)
     dropout *d = l->priv;
     const uint64_t key = dn_hash3(net->seed, net->seen, (uint64_t)l->index);
     const double p = d->probability;
+    /* a replica's elements are numbered from its first image in the
+     * whole forward batch, so that it draws that part of one mask */
+    const uint64_t first = (uint64_t)net->image_offset * (uint64_t)l->inputs;
 #pragma omp parallel for if (n > 32768)
     for (long i = 0; i < n; i++) {
-        d->mask[i] = unit(key, (uint64_t)i) < p ? 0.0f : d->scale;
+        d->mask[i] = unit(key, first + (uint64_t)i) < p ? 0.0f : d->scale;
         l->output[i] = net->input[i] * d->mask[i];
     }
 }

@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "darknet.h"
+#include "distributed.h"
 #include "dn_data.h"
 #include "file.h"
 #include "layer_util.h"
@@ -60,6 +61,7 @@ typedef struct session {
     char backup[4096];
     int saved_last;   /* <base>_last.weights was saved by this run */
     const char *start_weights; /* the weights the run started from */
+    dn_dist *dist;    /* training across processes, or NULL */
 } session;
 
 static void session_free(session *s)
@@ -112,6 +114,7 @@ typedef struct session_options {
     int need_train;     /* open the training set (augmentation fits on it) */
     int need_valid;     /* the validation set must exist */
     int batch_override; /* images per forward pass; 0: the cfg's batch */
+    dn_dist *dist;      /* training across processes, or NULL */
 } session_options;
 
 /*
@@ -160,9 +163,12 @@ static int open_network(session *s, const session_options *o, dn_error *err)
         dn_cfg_free(cfg);
         return -1;
     }
-    int rc = open_data(s, o, plan, err);
+    const int share = dn_dist_check_batch(o->dist, plan, o->cfg->path, err);
+    int rc = share < 0 ? -1 : open_data(s, o, plan, err);
     plan->cfg = NULL; /* the cfg is the network's below */
     dn_net_free(plan);
+    if (share > 0) /* this process's share of every forward batch */
+        opt.batch_override = share;
     if (rc || dn_net_make(cfg, &opt, &s->net, err)) {
         dn_cfg_free(cfg);
         return -1;
@@ -201,6 +207,7 @@ static int read_keys(session *s, int strict, dn_error *err)
 static int session_open(session *s, const session_options *o, dn_error *err)
 {
     memset(s, 0, sizeof *s);
+    s->dist = o->dist;
     if (dn_cfg_load_flat(o->data_path, &s->data, err))
         return -1;
     s->data_sec = &s->data->sections[0];
@@ -289,6 +296,8 @@ static void last_good(const session *s, const char *weights, char *buf,
 static int checkpoint(session *s, const char *suffix, dn_error *err)
 {
     char path[4096];
+    if (!dn_dist_is_writer(s->dist)) /* rank 0 writes */
+        return 0;
     if (dn_path_format(path, sizeof path, err, "%s/%s_%s.weights", s->backup,
                        s->base, suffix) ||
         dn_checkpoint_save(s->net, path, err)) {
@@ -331,6 +340,8 @@ typedef struct run {
     double avg_loss;    /* Darknet's running average; < 0 before the first */
     int warned_rate;    /* an implausible rate is warned about once */
     epoch_acc epoch;
+    dn_dist *dist;      /* training across processes, or NULL */
+    long forward_batch; /* images of a forward pass over every process */
 } run;
 
 /* err = "<what>: training stopped; <where the run can resume from>" */
@@ -355,7 +366,10 @@ static int load_start(run *r, dn_error *err)
         if (a->clear)
             net->seen = 0;
     }
-    return dn_net_use_devices(net, &a->devices, err);
+    return dn_net_use_devices(net, &a->devices, err) ||
+                   dn_dist_start(r->dist, net, r->out, err)
+               ? -1
+               : 0;
 }
 
 /* Batches per epoch and the updates of the run (dn_train_length), errors
@@ -381,8 +395,8 @@ static void print_banner(const run *r)
     const dn_run_length *n = &r->length;
     fprintf(r->out, "%s: %ld training images, batch %ld (%d x %d), %ld "
             "batches per epoch, %ld batches (%.2f epochs), policy %s, on %s\n",
-            r->args->cfg->path, r->s.train->n, n->images_per_batch, net->batch,
-            net->subdivisions, n->batches_per_epoch, n->max_batches,
+            r->args->cfg->path, r->s.train->n, n->images_per_batch,
+            (int)r->forward_batch, net->subdivisions, n->batches_per_epoch, n->max_batches,
             (double)n->max_batches / n->batches_per_epoch,
             dn_schedule_policy(net->schedule), dn_net_device_name(net));
     char pipeline[256];
@@ -392,15 +406,15 @@ static void print_banner(const run *r)
     fflush(r->out);
 }
 
-/* Everything before the first update. */
+/* Everything before the first update (r->dist is set). */
 static int run_open(run *r, const dn_train_args *a, dn_error *err)
 {
-    memset(r, 0, sizeof *r);
     r->args = a;
-    r->out = a->out ? a->out : stdout;
+    r->out = dn_dist_out(r->dist, a->out ? a->out : stdout);
     r->avg_loss = -1;
     const session_options open = {.data_path = a->data_path, .cfg = a->cfg,
-                                  .strict = a->strict, .need_train = 1};
+                                  .strict = a->strict, .need_train = 1,
+                                  .dist = r->dist};
     if (session_open(&r->s, &open, err))
         return -1;
     session *s = &r->s;
@@ -411,13 +425,15 @@ static int run_open(run *r, const dn_train_args *a, dn_error *err)
         derive_length(r, err))
         return -1;
     const long per_epoch = r->length.batches_per_epoch;
-    if (dn_loader_make(s->train, s->aug, net->batch,
+    r->forward_batch = dn_dist_forward_batch(r->dist, net);
+    if (dn_loader_make(s->train, s->aug, (int)r->forward_batch,
                        per_epoch * net->subdivisions, net->seed, SHUFFLED,
                        TRAINING, &s->train_loader, err))
         return -1;
     long epochs_done =
         (long)(net->seen / (uint64_t)r->length.images_per_batch) / per_epoch;
-    if (!(r->log = open_log(s, epochs_done, err)))
+    if (dn_dist_is_writer(r->dist) && /* rank 0 logs */
+        !(r->log = open_log(s, epochs_done, err)))
         return -1;
     print_banner(r);
     r->t_start = r->epoch.t0 = now();
@@ -432,16 +448,18 @@ static void run_close(run *r)
 }
 
 /* Forward and backward over the subdivisions of one batch (gradients
- * accumulate); returns the summed loss, counting top-1 hits. */
-static double forward_backward(run *r)
+ * accumulate; across processes, over this one's share of each forward
+ * batch); returns the summed loss, *correct the top-1 hits. */
+static double forward_backward(run *r, long *correct)
 {
     dn_net *net = r->s.net;
     const dn_layer *last = dn_net_output_layer(net);
     double loss = 0;
+    *correct = 0;
     for (int sub = 0; sub < net->subdivisions; sub++) {
-        long index = (long)(net->seen / (uint64_t)net->batch);
-        dn_loader_get(r->s.train_loader, index, net->input_data, net->truth,
-                      r->s.labels);
+        long index = (long)(net->seen / (uint64_t)r->forward_batch);
+        dn_dist_take_share(r->dist, r->s.train_loader, index, net,
+                           r->s.labels);
         dn_net_forward(net, TRAINING);
         dn_net_backward(net);
         loss += dn_net_cost(net);
@@ -449,9 +467,9 @@ static double forward_backward(run *r)
             int top1, topk;
             rank_of(last->output + (long)i * last->outputs, last->outputs,
                     r->s.labels[i], 1, &top1, &topk);
-            r->epoch.correct += top1;
+            *correct += top1;
         }
-        net->seen += (uint64_t)net->batch;
+        net->seen += (uint64_t)r->forward_batch;
     }
     return loss;
 }
@@ -471,9 +489,12 @@ static int train_step(run *r, const dn_clock *clock, double *lr, double *loss,
     }
     if (rate > 0 && !r->warned_rate++)
         fprintf(stderr, "warning: %s\n", err->msg);
-    *loss = forward_backward(r);
-    if (dn_net_check(net, err)) /* a device error, before its NaNs */
+    long correct;
+    *loss = forward_backward(r, &correct);
+    if (dn_net_check(net, err) || /* a device error, before its NaNs */
+        dn_dist_all_reduce_gradients(r->dist, net, loss, &correct, err))
         return -1;
+    r->epoch.correct += correct;
     *loss /= (double)r->length.images_per_batch;
     if (!isfinite(*loss)) {
         snprintf(what, sizeof what, "loss is %f at batch %ld (lr %g)", *loss,
@@ -529,7 +550,8 @@ static int report_epoch(run *r, long epoch, const eval_acc *valid,
         snprintf(valid_loss, sizeof valid_loss, "%.6f",
                  valid->loss / valid->images);
     }
-    if (dn_train_log_row(r->log, err, "%ld,%ld,%ld,%.9g,%.6f,%.4f,%s,%s,%.2f\n",
+    if (r->log && /* rank 0 logs */
+        dn_train_log_row(r->log, err, "%ld,%ld,%ld,%.9g,%.6f,%.4f,%s,%s,%.2f\n",
                          epoch, ep->batches, ep->images, mean_lr, mean_loss,
                          train_top1, valid_top1, valid_loss, seconds))
         return -1;
@@ -552,7 +574,8 @@ static int end_epoch(run *r, long batch, dn_error *err)
     const long per_epoch = r->length.batches_per_epoch;
     const long epoch = (batch + per_epoch - 1) / per_epoch;
     eval_acc valid = {0};
-    if ((s->valid && evaluate(s, 1, &valid, err)) ||
+    if ((s->valid && dn_dist_is_writer(r->dist) && /* rank 0 validates */
+         evaluate(s, 1, &valid, err)) ||
         report_epoch(r, epoch, &valid, err) || checkpoint(s, "last", err))
         return -1;
     if (r->args->save_every_epoch) {
@@ -588,7 +611,11 @@ static int train_loop(run *r, dn_train_outcome *outcome, dn_error *err)
                                      n->batches_per_epoch, n->max_batches);
         if (clock.batch >= n->max_batches)
             return 0;
-        if (r->args->stop && *r->args->stop) {
+        int stop; /* any process asked to stop: every one stops */
+        if (dn_dist_batch_begin(r->dist, r->args->stop && *r->args->stop,
+                                &stop, err))
+            return -1;
+        if (stop) {
             *outcome = DN_TRAIN_INTERRUPTED;
             fprintf(r->out, "interrupted at batch %ld: saving "
                     "%s/%s_last.weights\n", clock.batch, r->s.backup,
@@ -617,8 +644,10 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
                         dn_error *err)
 {
     run r;
+    memset(&r, 0, sizeof r);
     int rc = -1;
-    if (run_open(&r, a, err) || train_loop(&r, outcome, err))
+    if (dn_dist_make(a->comm, &r.dist, err) || run_open(&r, a, err) ||
+        train_loop(&r, outcome, err))
         goto done;
     const char *suffix = *outcome == DN_TRAIN_DONE ? "final"
                          : *outcome == DN_TRAIN_HALTED ? "halt" : "last";
@@ -628,7 +657,9 @@ int dn_train_classifier(const dn_train_args *a, dn_train_outcome *outcome,
             r.s.base, suffix, now() - r.t_start);
     rc = 0;
 done:
+    rc = dn_dist_finish(r.dist, rc, r.out ? r.out : stdout, err);
     run_close(&r);
+    dn_dist_free(r.dist);
     return rc;
 }
 

@@ -14,6 +14,9 @@ const dn_key dn_train_keys[] = {
              "stop when the epoch's mean loss is above this (0: off)"),
     DN_INT("halt_after_epochs", "0", 0, 1L << 40,
            "halt_loss is checked only after this many epochs"),
+    DN_INT("bn_sync", "0", 0, 1,
+           "data-parallel training: 1 computes batch norm statistics over "
+           "every process's share of the batch (0: each its own)"),
     DN_KEYS_END,
 };
 
@@ -23,7 +26,8 @@ int dn_trainer_keys_read(dn_section *net, dn_trainer_keys *out, dn_error *err)
     return dn_key_int(net, t, "epochs", &out->epochs, err) ||
                    dn_key_double(net, t, "halt_loss", &out->halt_loss, err) ||
                    dn_key_int(net, t, "halt_after_epochs",
-                              &out->halt_after_epochs, err)
+                              &out->halt_after_epochs, err) ||
+                   dn_key_int(net, t, "bn_sync", &out->bn_sync, err)
                ? -1
                : 0;
 }

@@ -322,17 +322,20 @@ int dn_weights_load(dn_net *net, const char *path, dn_error *err)
 /* ------------------------------------------------- optimiser state sidecar */
 
 /*
- * PATH.state, version 2: "DNST", int32 version, int32 adam, int64 floats,
+ * PATH.state, version 3: "DNST", int32 version, int32 adam, int64 floats,
  * uint64 seen and uint64 dn_weights_checksum of the weights it belongs to,
+ * int32 world size (the processes that trained it data-parallel, 1 alone),
  * then each parameter's momentum buffer (and Adam second moment) in layer
  * order. With the weights (which hold seen and the batch-norm statistics)
  * and the loader's pure (seed, index) data order, this is everything a
  * resumed run needs to continue exactly as an uninterrupted one. Version 1
- * (no seen, no checksum) still loads, unchecked.
+ * (no seen, no checksum) still loads, unchecked; version 2 (no world size)
+ * loads as it did.
  */
-#define STATE_VERSION 2
+#define STATE_VERSION 3
 #define STATE_HEADER_V1 20
 #define STATE_HEADER_V2 36
+#define STATE_HEADER_V3 40
 
 static long state_floats(const dn_net *net)
 {
@@ -349,8 +352,10 @@ static int write_state(FILE *f, const void *arg)
     int32_t head[2] = {STATE_VERSION, net->adam};
     int64_t n = state_floats(net);
     uint64_t pair[2] = {net->seen, dn_weights_checksum(net)};
+    int32_t world = net->world_size > 1 ? net->world_size : 1;
     if (fwrite("DNST", 4, 1, f) != 1 || fwrite(head, sizeof head, 1, f) != 1 ||
-        fwrite(&n, sizeof n, 1, f) != 1 || fwrite(pair, sizeof pair, 1, f) != 1)
+        fwrite(&n, sizeof n, 1, f) != 1 || fwrite(pair, sizeof pair, 1, f) != 1 ||
+        fwrite(&world, sizeof world, 1, f) != 1)
         return 1;
     for (int i = 0; i < net->n; i++)
         for (int k = 0; k < net->layers[i].n_params; k++) {
@@ -374,9 +379,10 @@ int dn_state_save(const dn_net *net, const char *path, dn_error *err)
  * that it belongs to the weights now in net (version 2), and that it is
  * finite. mismatch is set when only the pairing is wrong. */
 static float *read_state(const dn_net *net, const char *path, int *mismatch,
-                         dn_error *err)
+                         int *world, dn_error *err)
 {
     *mismatch = 0;
+    *world = 0;
     long long size;
     FILE *f = dn_fopen_regular(path, &size, err);
     if (!f)
@@ -385,19 +391,24 @@ static float *read_state(const dn_net *net, const char *path, int *mismatch,
     int32_t head[2];
     int64_t n;
     uint64_t pair[2] = {0, 0};
+    int32_t world32 = 0;
     const long expected = state_floats(net);
     int ok = fread(magic, 4, 1, f) == 1 && memcmp(magic, "DNST", 4) == 0 &&
              fread(head, sizeof head, 1, f) == 1 &&
              fread(&n, sizeof n, 1, f) == 1 &&
-             (head[0] == 1 || head[0] == STATE_VERSION);
-    if (ok && head[0] == STATE_VERSION)
+             head[0] >= 1 && head[0] <= STATE_VERSION;
+    if (ok && head[0] >= 2)
         ok = fread(pair, sizeof pair, 1, f) == 1;
+    if (ok && head[0] >= 3)
+        ok = fread(&world32, sizeof world32, 1, f) == 1 && world32 >= 1;
     if (!ok) {
         fclose(f);
         dn_fail(err, "%s: not an optimiser state file", path);
         return NULL;
     }
-    const long long header = head[0] == 1 ? STATE_HEADER_V1 : STATE_HEADER_V2;
+    const long long header = head[0] == 1   ? STATE_HEADER_V1
+                             : head[0] == 2 ? STATE_HEADER_V2
+                                            : STATE_HEADER_V3;
     if (head[1] != net->adam || n != expected) {
         fclose(f);
         dn_fail(err, "%s: state for %s with %lld floats, this network needs "
@@ -411,7 +422,7 @@ static float *read_state(const dn_net *net, const char *path, int *mismatch,
                 header + 4LL * expected, size);
         return NULL;
     }
-    if (head[0] == STATE_VERSION &&
+    if (head[0] >= 2 &&
         (pair[0] != net->seen || pair[1] != dn_weights_checksum(net))) {
         fclose(f);
         *mismatch = 1;
@@ -423,6 +434,7 @@ static float *read_state(const dn_net *net, const char *path, int *mismatch,
                 (unsigned long long)dn_weights_checksum(net));
         return NULL;
     }
+    *world = world32;
     float *buf = malloc((expected ? expected : 1) * sizeof *buf);
     size_t got = buf ? fread(buf, sizeof(float), expected, f) : 0;
     fclose(f);
@@ -451,8 +463,9 @@ static float *read_state(const dn_net *net, const char *path, int *mismatch,
     return buf;
 }
 
-static int apply_state(dn_net *net, float *buf, dn_error *err)
+static int apply_state(dn_net *net, float *buf, int world, dn_error *err)
 {
+    net->loaded_world_size = world;
     if (dn_net_pull(net, err)) {
         free(buf);
         return -1;
@@ -474,9 +487,9 @@ static int apply_state(dn_net *net, float *buf, dn_error *err)
 
 int dn_state_load(dn_net *net, const char *path, dn_error *err)
 {
-    int mismatch;
-    float *buf = read_state(net, path, &mismatch, err);
-    return buf ? apply_state(net, buf, err) : -1;
+    int mismatch, world;
+    float *buf = read_state(net, path, &mismatch, &world, err);
+    return buf ? apply_state(net, buf, world, err) : -1;
 }
 
 /* ---------------------------------------------------------- checkpoints */
@@ -516,14 +529,15 @@ int dn_checkpoint_load(dn_net *net, const char *path, int with_state,
         return 0;
     struct stat st;
     const int have_state = stat(state, &st) == 0;
-    int mismatch = 0;
+    int mismatch = 0, world = 0;
     dn_error why = {{0}};
-    float *buf = have_state ? read_state(net, state, &mismatch, &why) : NULL;
+    float *buf = have_state ? read_state(net, state, &mismatch, &world, &why)
+                            : NULL;
     if (!buf && (mismatch || !have_state) && stat(tmp, &st) == 0) {
         /* killed between the two renames: the new state is complete */
         int tmp_mismatch;
         dn_error ignored;
-        buf = read_state(net, tmp, &tmp_mismatch, &ignored);
+        buf = read_state(net, tmp, &tmp_mismatch, &world, &ignored);
         if (buf && rename(tmp, state) != 0) {
             free(buf);
             return dn_fail(err, "%s: cannot rename to %s: %s", tmp, state,
@@ -535,5 +549,5 @@ int dn_checkpoint_load(dn_net *net, const char *path, int with_state,
     if (!buf)
         return 0; /* weights alone: a fresh optimiser */
     *state_loaded = 1;
-    return apply_state(net, buf, err);
+    return apply_state(net, buf, world, err);
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "comm_mpi.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -80,14 +81,21 @@ static int train(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* under mpirun: data-parallel across its processes (comm_mpi.h); MPI
+     * gets no argv (this one is half consumed, and it needs none) */
+    if (dn_comm_mpi_open(NULL, NULL, &a.comm, &err)) {
+        fprintf(stderr, "darknet classifier train: %s\n", err.msg);
+        dn_cfg_free(cfg);
+        return 1;
+    }
     dn_train_outcome outcome;
     int rc = dn_train_classifier(&a, &outcome, &err);
     dn_cfg_free(cfg);
-    if (rc) {
+    if (rc)
         fprintf(stderr, "darknet classifier train: %s\n", err.msg);
-        return 1;
-    }
-    return outcome == DN_TRAIN_INTERRUPTED ? 130 : 0;
+    if (a.comm)
+        a.comm->ops->free(a.comm);
+    return rc ? 1 : outcome == DN_TRAIN_INTERRUPTED ? 130 : 0;
 }
 
 static int valid(int argc, char **argv)
