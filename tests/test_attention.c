@@ -59,7 +59,7 @@ typedef struct gc_entry {
 
 /*
  * Every case runs in inference mode: both layers compute the same in training
- * and inference (forward_same_in_training_and_inference checks it), and so do
+ * and inference (test_forward_same_in_training_and_inference checks it), and so do
  * the others used here.
  *
  * Attention cases use a step of 3e-2 and a tolerance of 2e-2, not the
@@ -203,7 +203,7 @@ typedef struct ref_case {
  * against double, on values of order 1 */
 #define REF_TOL 1e-5
 
-static void forward_matches_double_reference(void **state)
+static void test_forward_matches_double_reference(void **state)
 {
     static const ref_case cases[] = {
         {2, 4, 3, 3, 1, 0}, {2, 4, 3, 3, 2, 1}, {1, 6, 2, 3, 3, 1},
@@ -250,7 +250,7 @@ static void forward_matches_double_reference(void **state)
 }
 
 /* Training and inference forward passes agree (no mode-dependent state). */
-static void forward_same_in_training_and_inference(void **state)
+static void test_forward_same_in_training_and_inference(void **state)
 {
     dn_net *net = build(NET(2, 3, 3, 4) "[attention]\nheads=2\npositional=1\n"
                                         "[layernorm]\n", "modes.cfg");
@@ -272,7 +272,7 @@ static void forward_same_in_training_and_inference(void **state)
 
 /* With the initial scales (1) and biases (0) every position of every image
  * comes out with mean 0 and variance var / (var + 1e-5) over the channels. */
-static void layernorm_normalises_each_position(void **state)
+static void test_layernorm_normalises_each_position(void **state)
 {
     dn_net *net = build(NET(2, 2, 3, 5) "[layernorm]\n", "layernorm.cfg");
     dn_rng r;
@@ -303,7 +303,7 @@ static void layernorm_normalises_each_position(void **state)
 
 /* -------------------------------------------------- layout and weights */
 
-static void attention_params_in_weights_order(void **state)
+static void test_attention_params_in_weights_order(void **state)
 {
     dn_net *net = build(NET(1, 3, 2, 4) "[attention]\nheads=2\npositional=1\n"
                                         "[layernorm]\n", "layout.cfg");
@@ -348,7 +348,7 @@ static void attention_params_in_weights_order(void **state)
 }
 
 /* The initial weights are a function of the seed and the layer index. */
-static void init_is_seeded(void **state)
+static void test_init_is_seeded(void **state)
 {
     const char *cfg = NET(1, 2, 2, 4) "seed=5\n[attention]\npositional=1\n";
     dn_net *a = build(cfg, "seed.cfg"), *b = build(cfg, "seed.cfg");
@@ -367,7 +367,7 @@ static void init_is_seeded(void **state)
     dn_net_free(c);
 }
 
-static void weights_round_trip_predicts_the_same(void **state)
+static void test_weights_round_trip_predicts_the_same(void **state)
 {
     const char *cfg = NET(1, 3, 3, 4) "[attention]\nheads=2\npositional=1\n"
                                       "[layernorm]\n";
@@ -434,7 +434,7 @@ static void check_bad(const bad_case *bc, dn_cfg *cfg, const char *path)
     assert_contains(err.msg, bc->detail);
 }
 
-static void bad_cfgs_fail_with_file_line_and_key(void **state)
+static void test_bad_cfgs_fail_with_file_line_and_key(void **state)
 {
     for (size_t i = 0; i < sizeof bad_cases / sizeof *bad_cases; i++) {
         const bad_case *bc = &bad_cases[i];
@@ -461,13 +461,13 @@ int main(void)
         tests[n++] = (struct CMUnitTest){gc_cases[i].c.name, gradient_check,
                                          NULL, NULL, (void *)&gc_cases[i]};
     const struct CMUnitTest fixed[] = {
-        cmocka_unit_test(forward_matches_double_reference),
-        cmocka_unit_test(forward_same_in_training_and_inference),
-        cmocka_unit_test(layernorm_normalises_each_position),
-        cmocka_unit_test(attention_params_in_weights_order),
-        cmocka_unit_test(init_is_seeded),
-        cmocka_unit_test(weights_round_trip_predicts_the_same),
-        cmocka_unit_test(bad_cfgs_fail_with_file_line_and_key),
+        cmocka_unit_test(test_forward_matches_double_reference),
+        cmocka_unit_test(test_forward_same_in_training_and_inference),
+        cmocka_unit_test(test_layernorm_normalises_each_position),
+        cmocka_unit_test(test_attention_params_in_weights_order),
+        cmocka_unit_test(test_init_is_seeded),
+        cmocka_unit_test(test_weights_round_trip_predicts_the_same),
+        cmocka_unit_test(test_bad_cfgs_fail_with_file_line_and_key),
     };
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
         tests[n++] = fixed[i];

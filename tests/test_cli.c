@@ -27,7 +27,7 @@ typedef struct cli_case {
     const char *message; /* part of stderr */
 } cli_case;
 
-static void bad_command_lines_fail_with_a_message(void **state)
+static void test_bad_command_lines_fail_with_a_message(void **state)
 {
     (void)state;
     const char *cfg = tu_write_file("cli.cfg", NET);
@@ -66,7 +66,7 @@ static void bad_command_lines_fail_with_a_message(void **state)
 
 /* -set's value is its own even when it looks like another option's name;
  * the command's options around it still work. */
-static void set_pairs_are_never_split(void **state)
+static void test_set_pairs_are_never_split(void **state)
 {
     (void)state;
     const char *cfg = tu_write_file("cli2.cfg", NET);
@@ -78,7 +78,7 @@ static void set_pairs_are_never_split(void **state)
     assert_contains(out, "batch,epoch,lr\n0,0,0.1\n1,0.5,0.1\n");
 }
 
-static void arg_helpers_skip_loader_pairs(void **state)
+static void test_arg_helpers_skip_loader_pairs(void **state)
 {
     (void)state;
     char *argv[] = {"x", "-set", "-every", "-every", "3", "-overlay", "-clear",
@@ -97,7 +97,7 @@ static void arg_helpers_skip_loader_pairs(void **state)
 
 /* -gpus LIST in every build: the devices, or an error naming the
  * list and what is wrong with it */
-static void gpus_list_is_parsed(void **state)
+static void test_gpus_list_is_parsed(void **state)
 {
     static const struct {
         const char *list;
@@ -134,10 +134,10 @@ static void gpus_list_is_parsed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(bad_command_lines_fail_with_a_message),
-        cmocka_unit_test(set_pairs_are_never_split),
-        cmocka_unit_test(arg_helpers_skip_loader_pairs),
-        cmocka_unit_test(gpus_list_is_parsed),
+        cmocka_unit_test(test_bad_command_lines_fail_with_a_message),
+        cmocka_unit_test(test_set_pairs_are_never_split),
+        cmocka_unit_test(test_arg_helpers_skip_loader_pairs),
+        cmocka_unit_test(test_gpus_list_is_parsed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

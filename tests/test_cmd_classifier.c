@@ -14,7 +14,7 @@
 #include "cli/cli.h"
 #include "testutil.h"
 
-static void predict_fails_before_reading_stdin(void **state)
+static void test_predict_fails_before_reading_stdin(void **state)
 {
     (void)state;
     const char *data = tu_write_file("p.data", "classes=3\n");
@@ -55,7 +55,7 @@ static void predict_fails_before_reading_stdin(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(predict_fails_before_reading_stdin),
+        cmocka_unit_test(test_predict_fails_before_reading_stdin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

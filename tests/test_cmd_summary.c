@@ -64,7 +64,7 @@ static const summary_case cases[] = {
      "8x8 input: most of it only ever sees the zero padding"},
 };
 
-static void summary_checks_the_cfg_as_training_does(void **state)
+static void test_summary_checks_the_cfg_as_training_does(void **state)
 {
     (void)state;
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -83,7 +83,7 @@ static void summary_checks_the_cfg_as_training_does(void **state)
 /* Planned, not built: the summary of ResNet-18 at batch 128 (1.4 GiB of
  * tensors to train) allocates next to nothing, and says what training
  * would allocate. */
-static void summary_allocates_no_tensors(void **state)
+static void test_summary_allocates_no_tensors(void **state)
 {
     (void)state;
     const char *args[] = {"summary", "cfg/resnet18-cifar.cfg", NULL};
@@ -102,8 +102,8 @@ static void summary_allocates_no_tensors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(summary_checks_the_cfg_as_training_does),
-        cmocka_unit_test(summary_allocates_no_tensors),
+        cmocka_unit_test(test_summary_checks_the_cfg_as_training_does),
+        cmocka_unit_test(test_summary_allocates_no_tensors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -137,7 +137,7 @@ static int require_case(const kind *k, const dn_layer_type *t)
     return 0;
 }
 
-static void every_type_has_a_gradient_check(void **state)
+static void test_every_type_has_a_gradient_check(void **state)
 {
     (void)state;
     int ok = 1;
@@ -148,7 +148,7 @@ static void every_type_has_a_gradient_check(void **state)
 }
 
 /* All four functions of a twin, or no twin (dn_layer_gpu_ops). */
-static void every_twin_is_complete(void **state)
+static void test_every_twin_is_complete(void **state)
 {
     (void)state;
     int ok = 1;
@@ -163,7 +163,7 @@ static void every_twin_is_complete(void **state)
     assert_true(ok);
 }
 
-static void every_twin_has_a_parity_case(void **state)
+static void test_every_twin_has_a_parity_case(void **state)
 {
     (void)state;
     int ok = 1, twins = 0;
@@ -181,7 +181,7 @@ static void every_twin_has_a_parity_case(void **state)
 
 /* Placement refuses a layer whose type has no twin, naming it, before it
  * touches a device (a CPU build refuses every device and says why). */
-static void placement_refuses_a_type_without_twin(void **state)
+static void test_placement_refuses_a_type_without_twin(void **state)
 {
     (void)state;
     dn_error err;
@@ -210,7 +210,7 @@ static void placement_refuses_a_type_without_twin(void **state)
 }
 
 /* The walk sees exactly the registry, and a name without cases is caught. */
-static void the_walk_is_the_registry(void **state)
+static void test_the_walk_is_the_registry(void **state)
 {
     (void)state;
     const int n = dn_layer_type_count();
@@ -226,11 +226,11 @@ static void the_walk_is_the_registry(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(the_walk_is_the_registry),
-        cmocka_unit_test(every_type_has_a_gradient_check),
-        cmocka_unit_test(every_twin_is_complete),
-        cmocka_unit_test(every_twin_has_a_parity_case),
-        cmocka_unit_test(placement_refuses_a_type_without_twin),
+        cmocka_unit_test(test_the_walk_is_the_registry),
+        cmocka_unit_test(test_every_type_has_a_gradient_check),
+        cmocka_unit_test(test_every_twin_is_complete),
+        cmocka_unit_test(test_every_twin_has_a_parity_case),
+        cmocka_unit_test(test_placement_refuses_a_type_without_twin),
     };
     return cmocka_run_group_tests_name("registry", tests, setup, teardown);
 }

@@ -100,7 +100,7 @@ static int csv_column(const char *path, int col, double *v, int max)
     return rows;
 }
 
-static void loss_falls_and_log_is_written(void **state)
+static void test_loss_falls_and_log_is_written(void **state)
 {
     dn_error err;
     dn_train_outcome outcome;
@@ -142,7 +142,7 @@ static void read_floats(const char *path, float **out, long *n)
     *n = size / 4;
 }
 
-static void resumed_run_matches_uninterrupted(void **state)
+static void test_resumed_run_matches_uninterrupted(void **state)
 {
     dn_error err;
     dn_train_outcome outcome;
@@ -184,7 +184,7 @@ static void resumed_run_matches_uninterrupted(void **state)
  * halt_after_epochs = T_t. With a halt_loss every epoch exceeds, T_t = 2
  * halts at the end of epoch 3 (never 2) and T_t = 0 at the end of epoch 1.
  */
-static void halts_after_halt_after_epochs(void **state)
+static void test_halts_after_halt_after_epochs(void **state)
 {
     const struct {
         const char *after;
@@ -209,7 +209,7 @@ static void halts_after_halt_after_epochs(void **state)
     }
 }
 
-static void nan_loss_stops_with_message(void **state)
+static void test_nan_loss_stops_with_message(void **state)
 {
     dn_error err;
     dn_train_outcome outcome;
@@ -225,7 +225,7 @@ static void nan_loss_stops_with_message(void **state)
     assert_int_not_equal(stat(path, &st), 0);
 }
 
-static void stop_request_saves_last(void **state)
+static void test_stop_request_saves_last(void **state)
 {
     dn_error err;
     dn_train_outcome outcome;
@@ -239,7 +239,7 @@ static void stop_request_saves_last(void **state)
     assert_int_equal(stat(path, &st), 0);
 }
 
-static void classes_mismatch_is_an_error(void **state)
+static void test_classes_mismatch_is_an_error(void **state)
 {
     dn_error err;
     dn_train_outcome outcome;
@@ -274,7 +274,7 @@ static void record_rate(void *ctx, long batch, double lr, double loss)
     }
 }
 
-static void update_hook_sees_every_rate(void **state)
+static void test_update_hook_sees_every_rate(void **state)
 {
     dn_error err;
     dn_train_outcome outcome;
@@ -310,7 +310,7 @@ static void update_hook_sees_every_rate(void **state)
     dn_net_free(net);
 }
 
-static void gpus_need_a_gpu_build(void **state)
+static void test_gpus_need_a_gpu_build(void **state)
 {
     dn_error err;
     dn_train_outcome outcome;
@@ -327,7 +327,7 @@ static void gpus_need_a_gpu_build(void **state)
                 strstr(err.msg, "CUDA"));
 }
 
-static void unknown_override_key_is_an_error(void **state)
+static void test_unknown_override_key_is_an_error(void **state)
 {
     dn_error err;
     dn_train_outcome outcome;
@@ -339,7 +339,7 @@ static void unknown_override_key_is_an_error(void **state)
 
 /* A misspelt .data key (vaild=, trian_limit=) is reported like a cfg key:
  * an error under -strict, naming the file, line and key. */
-static void misspelt_data_key_is_reported(void **state)
+static void test_misspelt_data_key_is_reported(void **state)
 {
     dn_error err;
     dn_train_outcome outcome;
@@ -363,7 +363,7 @@ static void misspelt_data_key_is_reported(void **state)
  * and loads; one before any checkpoint says there is none (it named a
  * _last.weights that did not exist). steps x1e30 after epoch 1 (12
  * updates) makes the loss NaN in epoch 2. */
-static void nan_names_a_checkpoint_that_exists(void **state)
+static void test_nan_names_a_checkpoint_that_exists(void **state)
 {
     dn_error err;
     dn_train_outcome outcome;
@@ -397,7 +397,7 @@ static void nan_names_a_checkpoint_that_exists(void **state)
 
 /* A plugin's NaN or negative rate stops training, naming the plugin, the
  * batch and the epoch (a negative rate trained to the end). */
-static void bad_plugin_rates_stop_training(void **state)
+static void test_bad_plugin_rates_stop_training(void **state)
 {
     const struct {
         const char *file, *message;
@@ -425,7 +425,7 @@ static void bad_plugin_rates_stop_training(void **state)
 /* The CSV holds exactly the epochs of the checkpoint a run resumes from:
  * rows a kill left behind (written before their checkpoint) are dropped,
  * and a fresh run starts the file anew. */
-static void log_holds_the_checkpoint_epochs(void **state)
+static void test_log_holds_the_checkpoint_epochs(void **state)
 {
     dn_error err;
     dn_train_outcome outcome;
@@ -452,7 +452,7 @@ static void log_holds_the_checkpoint_epochs(void **state)
 
 /* A -backup path that does not fit is an error, never cut (files landed in
  * another directory). */
-static void too_long_backup_path_is_an_error(void **state)
+static void test_too_long_backup_path_is_an_error(void **state)
 {
     dn_error err;
     dn_train_outcome outcome;
@@ -467,7 +467,7 @@ static void too_long_backup_path_is_an_error(void **state)
 /* Scores that are not finite rank an image wrong: NaN compared false and
  * ranked every image first (top-1 1.0). Huge, finite weights overflow the
  * connected layer's outputs to inf, and the softmax to NaN. */
-static void non_finite_scores_rank_wrong(void **state)
+static void test_non_finite_scores_rank_wrong(void **state)
 {
     dn_error err;
     dn_cfg *cfg;
@@ -496,7 +496,7 @@ static void non_finite_scores_rank_wrong(void **state)
 
 /* A network that does not fit the data fails before its tensors are
  * allocated (channels=65536 built 5 GiB of tensors first). */
-static void data_checked_before_the_network_is_built(void **state)
+static void test_data_checked_before_the_network_is_built(void **state)
 {
     dn_error err;
     dn_train_outcome outcome;
@@ -515,22 +515,22 @@ static void data_checked_before_the_network_is_built(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(loss_falls_and_log_is_written),
-        cmocka_unit_test(resumed_run_matches_uninterrupted),
-        cmocka_unit_test(halts_after_halt_after_epochs),
-        cmocka_unit_test(nan_loss_stops_with_message),
-        cmocka_unit_test(stop_request_saves_last),
-        cmocka_unit_test(classes_mismatch_is_an_error),
-        cmocka_unit_test(unknown_override_key_is_an_error),
-        cmocka_unit_test(misspelt_data_key_is_reported),
-        cmocka_unit_test(nan_names_a_checkpoint_that_exists),
-        cmocka_unit_test(bad_plugin_rates_stop_training),
-        cmocka_unit_test(log_holds_the_checkpoint_epochs),
-        cmocka_unit_test(too_long_backup_path_is_an_error),
-        cmocka_unit_test(non_finite_scores_rank_wrong),
-        cmocka_unit_test(data_checked_before_the_network_is_built),
-        cmocka_unit_test(update_hook_sees_every_rate),
-        cmocka_unit_test(gpus_need_a_gpu_build),
+        cmocka_unit_test(test_loss_falls_and_log_is_written),
+        cmocka_unit_test(test_resumed_run_matches_uninterrupted),
+        cmocka_unit_test(test_halts_after_halt_after_epochs),
+        cmocka_unit_test(test_nan_loss_stops_with_message),
+        cmocka_unit_test(test_stop_request_saves_last),
+        cmocka_unit_test(test_classes_mismatch_is_an_error),
+        cmocka_unit_test(test_unknown_override_key_is_an_error),
+        cmocka_unit_test(test_misspelt_data_key_is_reported),
+        cmocka_unit_test(test_nan_names_a_checkpoint_that_exists),
+        cmocka_unit_test(test_bad_plugin_rates_stop_training),
+        cmocka_unit_test(test_log_holds_the_checkpoint_epochs),
+        cmocka_unit_test(test_too_long_backup_path_is_an_error),
+        cmocka_unit_test(test_non_finite_scores_rank_wrong),
+        cmocka_unit_test(test_data_checked_before_the_network_is_built),
+        cmocka_unit_test(test_update_hook_sees_every_rate),
+        cmocka_unit_test(test_gpus_need_a_gpu_build),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

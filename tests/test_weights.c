@@ -84,7 +84,7 @@ static char *path_in_tmp(const char *name)
     return s;
 }
 
-static void round_trip_is_exact(void **state)
+static void test_round_trip_is_exact(void **state)
 {
     dn_error err;
     dn_net *a = make_net(), *b = make_net();
@@ -124,7 +124,7 @@ static void copy_prefix(const char *src, const char *dst, long keep, long extra)
     fclose(out);
 }
 
-static void bad_files_change_nothing(void **state)
+static void test_bad_files_change_nothing(void **state)
 {
     dn_error err;
     dn_net *a = make_net(), *b = make_net();
@@ -168,7 +168,7 @@ static void bad_files_change_nothing(void **state)
     dn_net_free(b);
 }
 
-static void save_to_unwritable_place_fails_cleanly(void **state)
+static void test_save_to_unwritable_place_fails_cleanly(void **state)
 {
     dn_error err;
     dn_net *a = make_net();
@@ -177,7 +177,7 @@ static void save_to_unwritable_place_fails_cleanly(void **state)
     dn_net_free(a);
 }
 
-static void state_round_trip(void **state)
+static void test_state_round_trip(void **state)
 {
     dn_error err;
     dn_net *a = make_net(), *b = make_net();
@@ -212,7 +212,7 @@ static void poke(const char *path, long offset, const void *v)
 
 /* Fuzzed headers: major=-2147483648 overflowed major*10 (an abort under
  * UBSan), a negative major was accepted. */
-static void bad_headers_are_refused(void **state)
+static void test_bad_headers_are_refused(void **state)
 {
     dn_error err;
     dn_net *a = make_net(), *b = make_net();
@@ -244,7 +244,7 @@ static void bad_headers_are_refused(void **state)
 
 /* A FIFO given as the weights blocked in open until a writer came (a hang):
  * it, and a directory, are refused at once. */
-static void only_regular_files_load(void **state)
+static void test_only_regular_files_load(void **state)
 {
     dn_error err;
     dn_net *b = make_net();
@@ -265,7 +265,7 @@ static void only_regular_files_load(void **state)
 
 /* Weights that are not finite are never loaded (they ranked every image
  * first) nor saved; the message names the file, the layer and the tensor. */
-static void non_finite_weights_are_refused(void **state)
+static void test_non_finite_weights_are_refused(void **state)
 {
     dn_error err;
     dn_net *a = make_net(), *b = make_net();
@@ -316,7 +316,7 @@ static void non_finite_weights_are_refused(void **state)
 }
 
 /* .state: finite, and the state of exactly the weights loaded. */
-static void state_belongs_to_its_weights(void **state)
+static void test_state_belongs_to_its_weights(void **state)
 {
     dn_error err;
     dn_net *a = make_net(), *b = make_net();
@@ -353,7 +353,7 @@ static int copy_file(const char *src, const char *dst)
 /* A checkpoint is saved as one: a kill between the renames (new weights,
  * old .state, new .state.tmp) resumes with the new pair; a state of other
  * weights with no .tmp to finish is an error. */
-static void checkpoint_survives_a_kill_between_renames(void **state)
+static void test_checkpoint_survives_a_kill_between_renames(void **state)
 {
     dn_error err;
     dn_net *a = make_net(), *b = make_net();
@@ -446,7 +446,7 @@ static void assert_close(const float *a, const float *b, int n, double tol)
     }
 }
 
-static void debian_file_loads_here(void **state)
+static void test_debian_file_loads_here(void **state)
 {
     if (!open_debian()) {
         print_message("skipped: Debian's libdarknet.so is not installed\n");
@@ -475,7 +475,7 @@ static void debian_file_loads_here(void **state)
     dn_net_free(ours);
 }
 
-static void our_file_loads_in_debian(void **state)
+static void test_our_file_loads_in_debian(void **state)
 {
     if (!open_debian()) {
         print_message("skipped: Debian's libdarknet.so is not installed\n");
@@ -502,17 +502,17 @@ static void our_file_loads_in_debian(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(round_trip_is_exact),
-        cmocka_unit_test(bad_files_change_nothing),
-        cmocka_unit_test(save_to_unwritable_place_fails_cleanly),
-        cmocka_unit_test(state_round_trip),
-        cmocka_unit_test(bad_headers_are_refused),
-        cmocka_unit_test(only_regular_files_load),
-        cmocka_unit_test(non_finite_weights_are_refused),
-        cmocka_unit_test(state_belongs_to_its_weights),
-        cmocka_unit_test(checkpoint_survives_a_kill_between_renames),
-        cmocka_unit_test(debian_file_loads_here),
-        cmocka_unit_test(our_file_loads_in_debian),
+        cmocka_unit_test(test_round_trip_is_exact),
+        cmocka_unit_test(test_bad_files_change_nothing),
+        cmocka_unit_test(test_save_to_unwritable_place_fails_cleanly),
+        cmocka_unit_test(test_state_round_trip),
+        cmocka_unit_test(test_bad_headers_are_refused),
+        cmocka_unit_test(test_only_regular_files_load),
+        cmocka_unit_test(test_non_finite_weights_are_refused),
+        cmocka_unit_test(test_state_belongs_to_its_weights),
+        cmocka_unit_test(test_checkpoint_survives_a_kill_between_renames),
+        cmocka_unit_test(test_debian_file_loads_here),
+        cmocka_unit_test(test_our_file_loads_in_debian),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
