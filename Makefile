@@ -5,7 +5,8 @@
 #                             EMU_SAN=1 adds ASan and UBSan)
 #   make OPENCV=1             image lists through OpenCV
 #   make MPI=1                data-parallel training across processes under
-#                             mpirun (MPICC: the MPI compiler wrapper)
+#                             mpirun (MPICC: the MPI compiler wrapper); with
+#                             GPU=1 one GPU per rank, NCCL bootstrapped over MPI
 #   make DEBUG=1              -O0 -g
 #   make BLAS=openblas|blis   CPU GEMM library
 #   make ONEDNN=0             convolutions through im2col + GEMM only, no oneDNN
@@ -120,10 +121,16 @@ CFLAGS  += -DDN_CUDNN -I$(CUDNN_DIR)/include
 NVFLAGS += -DDN_CUDNN -I$(CUDNN_DIR)/include
 LDLIBS  += -L$(CUDNN_DIR)/lib -L$(CUDNN_DIR)/lib64 -lcudnn
 endif
-# NCCL: all-reduce for -gpus 0,1,...; NCCL=0 builds without it (one GPU)
+# NCCL: all-reduce for -gpus 0,1,... and for GPU ranks under mpirun;
+# NCCL=0 builds without it (one GPU)
 ifeq ($(NCCL),1)
 CFLAGS  += -DDN_NCCL -I$(NCCL_DIR)/include
 LDLIBS  += -L$(NCCL_DIR)/lib -L$(NCCL_DIR)/lib64 -lnccl
+endif
+# MPI=1: nvcc sees what the C compiler sees of MPI (no .cu file calls it
+# today); the wrapper's other flags (-pthread) are gcc's, not nvcc's
+ifeq ($(MPI),1)
+NVFLAGS += -DDN_MPI $(filter -I% -D%,$(MPI_CFLAGS))
 endif
 endif
 

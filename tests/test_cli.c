@@ -1,7 +1,8 @@
 /*
  * test_cli.c - darknet/src/cli/cli.c, the command-line front end every command
  * shares: "-name value" options, flags, and the cfg loader's -set, -overlay
- * and -strict, wherever they stand on the line; -gpus lists.
+ * and -strict, wherever they stand on the line; -gpus lists, and the
+ * device of one rank under an MPI launcher.
  *
  * Malformed lines are a table run through the real commands (summary, lr,
  * classifier train): each must exit non-zero with a message naming the
@@ -131,6 +132,45 @@ static void test_gpus_list_is_parsed(void **state)
     }
 }
 
+/* Under a launcher of 2 processes (this one rank 1, local rank 1) each rank
+ * takes one GPU: several ids are an error naming the list and the way
+ * out; -nogpu is the CPU; a CPU build without options runs on the CPU. */
+static void test_ranks_take_one_gpu_each(void **state)
+{
+    const dn_comm two = {.rank = 1, .size = 2, .local = 1, .node_rank = 1};
+    static const struct {
+        const char *args[4];
+        const char *error; /* NULL: no device, no error */
+    } cases[] = {
+        {{"train", "-gpus", "0,1"}, "-gpus 0,1: under an MPI launcher each "
+         "of the 2 processes drives one GPU"},
+        {{"train", "-gpus", "1,0"}, "several GPUs in one process are -gpus "
+         "1,0 without mpirun"},
+        {{"train", "-gpus", "x"}, "-gpus x: expected device numbers"},
+        {{"train", "-gpus", "0", "-nogpu"}, "contradict each other"},
+        {{"train", "-nogpu"}, NULL},
+        {{"train"}, NULL}, /* a CPU build: the CPU */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *argv[4] = {0};
+        int argc = 0;
+        while (argc < 4 && cases[i].args[argc]) {
+            argv[argc] = (char *)cases[i].args[argc];
+            argc++;
+        }
+        dn_devices d;
+        dn_error err = {0};
+        int rc = dn_arg_rank_devices(argc, argv, &two, &d, &err);
+        if (!cases[i].error) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(d.n, 0);
+        } else {
+            assert_int_equal(rc, -1);
+            assert_contains(err.msg, cases[i].error);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -138,6 +178,7 @@ int main(void)
         cmocka_unit_test(test_set_pairs_are_never_split),
         cmocka_unit_test(test_arg_helpers_skip_loader_pairs),
         cmocka_unit_test(test_gpus_list_is_parsed),
+        cmocka_unit_test(test_ranks_take_one_gpu_each),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

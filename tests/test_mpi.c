@@ -217,13 +217,13 @@ static void check_per_rank(const char *optimiser, const char *name)
     assert_weights_close(w1, w2, 0);
 }
 
-static void sgd_two_ranks_match_one_process(void **state)
+static void test_sgd_two_ranks_match_one_process(void **state)
 {
     SKIP_WITHOUT_MPI();
     check_per_rank("0", "sgd");
 }
 
-static void adam_two_ranks_match_one_process(void **state)
+static void test_adam_two_ranks_match_one_process(void **state)
 {
     SKIP_WITHOUT_MPI();
     check_per_rank("1", "adam");
@@ -247,13 +247,13 @@ static void check_bn_sync(const char *optimiser, const char *name)
     assert_contains(output_of(two), "80 images");
 }
 
-static void bn_sync_sgd_matches_with_statistics(void **state)
+static void test_bn_sync_sgd_matches_with_statistics(void **state)
 {
     SKIP_WITHOUT_MPI();
     check_bn_sync("0", "syncsgd");
 }
 
-static void bn_sync_adam_matches_with_statistics(void **state)
+static void test_bn_sync_adam_matches_with_statistics(void **state)
 {
     SKIP_WITHOUT_MPI();
     check_bn_sync("1", "syncadam");
@@ -290,13 +290,13 @@ static void check_resume(int first, int then, const char *name)
     assert_weights_close("straight/m_final.weights", w, 1);
 }
 
-static void two_rank_checkpoint_resumes_in_one(void **state)
+static void test_two_rank_checkpoint_resumes_in_one(void **state)
 {
     SKIP_WITHOUT_MPI();
     check_resume(2, 1, "r21");
 }
 
-static void one_process_checkpoint_resumes_in_two(void **state)
+static void test_one_process_checkpoint_resumes_in_two(void **state)
 {
     SKIP_WITHOUT_MPI();
     check_resume(1, 2, "r12");
@@ -325,7 +325,7 @@ static int alive(int pid)
     return paren && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
 }
 
-static void killed_rank_ends_the_job(void **state)
+static void test_killed_rank_ends_the_job(void **state)
 {
     SKIP_WITHOUT_MPI();
     /* each rank notes its pid (exec keeps it); a long run */
@@ -395,7 +395,7 @@ static void killed_rank_ends_the_job(void **state)
     dn_net_free(net);
 }
 
-static void failing_rank_stops_every_rank(void **state)
+static void test_failing_rank_stops_every_rank(void **state)
 {
     SKIP_WITHOUT_MPI();
     /* rank 0 alone writes checkpoints: a directory in the way of its
@@ -417,7 +417,7 @@ static void failing_rank_stops_every_rank(void **state)
     assert_null(strstr(out, "7, 1.167: "));
 }
 
-static void unshareable_batch_is_refused(void **state)
+static void test_unshareable_batch_is_refused(void **state)
 {
     SKIP_WITHOUT_MPI();
     int rc = train(2, "odd", "-set batch=9");
@@ -431,15 +431,15 @@ static void unshareable_batch_is_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(sgd_two_ranks_match_one_process),
-        cmocka_unit_test(adam_two_ranks_match_one_process),
-        cmocka_unit_test(bn_sync_sgd_matches_with_statistics),
-        cmocka_unit_test(bn_sync_adam_matches_with_statistics),
-        cmocka_unit_test(two_rank_checkpoint_resumes_in_one),
-        cmocka_unit_test(one_process_checkpoint_resumes_in_two),
-        cmocka_unit_test(killed_rank_ends_the_job),
-        cmocka_unit_test(failing_rank_stops_every_rank),
-        cmocka_unit_test(unshareable_batch_is_refused),
+        cmocka_unit_test(test_sgd_two_ranks_match_one_process),
+        cmocka_unit_test(test_adam_two_ranks_match_one_process),
+        cmocka_unit_test(test_bn_sync_sgd_matches_with_statistics),
+        cmocka_unit_test(test_bn_sync_adam_matches_with_statistics),
+        cmocka_unit_test(test_two_rank_checkpoint_resumes_in_one),
+        cmocka_unit_test(test_one_process_checkpoint_resumes_in_two),
+        cmocka_unit_test(test_killed_rank_ends_the_job),
+        cmocka_unit_test(test_failing_rank_stops_every_rank),
+        cmocka_unit_test(test_unshareable_batch_is_refused),
     };
     return cmocka_run_group_tests_name("mpi", tests, setup, NULL);
 }

@@ -21,6 +21,7 @@
 #ifndef DN_BACKEND_H
 #define DN_BACKEND_H
 
+#include "comm.h"
 #include "darknet.h"
 
 #ifdef __cplusplus
@@ -48,6 +49,24 @@ typedef struct dn_backend {
     const char *(*device_name)(const dn_net *net);
     /* release the backend's state; the host network stays whole */
     void (*free)(dn_net *net);
+    /*
+     * Training across processes (distributed.c) on the backend's own
+     * tensors, one replica per process. NULL where distributed.c moves the
+     * host tensors itself (the CPU) or the backend cannot take part
+     * (several devices in one process).
+     *   join_ranks       a communicator over host's processes whose
+     *                    buffers are this backend's (one GPU: NCCL on its
+     *                    device, bootstrapped over host); collective
+     *   all_reduce_grads every parameter's gradient summed over c, in
+     *                    place, queued after the backward pass
+     *   broadcast_state  root's weights, saved tensors that are not
+     *                    parameters (batch-norm statistics) and optimiser
+     *                    state to every process of c; waits
+     */
+    int (*join_ranks)(dn_net *net, dn_comm *host, dn_comm **out,
+                      dn_error *err);
+    int (*all_reduce_grads)(dn_net *net, dn_comm *c, dn_error *err);
+    int (*broadcast_state)(dn_net *net, dn_comm *c, int root, dn_error *err);
 } dn_backend;
 
 extern const dn_backend dn_backend_cpu;

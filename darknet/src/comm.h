@@ -47,6 +47,9 @@ struct dn_comm {
     int rank;  /* global rank of this process's first replica */
     int size;  /* replicas in the whole group */
     int local; /* replicas this process drives */
+    /* this process's index among the group's processes on its machine
+     * (what chooses a rank's GPU); 0 when the group is this process */
+    int node_rank;
     void *impl;
 };
 

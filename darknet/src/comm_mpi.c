@@ -7,6 +7,9 @@
  *   broadcast       MPI_Bcast, chunked the same way
  *   agree_failure   MPI_Allreduce of an int with MPI_MAX
  *
+ * node_rank (comm.h) comes from MPI_Comm_split_type(MPI_COMM_TYPE_SHARED),
+ * which every launcher supports, rather than a launcher's variables.
+ *
  * The communicator is a duplicate of MPI_COMM_WORLD whose error handler
  * returns errors, so that a failed call becomes a dn_error naming the call
  * and MPI's message instead of an abort inside the library.
@@ -133,6 +136,12 @@ int dn_comm_mpi_open(int *argc, char ***argv, dn_comm **out, dn_error *err)
     MPI_Comm_rank(m->comm, &c->rank);
     MPI_Comm_size(m->comm, &c->size);
     c->local = 1;
+    MPI_Comm node;
+    if (MPI_Comm_split_type(m->comm, MPI_COMM_TYPE_SHARED, c->rank,
+                            MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_rank(node, &c->node_rank);
+        MPI_Comm_free(&node);
+    }
     c->ops = &mpi_ops;
     c->impl = m;
     *out = c;

@@ -1,10 +1,15 @@
 /*
- * comm_nccl.c - the communicator of comm.h over the devices of one process:
- * NCCL's single-process mode (ncclCommInitAll, one communicator per
- * device). Every collective issues one call per device inside one
- * ncclGroupStart/ncclGroupEnd, as NCCL requires when one thread drives
- * several devices (without the group the first call would wait for ranks
- * that are never issued).
+ * comm_nccl.c - the communicator of comm.h over CUDA devices, in NCCL's two
+ * modes:
+ *   - the devices of one process (dn_comm_nccl_make): ncclCommInitAll, one
+ *     communicator per device. Every collective issues one call per device
+ *     inside one ncclGroupStart/ncclGroupEnd, as NCCL requires when one
+ *     thread drives several devices (without the group the first call
+ *     would wait for ranks that are never issued);
+ *   - one device per process (dn_comm_nccl_mpi_make): ncclCommInitRank
+ *     from an id rank 0 draws and a host communicator (MPI) broadcasts;
+ *     the same collectives with one call each, and failures agreed over
+ *     the host communicator.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +25,7 @@
 typedef struct nccl_comm {
     ncclComm_t comms[DN_MAX_GPUS];
     cudaStream_t streams[DN_MAX_GPUS];
+    dn_comm *host; /* one device per process: the bootstrap's communicator */
 } nccl_comm;
 
 /* The group's outcome: the first failed call, else ncclGroupEnd's. */
@@ -41,7 +47,7 @@ static int nccl_all_reduce_sum(dn_comm *c, float *const *bufs, size_t n,
     for (int i = 0; i < c->local && r == ncclSuccess; i++)
         r = ncclAllReduce(bufs[i], bufs[i], n, ncclFloat, ncclSum,
                           impl->comms[i], impl->streams[i]);
-    return group_end(r, "ncclAllReduce", c->local, err);
+    return group_end(r, "ncclAllReduce", c->size, err);
 }
 
 static int nccl_broadcast(dn_comm *c, float *const *bufs, size_t n, int root,
@@ -55,7 +61,7 @@ static int nccl_broadcast(dn_comm *c, float *const *bufs, size_t n, int root,
     for (int i = 0; i < c->local && r == ncclSuccess; i++)
         r = ncclBroadcast(bufs[i], bufs[i], n, ncclFloat, root,
                           impl->comms[i], impl->streams[i]);
-    return group_end(r, "ncclBroadcast", c->local, err);
+    return group_end(r, "ncclBroadcast", c->size, err);
 }
 
 static void nccl_free(dn_comm *c)
@@ -115,6 +121,119 @@ int dn_comm_nccl_make(int n, const int *devices, dn_comm **out, dn_error *err)
     return 0;
 }
 
+/* ------------------------------------------- one device per process */
+
+/* *any <- whether any process of host passed failed != 0 */
+static int host_agree(dn_comm *host, int failed, int *any, dn_error *err)
+{
+    if (host->ops->agree_failure)
+        return host->ops->agree_failure(host, failed, any, err);
+    float f = failed != 0, *bufs[1] = {&f};
+    if (host->ops->all_reduce_sum(host, bufs, 1, err))
+        return -1;
+    *any = f > 0;
+    return 0;
+}
+
+static int nccl_agree_failure(dn_comm *c, int failed, int *any, dn_error *err)
+{
+    nccl_comm *impl = c->impl;
+    return host_agree(impl->host, failed, any, err);
+}
+
+static const dn_comm_ops nccl_mpi_ops = {
+    .name = "nccl over mpi",
+    .all_reduce_sum = nccl_all_reduce_sum,
+    .broadcast = nccl_broadcast,
+    .agree_failure = nccl_agree_failure,
+    .free = nccl_free,
+};
+
+/* Every process says whether its step (what) failed, mine holding its
+ * message when it did: 0 when none did; else -1, err holding this
+ * process's message or naming the step another process failed. */
+static int agreed(dn_comm *host, int failed, const dn_error *mine,
+                  const char *what, dn_error *err)
+{
+    int any = 0;
+    if (host_agree(host, failed, &any, err))
+        return -1;
+    if (!any)
+        return 0;
+    if (failed) {
+        *err = *mine;
+        return -1;
+    }
+    return dn_fail(err, "NCCL across %d processes: another process failed "
+                   "%s (its own message says why)", host->size, what);
+}
+
+int dn_comm_nccl_mpi_make(dn_comm *host, int device, dn_comm **out,
+                          dn_error *err)
+{
+    *out = NULL;
+    if (host->local != 1) /* the same on every process: no agreement */
+        return dn_fail(err, "NCCL across processes takes one replica per "
+                       "process; the %s communicator drives %d here",
+                       host->ops->name, host->local);
+    dn_comm *c = calloc(1, sizeof *c);
+    nccl_comm *impl = calloc(1, sizeof *impl);
+    dn_error mine = {0};
+    dn_gpu_ctx *ctx = NULL;
+    ncclUniqueId id;
+    memset(&id, 0, sizeof id);
+    int failed = 0;
+    if (!c || !impl)
+        failed = dn_fail(&mine, "out of memory");
+    else if (dn_gpu_ctx_get(device, &ctx, &mine))
+        failed = -1;
+    else if (host->rank == 0) {
+        ncclResult_t r = ncclGetUniqueId(&id);
+        if (r != ncclSuccess)
+            failed = dn_fail(&mine, "ncclGetUniqueId: %s",
+                             ncclGetErrorString(r));
+    }
+    if (agreed(host, failed, &mine, "to prepare its GPU", err))
+        goto fail;
+    *c = (dn_comm){.ops = &nccl_mpi_ops, .rank = host->rank,
+                   .size = host->size, .local = 1,
+                   .node_rank = host->node_rank, .impl = impl};
+    impl->host = host;
+    impl->streams[0] = ctx->stream;
+    /* rank 0's id to every process, a byte per float (exact) */
+    float bytes[NCCL_UNIQUE_ID_BYTES], *bufs[1] = {bytes};
+    for (int i = 0; i < NCCL_UNIQUE_ID_BYTES; i++)
+        bytes[i] = (unsigned char)id.internal[i];
+    if (host->ops->broadcast(host, bufs, NCCL_UNIQUE_ID_BYTES, 0, err))
+        goto fail;
+    for (int i = 0; i < NCCL_UNIQUE_ID_BYTES; i++)
+        id.internal[i] = (char)(unsigned char)bytes[i];
+    if (DN_CUDA_OK(cudaSetDevice(device), &mine))
+        failed = -1;
+    else {
+        ncclResult_t r = ncclCommInitRank(&impl->comms[0], host->size, id,
+                                          host->rank);
+        if (r != ncclSuccess) {
+            impl->comms[0] = NULL;
+            failed = dn_fail(&mine, "ncclCommInitRank (rank %d of %d, GPU "
+                             "%d): %s", host->rank, host->size, device,
+                             ncclGetErrorString(r));
+        }
+    }
+    if (agreed(host, failed, &mine, "to join the NCCL communicator", err))
+        goto fail;
+    *out = c;
+    return 0;
+fail:
+    if (c && c->ops)
+        nccl_free(c);
+    else {
+        free(impl);
+        free(c);
+    }
+    return -1;
+}
+
 #else /* no NCCL in this build */
 
 int dn_comm_nccl_make(int n, const int *devices, dn_comm **out, dn_error *err)
@@ -123,6 +242,17 @@ int dn_comm_nccl_make(int n, const int *devices, dn_comm **out, dn_error *err)
     *out = NULL;
     return dn_fail(err, "%d GPUs need NCCL, and this darknet was built with "
                    "NCCL=0; use one GPU or rebuild with NCCL=1", n);
+}
+
+int dn_comm_nccl_mpi_make(dn_comm *host, int device, dn_comm **out,
+                          dn_error *err)
+{
+    (void)device;
+    *out = NULL;
+    return dn_fail(err, "training across %d processes on GPUs needs NCCL, "
+                   "and this darknet was built without it (NCCL=0, or no "
+                   "GPU support); rebuild with GPU=1 NCCL=1, or train with "
+                   "-nogpu", host->size);
 }
 
 #endif

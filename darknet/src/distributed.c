@@ -12,20 +12,33 @@
  * straight to the end and agrees "failed" there; the others meet it at
  * their next agreement, learn which rank failed and its message (a sum of
  * flags, a broadcast of the text) and stop too.
+ *
+ * A network on one GPU per rank (its backend has join_ranks) keeps its
+ * tensors on the device: the backend joins a second communicator (NCCL,
+ * bootstrapped over this one) and the gradient step becomes
+ *   agree_failure(0)    did the forward or backward fail on a device?
+ *   all_reduce_grads    the gradient arena, on the device (NCCL)
+ *   all_reduce_sum      the loss and the top-1 count (3 floats, host)
+ * so that no rank enters NCCL while another has given up; agreements and
+ * the loss stay on the host communicator (MPI). The start broadcasts rank
+ * 0's device state over NCCL and the clock over MPI.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "backend.h"
 #include "batchnorm.h"
 #include "distributed.h"
 
 struct dn_dist {
     dn_comm *comm;
+    dn_comm *device_comm; /* the backend's (GPU ranks), or NULL */
     int rank, size;
-    float *flat;   /* [grads + 3]: every gradient, loss (hi, lo), top-1 */
-    size_t flat_n;
+    float *flat;   /* [grads + 3]: every gradient, loss (hi, lo), top-1;
+                      with device_comm only [3] */
+    size_t flat_n; /* floats summed per step (grads + 3) */
     FILE *sink;    /* the non-writers' output */
     int stopped;   /* a failure was agreed: no further collectives */
     int broken;    /* a collective failed: no further collectives */
@@ -72,6 +85,8 @@ void dn_dist_free(dn_dist *d)
         return;
     if (d->sink)
         fclose(d->sink);
+    if (d->device_comm)
+        d->device_comm->ops->free(d->device_comm);
     free(d->flat);
     free(d);
 }
@@ -236,6 +251,21 @@ double dn_dist_bytes_per_step(const dn_net *net)
     return 4.0 * ((double)grad_floats(net) + 3);
 }
 
+/* The clock (net->seen) in 4 floats, packed or unpacked; returns 4. */
+static size_t pack_seen(dn_net *net, float *to, const float *from)
+{
+    /* seen in 21-bit pieces: floats hold integers below 2^24 exactly */
+    for (int k = 0; k < 4; k++) {
+        if (to)
+            to[k] = (float)((net->seen >> (21 * k)) & 0x1fffff);
+        if (from && k == 0)
+            net->seen = 0;
+        if (from)
+            net->seen |= (uint64_t)from[k] << (21 * k);
+    }
+    return 4;
+}
+
 /* The weights as a checkpoint holds them, the optimiser state and the
  * clock, packed (to != NULL) or unpacked (from != NULL); returns floats. */
 static size_t pack_model(dn_net *net, float *to, const float *from)
@@ -260,16 +290,49 @@ static size_t pack_model(dn_net *net, float *to, const float *from)
         }
     }
 #undef MOVE
-    /* seen in 21-bit pieces: floats hold integers below 2^24 exactly */
-    for (int k = 0; k < 4; k++, off++) {
-        if (to)
-            to[off] = (float)((net->seen >> (21 * k)) & 0x1fffff);
-        if (from && k == 0)
-            net->seen = 0;
-        if (from)
-            net->seen |= (uint64_t)from[off] << (21 * k);
+    return off + pack_seen(net, to ? to + off : NULL, from ? from + off : NULL);
+}
+
+/* Whether every rank placed its network alike, all on the host or all on
+ * a device: a rank on the CPU and one on a GPU would call different
+ * collectives and wait for each other forever. */
+static int same_placement(dn_dist *d, const dn_net *net, int on_device,
+                          dn_error *err)
+{
+    float count = on_device != 0, *bufs[1] = {&count};
+    if (d->comm->ops->all_reduce_sum(d->comm, bufs, 1, err)) {
+        d->broken = 1;
+        return -1;
     }
-    return off;
+    if (count == 0 || count == d->size)
+        return 0;
+    d->stopped = 1; /* every rank knows: no agreement is needed */
+    return dn_fail(err, "rank %d: %d of %d processes placed the network on a "
+                   "GPU and the others on the CPU (this one on %s): give "
+                   "every rank a GPU (one per local rank by default, or -gpus "
+                   "ID) or none (-nogpu)", d->rank, (int)count, d->size,
+                   dn_net_device_name(net));
+}
+
+/* GPU ranks: the backend's communicator, then rank 0's clock (host) and
+ * device state (the backend's communicator). */
+static int start_on_device(dn_dist *d, dn_net *net, dn_error *err)
+{
+    const dn_backend *b = dn_net_backend(net);
+    /* join_ranks agrees on its failures: every rank returns alike */
+    if (b->join_ranks(net, d->comm, &d->device_comm, err))
+        return -1;
+    float clock[4], *bufs[1] = {clock};
+    pack_seen(net, clock, NULL);
+    if (d->comm->ops->broadcast(d->comm, bufs, 4, 0, err)) {
+        d->broken = 1;
+        return -1;
+    }
+    pack_seen(net, NULL, clock);
+    if (agree(d, b->broadcast_state(net, d->device_comm, 0, err), err))
+        return -1;
+    d->t_last = now();
+    return 0;
 }
 
 int dn_dist_start(dn_dist *d, dn_net *net, FILE *out, dn_error *err)
@@ -284,24 +347,37 @@ int dn_dist_start(dn_dist *d, dn_net *net, FILE *out, dn_error *err)
     if (!d)
         return 0;
     /* everything that can fail on one rank alone, before the agreement */
+    const dn_backend *b = dn_net_backend(net);
+    const int on_device = b != &dn_backend_cpu;
     int failed = 0;
     dn_trainer_keys keys;
     float *model = NULL;
-    size_t n = pack_model(net, NULL, NULL);
-    if (net->gpu_state)
-        failed = dn_fail(err, "training across processes runs on the CPU "
-                         "(-nogpu)");
-    else if (dn_trainer_keys_read(&net->cfg->sections[0], &keys, err))
+    size_t n = on_device ? 0 : pack_model(net, NULL, NULL);
+    size_t flat = on_device ? 3 : (size_t)grad_floats(net) + 3;
+    dn_section *net_section = &net->cfg->sections[0];
+    if (on_device && !b->join_ranks)
+        failed = dn_fail(err, "training across processes takes one GPU per "
+                         "process, and this one's network is on %s",
+                         dn_net_device_name(net));
+    else if (dn_trainer_keys_read(net_section, &keys, err))
         failed = -1;
-    else if (!(d->flat = malloc(((size_t)grad_floats(net) + 3) * sizeof *d->flat)) ||
-             !(model = malloc(n * sizeof *model)))
+    else if (on_device && keys.bn_sync)
+        failed = dn_sec_fail(net_section, "bn_sync", err,
+                             "bn_sync=1 (batch norm over every process's "
+                             "share of the batch) runs on the CPU only: on "
+                             "GPUs set bn_sync=0 (each rank normalises its "
+                             "own share), or train with -nogpu");
+    else if (!(d->flat = malloc(flat * sizeof *d->flat)) ||
+             (!on_device && !(model = malloc(n * sizeof *model))))
         failed = dn_fail(err, "out of memory");
-    if (agree(d, failed, err)) {
+    if (agree(d, failed, err) || same_placement(d, net, on_device, err)) {
         free(model);
         return -1;
     }
     d->flat_n = (size_t)grad_floats(net) + 3;
     net->image_offset = (long)d->rank * net->batch;
+    if (on_device)
+        return start_on_device(d, net, err);
     if (keys.bn_sync) {
         d->bn_sync = (dn_bn_sync){.sum = bn_sum, .ctx = d, .replicas = d->size};
         net->bn_sync = &d->bn_sync;
@@ -336,6 +412,46 @@ int dn_dist_take_share(const dn_dist *d, dn_loader *l, long index,
     return valid;
 }
 
+/* The step's timing: the all-reduce from t0 until now, the step since the
+ * last one's end. */
+static void account_reduce(dn_dist *d, double t0)
+{
+    double t1 = now();
+    d->reduce_s += t1 - t0;
+    d->step_s += t1 - d->t_last;
+    d->t_last = t1;
+    d->steps++;
+}
+
+/* GPU ranks: the agreement that every device got here (a rank whose pass
+ * failed is at its end, agreeing "failed"), then the gradient arena over
+ * the device communicator and the loss and top-1 count over the host's. */
+static int all_reduce_on_device(dn_dist *d, dn_net *net, double *loss,
+                                long *correct, dn_error *err)
+{
+    const dn_backend *b = dn_net_backend(net);
+    if (agree(d, 0, err))
+        return -1;
+    float *scalars = d->flat;
+    scalars[0] = (float)*loss;
+    scalars[1] = (float)(*loss - (double)scalars[0]);
+    scalars[2] = (float)*correct;
+    b->sync(net, 1, NULL); /* the backward pass, so the timing is the sum's */
+    double t0 = now();
+    if (b->all_reduce_grads(net, d->device_comm, err) ||
+        d->comm->ops->all_reduce_sum(d->comm, &scalars, 3, err)) {
+        d->broken = 1;
+        return -1;
+    }
+    /* a failure here is this rank's: the others meet it at the next
+     * agreement */
+    int failed = b->sync(net, 1, err);
+    account_reduce(d, t0);
+    *loss = (double)scalars[0] + (double)scalars[1];
+    *correct = lround(scalars[2]);
+    return failed;
+}
+
 int dn_dist_all_reduce_gradients(dn_dist *d, dn_net *net, double *loss,
                                  long *correct, dn_error *err)
 {
@@ -345,6 +461,8 @@ int dn_dist_all_reduce_gradients(dn_dist *d, dn_net *net, double *loss,
         *err = d->bn_err;
         return -1;
     }
+    if (d->device_comm)
+        return all_reduce_on_device(d, net, loss, correct, err);
     float *flat = d->flat;
     size_t off = 0;
     for (int i = 0; i < net->n; i++)
@@ -363,11 +481,7 @@ int dn_dist_all_reduce_gradients(dn_dist *d, dn_net *net, double *loss,
         d->broken = 1;
         return -1;
     }
-    double t1 = now();
-    d->reduce_s += t1 - t0;
-    d->step_s += t1 - d->t_last;
-    d->t_last = t1;
-    d->steps++;
+    account_reduce(d, t0);
     off = 0;
     for (int i = 0; i < net->n; i++)
         for (int k = 0; k < net->layers[i].n_params; k++) {

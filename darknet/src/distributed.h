@@ -1,6 +1,7 @@
 /*
  * distributed.h - data-parallel training across processes (MPI ranks, or
- * any communicator of comm.h whose buffers live in host memory).
+ * any communicator of comm.h whose buffers live in host memory), each
+ * rank on the CPU or each on one GPU.
  *
  * The cfg's batch stays the global batch: the clock, the schedule,
  * net->seen, the printed lines and the checkpoints are those of one
@@ -11,7 +12,10 @@
  * exactly the images one process sees. After the subdivisions, one
  * all-reduce sums every parameter's gradient (packed into one flat buffer,
  * with the loss and the top-1 count), and every rank applies the same
- * update with the global batch's scaling. Rank 0 alone prints, logs,
+ * update with the global batch's scaling. On GPUs the gradients stay on
+ * the device: the backend joins the ranks through NCCL, bootstrapped over
+ * the host communicator, and sums its gradient arena there (the loss and
+ * the top-1 count go over the host communicator). Rank 0 alone prints, logs,
  * validates and writes checkpoints; every rank reads the resume state,
  * then rank 0's weights, batch-norm statistics and optimiser state are
  * broadcast.
@@ -59,10 +63,13 @@ long dn_dist_forward_batch(const dn_dist *d, const dn_net *net);
 
 /*
  * Before the first batch, on every rank, after the weights (and state)
- * were loaded: joins net to the group (its first image, its world size,
- * sync batch norm when [net] bn_sync=1), and gives every rank rank 0's
- * weights, batch-norm statistics, optimiser state and clock. Says on out
- * when the loaded state was saved by another number of processes.
+ * were loaded and the network placed: joins net to the group (its first
+ * image, its world size, sync batch norm when [net] bn_sync=1; on GPUs the
+ * device communicator), and gives every rank rank 0's weights, batch-norm
+ * statistics, optimiser state and clock. Says on out when the loaded
+ * state was saved by another number of processes. Refuses ranks placed
+ * differently (some on a GPU, some on the CPU), several GPUs in one rank,
+ * and bn_sync=1 on GPUs (sync batch norm runs on the CPU only).
  */
 int dn_dist_start(dn_dist *d, dn_net *net, FILE *out, dn_error *err);
 

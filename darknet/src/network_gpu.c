@@ -22,7 +22,9 @@
  * push.
  *
  * Several devices are replicas.c's: one network placed here per device,
- * driven through the pieces network_gpu.h exports.
+ * driven through the pieces network_gpu.h exports. Several processes, one
+ * device each (distributed.c), join through NCCL bootstrapped over MPI
+ * (dn_comm_nccl_mpi_make) and sum the gradient arena in place.
  */
 #include <errno.h>
 #include <math.h>
@@ -35,6 +37,7 @@
 #ifdef DN_GPU
 
 #include "backend.h"
+#include "comm_nccl.h"
 #include "cuda.h"
 #include "network_gpu.h"
 
@@ -553,6 +556,41 @@ static const char *gpu_device_name(const dn_net *net)
     return net->gpu_state->name;
 }
 
+/* ----------------------------------------- training across processes */
+
+static int gpu_join_ranks(dn_net *net, dn_comm *host, dn_comm **out,
+                          dn_error *err)
+{
+    return dn_comm_nccl_mpi_make(host, net->gpu, out, err);
+}
+
+/* one collective over the whole gradient arena, on the device's stream */
+static int gpu_all_reduce_grads(dn_net *net, dn_comm *c, dn_error *err)
+{
+    struct dn_gpu_net *g = net->gpu_state;
+    return c->ops->all_reduce_sum(c, &g->grad, g->arena_floats, err);
+}
+
+static int gpu_broadcast_state(dn_net *net, dn_comm *c, int root,
+                               dn_error *err)
+{
+    struct dn_gpu_net *g = net->gpu_state;
+    float *arenas[3] = {g->w, g->m, net->adam ? g->v : NULL};
+    for (int i = 0; i < 3; i++)
+        if (arenas[i] && c->ops->broadcast(c, &arenas[i], g->arena_floats,
+                                           root, err))
+            return -1;
+    for (int i = 0; i < net->n; i++) {
+        dn_layer *l = &net->layers[i];
+        for (int k = 0; k < l->n_saved; k++)
+            if (!dn_gpu_param(l, l->saved[k]) &&
+                c->ops->broadcast(c, &l->saved_gpu[k],
+                                  (size_t)l->saved_n[k], root, err))
+                return -1;
+    }
+    return gpu_sync(net, 1, err);
+}
+
 const dn_backend dn_backend_gpu = {
     .name = "gpu",
     .forward = gpu_forward,
@@ -565,6 +603,9 @@ const dn_backend dn_backend_gpu = {
     .check_weights = gpu_check_weights,
     .device_name = gpu_device_name,
     .free = gpu_free,
+    .join_ranks = gpu_join_ranks,
+    .all_reduce_grads = gpu_all_reduce_grads,
+    .broadcast_state = gpu_broadcast_state,
 };
 
 /* ---------------------------------------------------------------- tests */

@@ -16,7 +16,8 @@ const dn_key dn_train_keys[] = {
            "halt_loss is checked only after this many epochs"),
     DN_INT("bn_sync", "0", 0, 1,
            "data-parallel training: 1 computes batch norm statistics over "
-           "every process's share of the batch (0: each its own)"),
+           "every process's share of the batch (0: each its own; 1 on CPU "
+           "ranks only)"),
     DN_KEYS_END,
 };
 

@@ -2,7 +2,9 @@
 # One prepared check of the CUDA backend on a machine with a GPU:
 #   1. build with GPU=1 CUDNN=1 (all cores) in build/gpu
 #   2. run the GPU tests: CPU/GPU parity of every layer, training on the
-#      device (tests/gpu/test_*.c), in strict fp32
+#      device (tests/gpu/test_*.c), in strict fp32; where nvidia-smi lists
+#      2 or more GPUs and mpirun exists, 2 ranks under mpirun with 1 GPU
+#      each (test_gpu_mpi, NCCL over MPI; built with MPI=1 where mpicc is)
 #   3. benchmark training of ResNet-18-CIFAR and ResNet-34-CIFAR at batch
 #      128 on GPU 0 (bench/train_bench -gpus 0: median of 20 timed batches
 #      after 5 warm-up ones, TF32 allowed), and PyTorch's images/s for the
@@ -150,6 +152,15 @@ if [ "${FORCE_DEPS:-0}" = 1 ] || ! command -v make >/dev/null ||
 fi
 export LD_LIBRARY_PATH="$LIBPATH${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 say "gcc: $(gcc --version 2>&1 | head -1); make: $(make --version 2>&1 | head -1)"
+# MPI (Open MPI's mpicc and mpirun): GPU ranks, one GPU each
+mpi=0
+if command -v mpicc >/dev/null && command -v mpirun >/dev/null; then
+    mpi=1
+    MAKE_GPU+=(MPI=1)
+    say "MPI: $(mpirun --version 2>&1 | head -1)"
+else
+    say "MPI: no mpicc or mpirun: built without MPI"
+fi
 
 [ "$EMU" = 1 ] && say "(EMU=1: a rehearsal on the CUDA emulator, not a GPU: its figures mean nothing)"
 step "build" 300 make -j"$JOBS" --no-print-directory "${MAKE_GPU[@]}" \
@@ -163,8 +174,24 @@ export NVIDIA_TF32_OVERRIDE=0 # the tests compare fp32 with fp32
 export DN_REQUIRE_GPU=1        # no device is a failure here, not a skip
 for t in "$B"/tests/gpu/test_*; do
     [ -x "$t" ] && [ "${t%.d}" = "$t" ] || continue
+    [ "${t##*/}" = test_gpu_mpi ] && continue # below, where it can run
     step "$(basename "$t")" 150 "$t"
 done
+# 2 ranks, 1 GPU each, against 1 process on 1 GPU (NCCL over MPI)
+if [ "$EMU" = 1 ]; then
+    gpus=${DN_EMU_DEVICES:-2}
+else
+    gpus=$( (nvidia-smi -L 2>/dev/null || true) | grep -c '^GPU' || true)
+fi
+if [ "$mpi" = 1 ] && [ "${gpus:-0}" -ge 2 ]; then
+    step "test_gpu_mpi (2 ranks, 1 GPU each)" 240 \
+        env DARKNET_GPU_MPI="$B/bin/darknet" "$B/tests/gpu/test_gpu_mpi"
+else
+    why="nvidia-smi lists ${gpus:-0} GPU(s), 2 ranks need 2"
+    [ "$mpi" = 1 ] || why="no mpicc or mpirun (Open MPI)"
+    say ""
+    say "== test_gpu_mpi (2 ranks, 1 GPU each) skipped: $why"
+fi
 unset NVIDIA_TF32_OVERRIDE
 
 declare -A ours torch

@@ -108,13 +108,13 @@ static void three_updates_match(const char *cfg, const char *name)
         fail_msg("the state after three updates differs beyond its bounds");
 }
 
-static void sgd_three_updates(void **state)
+static void test_sgd_three_updates(void **state)
 {
     (void)state;
     three_updates_match(STEP_NET(0), "sgd");
 }
 
-static void adam_three_updates(void **state)
+static void test_adam_three_updates(void **state)
 {
     (void)state;
     three_updates_match(STEP_NET(1), "adam");
@@ -127,7 +127,7 @@ static void adam_three_updates(void **state)
  * only each forward's inputs and truth, copies down only the last output
  * and the per-image losses, and waits for the device once per forward
  * (the loss). On a real GPU there is nothing to count with: skipped. */
-static void step_moves_only_batches_and_losses(void **state)
+static void test_step_moves_only_batches_and_losses(void **state)
 {
 #ifdef DN_CUDA_EMU
     dn_net *net = gt_build(STEP_NET(0), "counts");
@@ -254,7 +254,7 @@ static char *dir_of(const char *name)
     return s;
 }
 
-static void same_rates_on_cpu_and_gpu(void **state)
+static void test_same_rates_on_cpu_and_gpu(void **state)
 {
     (void)state;
     dn_error err;
@@ -288,7 +288,7 @@ static dn_net *load(const char *weights)
     return net;
 }
 
-static void resume_on_gpu_continues(void **state)
+static void test_resume_on_gpu_continues(void **state)
 {
     (void)state;
     dn_error err;
@@ -327,7 +327,7 @@ static void resume_on_gpu_continues(void **state)
     assert_true(ok);
 }
 
-static void nan_loss_stops_on_gpu(void **state)
+static void test_nan_loss_stops_on_gpu(void **state)
 {
     (void)state;
     dn_error err;
@@ -341,7 +341,7 @@ static void nan_loss_stops_on_gpu(void **state)
 
 /* halt_loss on the GPU: as on the CPU (tests/test_train.c), training
  * stops after the first epoch, with <cfg>_halt.weights */
-static void halts_on_gpu(void **state)
+static void test_halts_on_gpu(void **state)
 {
     (void)state;
     dn_error err;
@@ -411,7 +411,7 @@ static void two_gpus_match_one(const char *cfg)
 
 /* dn_eval_classifier of one weights file (random weights and batch-norm
  * statistics) on the CPU, on GPU 0 and, with two devices, on both */
-static void evaluation_matches_cpu(void **state)
+static void test_evaluation_matches_cpu(void **state)
 {
     (void)state;
     dn_error err;
@@ -453,14 +453,14 @@ static void evaluation_matches_cpu(void **state)
     dn_cfg_free(cfg);
 }
 
-static void two_gpus_match_one_sgd(void **state)
+static void test_two_gpus_match_one_sgd(void **state)
 {
     (void)state;
     two_gpus_match_one(NO_BN_NET(0));
 }
 
 /* Adam's second moments start on every replica from the front's */
-static void two_gpus_match_one_adam(void **state)
+static void test_two_gpus_match_one_adam(void **state)
 {
     (void)state;
     two_gpus_match_one(NO_BN_NET(1));
@@ -471,16 +471,16 @@ int main(void)
     if (gt_no_device("test_gpu_train"))
         return 0;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(sgd_three_updates),
-        cmocka_unit_test(adam_three_updates),
-        cmocka_unit_test(step_moves_only_batches_and_losses),
-        cmocka_unit_test(same_rates_on_cpu_and_gpu),
-        cmocka_unit_test(resume_on_gpu_continues),
-        cmocka_unit_test(nan_loss_stops_on_gpu),
-        cmocka_unit_test(halts_on_gpu),
-        cmocka_unit_test(two_gpus_match_one_sgd),
-        cmocka_unit_test(two_gpus_match_one_adam),
-        cmocka_unit_test(evaluation_matches_cpu),
+        cmocka_unit_test(test_sgd_three_updates),
+        cmocka_unit_test(test_adam_three_updates),
+        cmocka_unit_test(test_step_moves_only_batches_and_losses),
+        cmocka_unit_test(test_same_rates_on_cpu_and_gpu),
+        cmocka_unit_test(test_resume_on_gpu_continues),
+        cmocka_unit_test(test_nan_loss_stops_on_gpu),
+        cmocka_unit_test(test_halts_on_gpu),
+        cmocka_unit_test(test_two_gpus_match_one_sgd),
+        cmocka_unit_test(test_two_gpus_match_one_adam),
+        cmocka_unit_test(test_evaluation_matches_cpu),
     };
     int rc = cmocka_run_group_tests_name("gpu training", tests, setup, NULL);
     dn_gpu_ctx_release_all();

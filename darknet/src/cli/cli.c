@@ -103,13 +103,31 @@ int dn_devices_parse(const char *list, dn_devices *out, dn_error *err)
 
 int dn_arg_devices(int argc, char **argv, dn_devices *out, dn_error *err)
 {
+    return dn_arg_rank_devices(argc, argv, NULL, out, err);
+}
+
+int dn_arg_rank_devices(int argc, char **argv, const dn_comm *comm,
+                        dn_devices *out, dn_error *err)
+{
     const int nogpu = dn_arg_flag(argc, argv, "-nogpu");
     const char *list = dn_arg_str(argc, argv, "-gpus", NULL);
+    const int ranks = comm ? comm->size : 1;
     memset(out, 0, sizeof *out);
     if (nogpu && list)
         return dn_fail(err, "-gpus and -nogpu contradict each other");
     if (nogpu)
         return 0;
+    if (list && ranks > 1) {
+        if (dn_devices_parse(list, out, err))
+            return -1;
+        if (out->n > 1)
+            return dn_fail(err, "-gpus %s: under an MPI launcher each of the "
+                           "%d processes drives one GPU: give each rank one "
+                           "id (-gpus ID, e.g. from a wrapper script), or "
+                           "leave -gpus out for the GPU of its local rank; "
+                           "several GPUs in one process are -gpus %s without "
+                           "mpirun", list, ranks, list);
+    }
 #ifndef DN_GPU
     if (list)
         return dn_fail(err, "-gpus %s: this darknet was built without GPU "
@@ -119,7 +137,15 @@ int dn_arg_devices(int argc, char **argv, dn_devices *out, dn_error *err)
 #else
     if (list)
         return dn_devices_parse(list, out, err);
-    if (dn_gpu_count() > 0) {
+    const int count = dn_gpu_count();
+    if (count > 0 && ranks > 1) {
+        out->n = 1;
+        out->ids[0] = comm->node_rank % count;
+        fprintf(stderr, "darknet: rank %d uses GPU %d (local rank %d, %d "
+                "GPU%s here; -gpus ID chooses, -nogpu for the CPU)\n",
+                comm->rank, out->ids[0], comm->node_rank, count,
+                count > 1 ? "s" : "");
+    } else if (count > 0) {
         out->n = 1; /* Darknet's default: GPU 0 */
         fprintf(stderr, "darknet: using GPU 0 (-nogpu for the CPU, -gpus to "
                 "choose)\n");

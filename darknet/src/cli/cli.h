@@ -7,6 +7,7 @@
 #ifndef DN_CLI_H
 #define DN_CLI_H
 
+#include "comm.h"
 #include "darknet.h"
 
 /* Each command: returns the process exit status. argv[0] is the command. */
@@ -42,6 +43,19 @@ int dn_devices_parse(const char *list, dn_devices *out, dn_error *err);
  * the CPU. -gpus in a CPU build is an error that says how to rebuild.
  */
 int dn_arg_devices(int argc, char **argv, dn_devices *out, dn_error *err);
+
+/*
+ * The device options of one rank of a training across processes (comm,
+ * e.g. comm_mpi.h's under mpirun; NULL or a group of one: dn_arg_devices):
+ * one GPU per rank. "-gpus ID" is this rank's device (a launcher gives
+ * every rank the same line: a wrapper script can give each its own);
+ * "-gpus" with several ids is an error (several GPUs in one process are
+ * the one-process path, without mpirun); "-nogpu" is the CPU. Without
+ * either, a GPU build takes GPU (local rank modulo the GPUs of the
+ * machine), the local rank being comm->node_rank, and says so on stderr.
+ */
+int dn_arg_rank_devices(int argc, char **argv, const dn_comm *comm,
+                        dn_devices *out, dn_error *err);
 
 /* After a command consumed its own options: any other "-x" left is an
  * error (-set, -overlay and -strict are the cfg loader's). */

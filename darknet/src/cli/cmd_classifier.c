@@ -55,22 +55,32 @@ static int train(int argc, char **argv)
     dn_error err;
     dn_train_args a = {0};
     long every;
+    /* under mpirun: data-parallel across its processes (comm_mpi.h), one
+     * GPU per rank; MPI gets no argv (it needs none) */
+    if (dn_comm_mpi_open(NULL, NULL, &a.comm, &err)) {
+        fprintf(stderr, "darknet classifier train: %s\n", err.msg);
+        return 1;
+    }
+    int rc = 2;
+    dn_cfg *cfg = NULL;
     a.clear = dn_arg_flag(argc, argv, "-clear");
     a.save_every_epoch = dn_arg_flag(argc, argv, "-save-epochs");
     a.backup = dn_arg_str(argc, argv, "-backup", NULL);
     if (dn_arg_long(argc, argv, "-every", 1, &every, &err) ||
-        dn_arg_devices(argc, argv, &a.devices, &err) ||
+        dn_arg_rank_devices(argc, argv, a.comm, &a.devices, &err) ||
         dn_check_options(argc, argv, &err)) {
         fprintf(stderr, "darknet classifier train: %s\n", err.msg);
-        return 2;
+        goto done;
     }
     char *pos[4];
     int n = dn_positional(argc, argv, pos, 4);
-    if (n < 2 || n > 3)
-        return usage();
-    dn_cfg *cfg;
+    if (n < 2 || n > 3) {
+        rc = usage();
+        goto done;
+    }
+    rc = 1;
     if (load_cfg("train", pos[1], argc, argv, &cfg, &a.strict))
-        return 1;
+        goto done;
     a.data_path = pos[0];
     a.cfg = cfg;
     a.weights = n == 3 ? pos[2] : NULL;
@@ -81,21 +91,16 @@ static int train(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    /* under mpirun: data-parallel across its processes (comm_mpi.h); MPI
-     * gets no argv (this one is half consumed, and it needs none) */
-    if (dn_comm_mpi_open(NULL, NULL, &a.comm, &err)) {
-        fprintf(stderr, "darknet classifier train: %s\n", err.msg);
-        dn_cfg_free(cfg);
-        return 1;
-    }
     dn_train_outcome outcome;
-    int rc = dn_train_classifier(&a, &outcome, &err);
-    dn_cfg_free(cfg);
-    if (rc)
+    if (dn_train_classifier(&a, &outcome, &err))
         fprintf(stderr, "darknet classifier train: %s\n", err.msg);
+    else
+        rc = outcome == DN_TRAIN_INTERRUPTED ? 130 : 0;
+done:
+    dn_cfg_free(cfg);
     if (a.comm)
         a.comm->ops->free(a.comm);
-    return rc ? 1 : outcome == DN_TRAIN_INTERRUPTED ? 130 : 0;
+    return rc;
 }
 
 static int valid(int argc, char **argv)

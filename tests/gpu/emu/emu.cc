@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include <deque>
 #include <map>
@@ -18,6 +20,15 @@
 #include "cublas_v2.h"
 #include "cuda_runtime.h"
 #include "nccl.h"
+
+#ifdef DN_MPI
+#include <limits.h>
+/* MPI's C interface alone: Open MPI's and MPICH's headers would also
+ * declare their C++ bindings, which need a library we do not link */
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+#endif
 
 /* ------------------------------------------------------------ errors */
 
@@ -825,8 +836,12 @@ struct clique {
 };
 
 struct dn_emu_nccl {
-    clique *c;
+    clique *c; /* the ranks, all in this process; NULL: ranks in others */
     int rank;
+    int nranks; /* (c NULL) */
+#ifdef DN_MPI
+    MPI_Comm mpi; /* (c NULL) the processes of the id, ordered by rank */
+#endif
 };
 
 static std::vector<clique *> &cliques = *new std::vector<clique *>;
@@ -855,8 +870,85 @@ ncclResult_t ncclCommInitAll(ncclComm_t *comms, int n, const int *devices)
     return ncclSuccess;
 }
 
+/* An id: a text no other process or call draws (a GPU's holds an address
+ * to connect to; this one only has to tell communicators apart). */
+ncclResult_t ncclGetUniqueId(ncclUniqueId *id)
+{
+    static unsigned serial;
+    memset(id, 0, sizeof *id);
+    snprintf(id->internal, sizeof id->internal, "dn-emu-nccl %ld %u %ld",
+             (long)getpid(), ++serial, (long)time(NULL));
+    return ncclSuccess;
+}
+
+static void say(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsay(fmt, ap);
+    va_end(ap);
+}
+
+ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId id,
+                              int rank)
+{
+    *comm = nullptr;
+    if (nranks < 1 || rank < 0 || rank >= nranks)
+        return ncclInvalidArgument;
+    if (strncmp(id.internal, "dn-emu-nccl ", 12) != 0) {
+        say("ncclCommInitRank: the id was not drawn by ncclGetUniqueId");
+        return ncclInvalidArgument;
+    }
+    if (nranks == 1) {
+        int device = current_device;
+        return ncclCommInitAll(comm, 1, &device);
+    }
+#ifndef DN_MPI
+    say("ncclCommInitRank: %d ranks live in other processes, and this "
+        "emulator was built without MPI (make MPI=1)", nranks);
+    return ncclInvalidUsage;
+#else
+    int up = 0, down = 0;
+    MPI_Initialized(&up);
+    MPI_Finalized(&down);
+    if (!up || down) {
+        say("ncclCommInitRank: %d ranks need MPI, and MPI is not running",
+            nranks);
+        return ncclInvalidUsage;
+    }
+    /* every process of the job joins the processes that passed its id
+     * (MPI_Comm_split is collective over MPI_COMM_WORLD), ranked by rank */
+    unsigned hash = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < sizeof id.internal; i++)
+        hash = (hash ^ (unsigned char)id.internal[i]) * 16777619u;
+    MPI_Comm mc;
+    if (MPI_Comm_split(MPI_COMM_WORLD, (int)(hash & 0x7fffffff), rank,
+                       &mc) != MPI_SUCCESS)
+        return ncclSystemError;
+    int size = 0, me = 0;
+    MPI_Comm_size(mc, &size);
+    MPI_Comm_rank(mc, &me);
+    if (size != nranks || me != rank) {
+        say("ncclCommInitRank(rank %d of %d): %d process(es) passed this id, "
+            "this one as rank %d (did every process get rank 0's id, and "
+            "its own rank?)", rank, nranks, size, me);
+        MPI_Comm_free(&mc);
+        return ncclInvalidArgument;
+    }
+    MPI_Comm_set_errhandler(mc, MPI_ERRORS_RETURN);
+    *comm = new dn_emu_nccl{nullptr, rank, nranks, mc};
+    return ncclSuccess;
+#endif
+}
+
 ncclResult_t ncclCommDestroy(ncclComm_t comm)
 {
+#ifdef DN_MPI
+    int down = 0;
+    MPI_Finalized(&down);
+    if (comm && !comm->c && !down)
+        MPI_Comm_free(&comm->mpi);
+#endif
     delete comm;
     return ncclSuccess;
 }
@@ -866,7 +958,48 @@ ncclResult_t ncclGroupEnd(void) { return ncclSuccess; }
 
 const char *ncclGetErrorString(ncclResult_t r)
 {
-    return r == ncclSuccess ? "no error" : "invalid argument (emulator)";
+    switch (r) {
+    case ncclSuccess: return "no error";
+    case ncclSystemError: return "system error (emulator: an MPI call failed)";
+    case ncclInvalidArgument: return "invalid argument (emulator)";
+    case ncclInvalidUsage: return "invalid usage (emulator)";
+    }
+    return "unknown result (emulator)";
+}
+
+/* A collective of ranks in several processes (root < 0: an all-reduce):
+ * the work queued before it, then MPI on the emulated device memory. */
+static ncclResult_t across_processes(const char *call, ncclComm_t comm,
+                                     const void *send, void *recv,
+                                     size_t count, int root)
+{
+    if (!dn_emu_is_device(send, count * 4) || !dn_emu_is_device(recv, count * 4))
+        dn_emu_die("%s: buffers of %zu floats not in device memory", call, count);
+#ifdef DN_MPI
+    counts.library_calls++;
+    dn_emu_drain();
+    const float *from = (const float *)send;
+    float *to = (float *)recv;
+    for (size_t off = 0; off < count; off += INT_MAX) {
+        int n = count - off > INT_MAX ? INT_MAX : (int)(count - off);
+        int rc;
+        if (root < 0) {
+            rc = MPI_Allreduce(from == to ? MPI_IN_PLACE : from + off,
+                               to + off, n, MPI_FLOAT, MPI_SUM, comm->mpi);
+        } else {
+            if (comm->rank == root && from != to)
+                memcpy(to + off, from + off, sizeof(float) * (size_t)n);
+            rc = MPI_Bcast(to + off, n, MPI_FLOAT, root, comm->mpi);
+        }
+        if (rc != MPI_SUCCESS) {
+            say("%s: MPI error %d", call, rc);
+            return ncclSystemError;
+        }
+    }
+    return ncclSuccess;
+#else
+    return ncclInvalidUsage; /* no such communicator is made */
+#endif
 }
 
 /* Rank comm->rank joins collective `call` of its clique; true when it was
@@ -909,6 +1042,8 @@ ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count,
 {
     if (type != ncclFloat || op != ncclSum)
         return ncclInvalidArgument;
+    if (!comm->c)
+        return across_processes("ncclAllReduce", comm, send, recv, count, -1);
     if (!join("ncclAllReduce", comm, send, recv, count, 0))
         return ncclSuccess;
     /* every rank is in: queue the reduction after all their work */
@@ -931,8 +1066,11 @@ ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count,
                            ncclDataType_t type, int root, ncclComm_t comm,
                            cudaStream_t stream)
 {
-    if (type != ncclFloat || root < 0 || root >= comm->c->n)
+    if (type != ncclFloat || root < 0 ||
+        root >= (comm->c ? comm->c->n : comm->nranks))
         return ncclInvalidArgument;
+    if (!comm->c)
+        return across_processes("ncclBroadcast", comm, send, recv, count, root);
     if (!join("ncclBroadcast", comm, send, recv, count, root))
         return ncclSuccess;
     /* every rank is in: queue the copies of root's buffer after all work */

@@ -213,6 +213,30 @@ static void all_reduce_sums_the_ranks(void **state)
     }
 }
 
+/* ncclCommInitRank: one rank in this process works (a sum over one rank
+ * is the buffer); an id no ncclGetUniqueId drew is refused; ranks in other
+ * processes need MPI running (outside mpirun: a usage error, not a hang) */
+static void comm_init_rank_checks_its_id_and_processes(void **state)
+{
+    ncclUniqueId id, foreign;
+    ncclComm_t comm;
+    float *x = device_floats(2), got[2];
+    const float v[2] = {3, -4};
+    assert_int_equal(ncclGetUniqueId(&id), ncclSuccess);
+    memset(&foreign, 7, sizeof foreign);
+    assert_int_equal(ncclCommInitRank(&comm, 1, foreign, 0), ncclInvalidArgument);
+    assert_int_equal(ncclCommInitRank(&comm, 2, id, 2), ncclInvalidArgument);
+    assert_int_equal(ncclCommInitRank(&comm, 2, id, 1), ncclInvalidUsage);
+    assert_int_equal(ncclCommInitRank(&comm, 1, id, 0), ncclSuccess);
+    cudaMemcpy(x, v, sizeof v, cudaMemcpyHostToDevice);
+    assert_int_equal(ncclAllReduce(x, x, 2, ncclFloat, ncclSum, comm, NULL), ncclSuccess);
+    cudaDeviceSynchronize();
+    cudaMemcpy(got, x, sizeof got, cudaMemcpyDeviceToHost);
+    assert_true(got[0] == 3 && got[1] == -4);
+    ncclCommDestroy(comm);
+    cudaFree(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -224,6 +248,7 @@ int main(void)
         cmocka_unit_test(reverse_order_reverses_blocks_and_threads),
         cmocka_unit_test(cublas_is_column_major),
         cmocka_unit_test(all_reduce_sums_the_ranks),
+        cmocka_unit_test(comm_init_rank_checks_its_id_and_processes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
