@@ -182,27 +182,44 @@ $(BUILD)/libdarknet.a: $(LIB_OBJ) Makefile
 	          $$bad $$inc >&2; rm -f $@.tmp; exit 1; fi
 	@mv $@.tmp $@
 
-$(BUILD)/%.o: %.c
+# Objects depend on the flags they were built with. $(BUILD)/flags holds
+# the compilers, flags and libraries of this build directory and is
+# rewritten only when they change (a switch such as ONEDNN=0, a library
+# found or not), so every object built under other flags is rebuilt rather
+# than linked stale. The wrappers that install packages and then run a
+# fresh make (test, demo, bench, ...) leave it to that make.
+FLAGS_FILE := $(BUILD)/flags
+FLAGS_NOW  := $(CC) $(CFLAGS) | $(CXX) $(CXXFLAGS_CV) | $(NVCC) $(NVFLAGS) | $(LDLIBS)
+WRAPPERS   := test demo bench bench-mpi fuzz figure1 test-gpu test-gpu-emu deps clean
+ifneq ($(filter-out $(WRAPPERS),$(or $(MAKECMDGOALS),all)),)
+$(shell mkdir -p $(BUILD) && \
+    if [ "$$(cat $(FLAGS_FILE) 2>/dev/null)" != '$(subst ','\'',$(FLAGS_NOW))' ]; then \
+        printf '%s\n' '$(subst ','\'',$(FLAGS_NOW))' > $(FLAGS_FILE); fi)
+endif
+$(FLAGS_FILE):
+	@mkdir -p $(dir $@) && touch $@
+
+$(BUILD)/%.o: %.c $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/%.o: %.cpp
+$(BUILD)/%.o: %.cpp $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CXX) -O2 -fPIC -MMD -MP -Idarknet/include -Idarknet/src $(CXXFLAGS_CV) -c $< -o $@
 
 ifeq ($(EMU),1)
 EMU_CXXFLAGS := -std=c++17 -O2 -g -MMD -MP \
     $(filter-out -std=% -Wextra -O% -march=% -g -MMD -MP,$(CFLAGS))
-$(BUILD)/%.cu.o: %.cu tests/gpu/emu/launch.pl
+$(BUILD)/%.cu.o: %.cu tests/gpu/emu/launch.pl $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	perl tests/gpu/emu/launch.pl $< > $(BUILD)/$*.emu.cc
 	$(CXX) $(EMU_CXXFLAGS) -DDN_EMU_DEVICE_CODE -c $(BUILD)/$*.emu.cc -o $@
 
-$(BUILD)/tests/gpu/emu/%.o: tests/gpu/emu/%.cc
+$(BUILD)/tests/gpu/emu/%.o: tests/gpu/emu/%.cc $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
 else
-$(BUILD)/%.cu.o: %.cu
+$(BUILD)/%.cu.o: %.cu $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 endif
@@ -242,7 +259,7 @@ CLI_TEST_BIN := $(filter $(BUILD)/asan/tests/test_cli $(BUILD)/asan/tests/test_c
 ASAN_CFLAGS := $(filter-out -O3 -DDN_OPENCV -DDN_GPU -DDN_CUDNN -DDN_NCCL,$(CFLAGS)) -O1 -g $(ASAN_FLAGS)
 ASAN_LIBS := $(filter-out -lopencv_imgcodecs -lopencv_imgproc -lopencv_core -lstdc++ -lcudart -lcublas -lcudnn -lnccl,$(LDLIBS)) -lcmocka
 
-$(BUILD)/asan/%.o: %.c
+$(BUILD)/asan/%.o: %.c $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ASAN_CFLAGS) -c $< -o $@
 
@@ -308,7 +325,7 @@ FUZZ_BIN    := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 
 $(BUILD)/fuzz/fuzz_cli: $(CLI_SRC:%.c=$(BUILD)/fuzz/%.o)
 
-$(BUILD)/fuzz/%.o: %.c
+$(BUILD)/fuzz/%.o: %.c $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
 
