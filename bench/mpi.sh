@@ -74,5 +74,21 @@ echo "2 ranks x 1 thread: $TWO images/s; all-reduce: $SHARE"
         [ -n "$n" ] || continue
         echo "| $(basename "$c" .cfg) | $n | $(awk -v n="$n" 'BEGIN { b = 4 * (n + 3); printf "%d (%.1f MiB)", b, b / 1048576 }') |"
     done
+    echo
+    echo "## Expected all-reduce time per step on 2 nodes x 8 GPUs (N = 16)"
+    echo
+    echo "A ring all-reduce moves 2(N-1)/N x bytes through the slowest link: the"
+    echo "time below is that over 25 GB/s and 200 GB/s between the nodes, a lower"
+    echo "bound (no latency, no overlap with the backward pass). Set it against a"
+    echo "measured single-GPU step time, which this machine cannot give (no GPU):"
+    echo "the scaling efficiency is step / (step + all-reduce)."
+    echo
+    echo "| network | bytes per step | at 25 GB/s | at 200 GB/s |"
+    echo "|---|---:|---:|---:|"
+    for c in cfg/*.cfg; do
+        n=$("$DARKNET_MPI" summary "$c" 2>/dev/null | sed -n 's/^total: \([0-9]*\) parameters.*/\1/p')
+        [ -n "$n" ] || continue
+        echo "| $(basename "$c" .cfg) | $(awk -v n="$n" 'BEGIN { b = 4 * (n + 3); m = 2 * 15 / 16 * b; printf "%.1f MB | %.2f ms | %.2f ms", b / 1e6, m / 25e9 * 1e3, m / 200e9 * 1e3 }') |"
+    done
 } > "$OUT/mpi.md"
 cat "$OUT/mpi.md"
