@@ -36,6 +36,7 @@
 
 #include "cuda.h"
 #include "gpu_testutil.h"
+#include "mpitest.h"
 
 /* the emulator computes exactly (the order of sums alone differs: 1.4e-6
  * measured); a GPU adds cuDNN's per-process choice of algorithms, in
@@ -46,23 +47,11 @@
 #define BOUND 1e-3
 #endif
 
-static const char *NET =
-    "[net]\nbatch=16\nsubdivisions=1\nheight=32\nwidth=32\nchannels=3\n"
-    "learning_rate=0.05\nmomentum=0.9\ndecay=0.0005\npolicy=constant\n"
-    "max_batches=5\nseed=7\n"
-    "[convolutional]\nbatch_normalize=1\nfilters=4\nsize=3\nstride=2\npad=1\n"
-    "activation=relu\n"
-    "[maxpool]\nsize=2\nstride=2\n"
-    "[convolutional]\nbatch_normalize=1\nfilters=8\nsize=3\nstride=1\npad=1\n"
-    "activation=leaky\n"
-    "[connected]\noutput=10\nactivation=linear\n"
-    "[softmax]\n";
-
-static char darknet[1024], dir[600], skip_why[256];
-
+/* Every test skips, saying why, unless this build has MPI and NCCL and
+ * there are two devices (mpitest.h checks mpirun and the binary). */
 static int setup(void **state)
 {
-    const char *d = getenv("DARKNET_GPU_MPI");
+    static char why_not[128];
     const char *unbuilt = NULL;
     int devices = 0;
 #ifndef DN_MPI
@@ -72,128 +61,22 @@ static int setup(void **state)
     unbuilt = "built without NCCL (NCCL=0)";
 #endif
     if (unbuilt)
-        snprintf(skip_why, sizeof skip_why, "%s", unbuilt);
-    else if (system("command -v mpirun > /dev/null 2>&1") != 0)
-        snprintf(skip_why, sizeof skip_why, "no mpirun (apt-get install "
-                 "openmpi-bin libopenmpi-dev)");
-    else if (!d || access(d, X_OK) != 0)
-        snprintf(skip_why, sizeof skip_why, "DARKNET_GPU_MPI (the GPU=1 "
-                 "MPI=1 build of bin/darknet) is not set or not built");
+        snprintf(why_not, sizeof why_not, "%s", unbuilt);
     else if (cudaGetDeviceCount(&devices) != cudaSuccess || devices < 2)
-        snprintf(skip_why, sizeof skip_why, "%d CUDA device(s); two ranks "
+        snprintf(why_not, sizeof why_not, "%d CUDA device(s); two ranks "
                  "take one each", devices);
-    else if (d[0] == '/')
-        snprintf(darknet, sizeof darknet, "%s", d);
-    else {
-        char cwd[512];
-        snprintf(darknet, sizeof darknet, "%s/%s", getcwd(cwd, sizeof cwd), d);
-    }
-    snprintf(dir, sizeof dir, "%s", tu_tmpdir());
-    char path[700], text[2400];
-    snprintf(path, sizeof path, "%s/train.bin", dir);
-    tu_write_cifar_pattern(path, 96, 1);
-    snprintf(text, sizeof text, "classes=10\ntrain=%s/train.bin\n"
-             "backup=%s/unused\n", dir, dir);
-    tu_write_file("m.data", text);
-    tu_write_file("m.cfg", NET);
-    /* ranks as root, several ranks on few cores, one thread each */
-    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
-    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-    setenv("OMP_NUM_THREADS", "1", 1);
-    setenv("OPENBLAS_NUM_THREADS", "1", 1);
-    setenv("OMP_WAIT_POLICY", "passive", 1);
+    mt_setup("DARKNET_GPU_MPI", "the GPU=1 MPI=1 build of bin/darknet",
+             why_not[0] ? why_not : NULL, 0);
     return 0;
 }
 
-#define SKIP_UNLESS_READY()                                                   \
-    do {                                                                      \
-        if (skip_why[0]) {                                                    \
-            print_message("skipped: %s\n", skip_why);                        \
-            skip();                                                           \
-        }                                                                     \
-    } while (0)
-
-/* Trains on 2 ranks (ranks = 2, each on its local rank's GPU) or 1 process
- * on GPU 0, into backup dir `out` with extra words; output in dir/out.txt.
- * Returns the exit status. */
+/* Trains on 2 ranks (each on its local rank's GPU) or 1 process on GPU 0,
+ * into backup dir `out` with extra words. */
 static int train(int ranks, const char *out, const char *extra)
 {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "cd %s && timeout 120 %s%s classifier train "
-             "m.data m.cfg -backup %s %s %s > %s.txt 2>&1", dir,
-             ranks > 1 ? "mpirun --oversubscribe -np 2 " : "", darknet, out,
-             ranks > 1 ? "" : "-gpus 0", extra, out);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
-static const char *output_of(const char *out)
-{
-    static char text[65536];
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s.txt", dir, out);
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
-    text[n] = '\0';
-    if (f)
-        fclose(f);
-    return text;
-}
-
-static void expect_ok(int rc, const char *out)
-{
-    if (rc != 0)
-        print_error("exit %d:\n%s\n", rc, output_of(out));
-    assert_int_equal(rc, 0);
-}
-
-static dn_net *load_net(const char *weights)
-{
-    dn_error err;
-    dn_cfg *cfg;
-    dn_net *net;
-    char path[700];
-    snprintf(path, sizeof path, "%s/m.cfg", dir);
-    assert_int_equal(dn_cfg_load(path, &cfg, &err), 0);
-    if (dn_net_make(cfg, NULL, &net, &err)) {
-        print_error("%s\n", err.msg);
-        fail();
-    }
-    snprintf(path, sizeof path, "%s/%s", dir, weights);
-    if (dn_weights_load(net, path, &err)) {
-        print_error("%s\n", err.msg);
-        fail();
-    }
-    return net;
-}
-
-/* The parameters of two weight files agree within BOUND (the rolling
- * statistics are each rank's own) and both files hold the same clock. */
-static void assert_params_close(const char *a_path, const char *b_path)
-{
-    dn_net *a = load_net(a_path), *b = load_net(b_path);
-    assert_true(a->seen == b->seen);
-    double worst = 0;
-    long compared = 0;
-    for (int i = 0; i < a->n; i++)
-        for (int p = 0; p < a->layers[i].n_params; p++) {
-            const dn_param *pa = &a->layers[i].params[p];
-            const dn_param *pb = &b->layers[i].params[p];
-            for (long j = 0; j < pa->n; j++) {
-                double x = pa->w[j], y = pb->w[j];
-                double dev = fabs(x - y) / (fabs(x) + 0.01);
-                if (!(dev <= BOUND))
-                    print_error("%s vs %s: layer %d parameter %d [%ld]: %.9g "
-                                "vs %.9g\n", a_path, b_path, i, p, j, x, y);
-                assert_true(dev <= BOUND);
-                worst = dev > worst ? dev : worst;
-                compared++;
-            }
-        }
-    print_message("%s vs %s: %ld parameters, largest |a-b|/(|a|+0.01) = %.2g "
-                  "(bound %g)\n", a_path, b_path, compared, worst, BOUND);
-    dn_net_free(a);
-    dn_net_free(b);
+    char words[1024];
+    snprintf(words, sizeof words, "%s %s", ranks > 1 ? "" : "-gpus 0", extra);
+    return mt_train(ranks, 120, out, words);
 }
 
 /* rank r's share of forward batch k is subdivision 2k+r of one process */
@@ -203,27 +86,27 @@ static void check_against_one_gpu(const char *set, const char *name)
     snprintf(one, sizeof one, "%s_1", name);
     snprintf(two, sizeof two, "%s_2", name);
     snprintf(set1, sizeof set1, "%s -set subdivisions=2", set);
-    expect_ok(train(1, one, set1), one);
-    expect_ok(train(2, two, set), two);
-    const char *out = output_of(two);
+    mt_expect_ok(train(1, one, set1), one);
+    mt_expect_ok(train(2, two, set), two);
+    const char *out = mt_output_of(two);
     assert_contains(out, "rank 0 uses GPU 0");
     assert_contains(out, "rank 1 uses GPU 1");
     assert_contains(out, "5, 0.833: "); /* one process's clock */
     assert_contains(out, "80 images");
     snprintf(w1, sizeof w1, "%s/m_final.weights", one);
     snprintf(w2, sizeof w2, "%s/m_final.weights", two);
-    assert_params_close(w1, w2);
+    mt_assert_weights_close(w1, w2, 0, BOUND);
 }
 
 static void test_sgd_two_gpu_ranks_match_one_gpu(void **state)
 {
-    SKIP_UNLESS_READY();
+    MT_SKIP_UNLESS_READY();
     check_against_one_gpu("-set adam=0", "sgd");
 }
 
 static void test_adam_two_gpu_ranks_match_one_gpu(void **state)
 {
-    SKIP_UNLESS_READY();
+    MT_SKIP_UNLESS_READY();
     check_against_one_gpu("-set adam=1 -set learning_rate=0.001", "adam");
 }
 
@@ -231,34 +114,35 @@ static void test_adam_two_gpu_ranks_match_one_gpu(void **state)
  * epochs on one GPU */
 static void test_one_gpu_checkpoint_resumes_on_two_ranks(void **state)
 {
-    SKIP_UNLESS_READY();
+    MT_SKIP_UNLESS_READY();
     const char *keys = "-set max_batches=0 -set epochs=2 -set adam=1 "
                        "-set learning_rate=0.001";
     char extra[512];
     snprintf(extra, sizeof extra, "%s -set subdivisions=2", keys);
-    expect_ok(train(1, "straight", extra), "straight");
+    mt_expect_ok(train(1, "straight", extra), "straight");
     snprintf(extra, sizeof extra, "%s -set subdivisions=2 -set epochs=1", keys);
-    expect_ok(train(1, "first", extra), "first");
+    mt_expect_ok(train(1, "first", extra), "first");
     snprintf(extra, sizeof extra, "first/m_final.weights %s", keys);
-    expect_ok(train(2, "then", extra), "then");
-    assert_contains(output_of("then"), "resuming a checkpoint of 1 process "
+    mt_expect_ok(train(2, "then", extra), "then");
+    assert_contains(mt_output_of("then"), "resuming a checkpoint of 1 process "
                                        "with 2");
-    assert_params_close("straight/m_final.weights", "then/m_final.weights");
+    mt_assert_weights_close("straight/m_final.weights",
+                            "then/m_final.weights", 0, BOUND);
 }
 
 static void test_failing_rank_stops_every_rank(void **state)
 {
-    SKIP_UNLESS_READY();
+    MT_SKIP_UNLESS_READY();
     /* rank 0 alone writes checkpoints: a directory in the way of its
      * first one fails it at the end of epoch 1 */
     char path[700];
     mkdir(tu_tmp_path("fail"), 0777);
-    snprintf(path, sizeof path, "%s/fail/m_last.weights", dir);
+    snprintf(path, sizeof path, "%s/fail/m_last.weights", mt.dir);
     assert_int_equal(mkdir(path, 0777), 0);
     int rc = train(2, "fail", "-set max_batches=0 -set epochs=3");
     assert_int_not_equal(rc, 0);
     assert_int_not_equal(rc, 124); /* no timeout: nobody hung */
-    const char *out = output_of("fail");
+    const char *out = mt_output_of("fail");
     assert_contains(out, "rank 0: ");
     assert_contains(out, "m_last.weights");
     assert_contains(out, "rank 1: stopped because rank 0 failed: ");
@@ -269,7 +153,7 @@ static void test_failing_rank_stops_every_rank(void **state)
 /* refusals before the first batch: (extra words, what the output says) */
 static void test_refusals_come_before_training(void **state)
 {
-    SKIP_UNLESS_READY();
+    MT_SKIP_UNLESS_READY();
     static const struct {
         const char *name, *extra, *says;
     } cases[] = {
@@ -280,7 +164,7 @@ static void test_refusals_come_before_training(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc = train(2, cases[i].name, cases[i].extra);
-        const char *out = output_of(cases[i].name);
+        const char *out = mt_output_of(cases[i].name);
         if (rc == 0 || !strstr(out, cases[i].says))
             print_error("%s: exit %d:\n%s\n", cases[i].name, rc, out);
         assert_int_not_equal(rc, 0);
@@ -292,16 +176,16 @@ static void test_refusals_come_before_training(void **state)
 /* rank 1 on the CPU, rank 0 on a GPU: both refuse, neither waits */
 static void test_ranks_placed_differently_are_refused(void **state)
 {
-    SKIP_UNLESS_READY();
+    MT_SKIP_UNLESS_READY();
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "cd %s && timeout 120 mpirun --oversubscribe "
              "-np 2 sh -c 'if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then "
              "set -- -nogpu; fi; exec %s classifier train m.data m.cfg "
-             "-backup mixed \"$@\"' > mixed.txt 2>&1", dir, darknet);
+             "-backup mixed \"$@\"' > mixed.txt 2>&1", mt.dir, mt.darknet);
     int rc = system(cmd);
     assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) != 0 &&
                 WEXITSTATUS(rc) != 124);
-    const char *out = output_of("mixed");
+    const char *out = mt_output_of("mixed");
     assert_contains(out, "1 of 2 processes placed the network on a GPU and "
                          "the others on the CPU");
     assert_null(strstr(out, "1, 0.167: "));
