@@ -53,6 +53,13 @@ TWO=$(rate "$work/two.txt")
 SHARE=$(sed -n 's/^all-reduce: \(.*\)$/\1/p' "$work/two.txt")
 echo "2 ranks x 1 thread: $TWO images/s; all-reduce: $SHARE"
 
+# "name parameters" of every cfg of cfg/ that builds; bytes per step: every
+# gradient, plus the loss and top-1 count
+for c in cfg/*.cfg; do
+    n=$("$DARKNET_MPI" summary "$c" 2>/dev/null | sed -n 's/^total: \([0-9]*\) parameters.*/\1/p')
+    if [ -n "$n" ]; then echo "$(basename "$c" .cfg) $n"; fi
+done > "$work/params"
+
 {
     echo "# make bench-mpi, $(date -u +%Y-%m-%d), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
     echo
@@ -69,11 +76,7 @@ echo "2 ranks x 1 thread: $TWO images/s; all-reduce: $SHARE"
     echo
     echo "| network | parameters | bytes per step |"
     echo "|---|---:|---:|"
-    for c in cfg/*.cfg; do
-        n=$("$DARKNET_MPI" summary "$c" 2>/dev/null | sed -n 's/^total: \([0-9]*\) parameters.*/\1/p')
-        [ -n "$n" ] || continue
-        echo "| $(basename "$c" .cfg) | $n | $(awk -v n="$n" 'BEGIN { b = 4 * (n + 3); printf "%d (%.1f MiB)", b, b / 1048576 }') |"
-    done
+    awk '{ b = 4 * ($2 + 3); printf "| %s | %d | %d (%.1f MiB) |\n", $1, $2, b, b / 1048576 }' "$work/params"
     echo
     echo "## Expected all-reduce time per step on 2 nodes x 8 GPUs (N = 16)"
     echo
@@ -85,10 +88,7 @@ echo "2 ranks x 1 thread: $TWO images/s; all-reduce: $SHARE"
     echo
     echo "| network | bytes per step | at 25 GB/s | at 200 GB/s |"
     echo "|---|---:|---:|---:|"
-    for c in cfg/*.cfg; do
-        n=$("$DARKNET_MPI" summary "$c" 2>/dev/null | sed -n 's/^total: \([0-9]*\) parameters.*/\1/p')
-        [ -n "$n" ] || continue
-        echo "| $(basename "$c" .cfg) | $(awk -v n="$n" 'BEGIN { b = 4 * (n + 3); m = 2 * 15 / 16 * b; printf "%.1f MB | %.2f ms | %.2f ms", b / 1e6, m / 25e9 * 1e3, m / 200e9 * 1e3 }') |"
-    done
+    awk '{ b = 4 * ($2 + 3); m = 2 * 15 / 16 * b
+           printf "| %s | %.1f MB | %.2f ms | %.2f ms |\n", $1, b / 1e6, m / 25e9 * 1e3, m / 200e9 * 1e3 }' "$work/params"
 } > "$OUT/mpi.md"
 cat "$OUT/mpi.md"
