@@ -53,4 +53,19 @@ struct dn_comm {
     void *impl;
 };
 
+/* *any <- 1 when any process passed failed != 0: the communicator's
+ * agree_failure, or where it has none a sum of one float over the group
+ * (host buffers only). */
+static inline int dn_comm_agree(dn_comm *c, int failed, int *any,
+                                dn_error *err)
+{
+    if (c->ops->agree_failure)
+        return c->ops->agree_failure(c, failed, any, err);
+    float f = failed != 0, *bufs[1] = {&f};
+    if (c->ops->all_reduce_sum(c, bufs, 1, err))
+        return -1;
+    *any = f > 0;
+    return 0;
+}
+
 #endif

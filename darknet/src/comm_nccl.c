@@ -123,22 +123,10 @@ int dn_comm_nccl_make(int n, const int *devices, dn_comm **out, dn_error *err)
 
 /* ------------------------------------------- one device per process */
 
-/* *any <- whether any process of host passed failed != 0 */
-static int host_agree(dn_comm *host, int failed, int *any, dn_error *err)
-{
-    if (host->ops->agree_failure)
-        return host->ops->agree_failure(host, failed, any, err);
-    float f = failed != 0, *bufs[1] = {&f};
-    if (host->ops->all_reduce_sum(host, bufs, 1, err))
-        return -1;
-    *any = f > 0;
-    return 0;
-}
-
 static int nccl_agree_failure(dn_comm *c, int failed, int *any, dn_error *err)
 {
     nccl_comm *impl = c->impl;
-    return host_agree(impl->host, failed, any, err);
+    return dn_comm_agree(impl->host, failed, any, err);
 }
 
 static const dn_comm_ops nccl_mpi_ops = {
@@ -156,7 +144,7 @@ static int agreed(dn_comm *host, int failed, const dn_error *mine,
                   const char *what, dn_error *err)
 {
     int any = 0;
-    if (host_agree(host, failed, &any, err))
+    if (dn_comm_agree(host, failed, &any, err))
         return -1;
     if (!any)
         return 0;

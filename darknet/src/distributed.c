@@ -121,17 +121,6 @@ long dn_dist_forward_batch(const dn_dist *d, const dn_net *net)
 
 /* ------------------------------------------------------------ agreeing */
 
-static int agree_raw(dn_dist *d, int flag, int *any, dn_error *err)
-{
-    if (d->comm->ops->agree_failure)
-        return d->comm->ops->agree_failure(d->comm, flag, any, err);
-    float f = flag != 0, *bufs[1] = {&f};
-    if (d->comm->ops->all_reduce_sum(d->comm, bufs, 1, err))
-        return -1;
-    *any = f > 0;
-    return 0;
-}
-
 /*
  * Every rank says whether it failed (err holds its message when it did).
  * Returns 0 when none did; else -1, with err on every rank naming the
@@ -143,7 +132,7 @@ static int agree(dn_dist *d, int failed, dn_error *err)
         return failed ? -1 : 0;
     int any;
     dn_error cerr;
-    if (agree_raw(d, failed, &any, &cerr)) {
+    if (dn_comm_agree(d->comm, failed, &any, &cerr)) {
         d->broken = 1;
         if (!failed)
             *err = cerr;
@@ -202,7 +191,7 @@ int dn_dist_batch_begin(dn_dist *d, int stop_requested, int *stop,
         return 0;
     if (agree(d, 0, err))
         return -1;
-    if (agree_raw(d, stop_requested, stop, err)) {
+    if (dn_comm_agree(d->comm, stop_requested, stop, err)) {
         d->broken = 1;
         return -1;
     }
