@@ -75,8 +75,8 @@ int dn_cfg_parse_string(const char *text, const char *name, dn_cfg **out,
 int dn_cfg_load_flat(const char *path, dn_cfg **out, dn_error *err);
 void dn_cfg_free(dn_cfg *cfg);
 /* A deep copy: keys, values, their marks (used, override, warnings) and
- * file names, all its own; NULL when out of memory; free it with
- * dn_cfg_free. */
+ * file names, all its own (out of memory aborts, as for every small
+ * allocation); free it with dn_cfg_free. */
 dn_cfg *dn_cfg_clone(const dn_cfg *src);
 
 /* Strip leading and trailing whitespace in place; returns the new start. */

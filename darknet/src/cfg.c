@@ -213,47 +213,37 @@ int dn_cfg_parse_string(const char *text, const char *name, dn_cfg **out,
 }
 
 /* Each key of s, into d (empty); file names still point into src. */
-static int copy_section(const dn_section *s, dn_section *d)
+static void copy_section(const dn_section *s, dn_section *d)
 {
     d->line = s->line;
     d->path = s->path;
-    d->type = strdup(s->type);
-    d->kvs = calloc(s->n_kv ? s->n_kv : 1, sizeof *d->kvs);
-    if (!d->type || !d->kvs)
-        return -1;
+    d->type = dn_xstrdup(s->type);
+    d->kvs = dn_xcalloc(s->n_kv ? s->n_kv : 1, sizeof *d->kvs);
     d->cap_kv = s->n_kv ? s->n_kv : 1;
     for (int j = 0; j < s->n_kv; j++) {
         dn_kv *kv = &d->kvs[d->n_kv++];
         *kv = s->kvs[j];
-        kv->key = strdup(s->kvs[j].key);
-        kv->value = strdup(s->kvs[j].value);
-        kv->warning = s->kvs[j].warning ? strdup(s->kvs[j].warning) : NULL;
-        if (!kv->key || !kv->value || (s->kvs[j].warning && !kv->warning))
-            return -1;
+        kv->key = dn_xstrdup(s->kvs[j].key);
+        kv->value = dn_xstrdup(s->kvs[j].value);
+        kv->warning = s->kvs[j].warning ? dn_xstrdup(s->kvs[j].warning) : NULL;
     }
-    return 0;
 }
 
 /* A replica of a network on several devices, and each training run, is
  * built from its own copy. */
 dn_cfg *dn_cfg_clone(const dn_cfg *src)
 {
-    dn_cfg *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
-    c->path = strdup(src->path);
-    c->paths = calloc(src->n_paths ? src->n_paths : 1, sizeof *c->paths);
-    c->sections = calloc(src->n_sections ? src->n_sections : 1,
-                         sizeof *c->sections);
-    if (!c->path || !c->paths || !c->sections)
-        goto fail;
+    dn_cfg *c = dn_xcalloc(1, sizeof *c);
+    c->path = dn_xstrdup(src->path);
+    c->paths = dn_xcalloc(src->n_paths ? src->n_paths : 1, sizeof *c->paths);
+    c->sections = dn_xcalloc(src->n_sections ? src->n_sections : 1,
+                             sizeof *c->sections);
     c->cap_sections = src->n_sections ? src->n_sections : 1;
     for (; c->n_paths < src->n_paths; c->n_paths++)
-        if (!(c->paths[c->n_paths] = strdup(src->paths[c->n_paths])))
-            goto fail;
-    for (int i = 0; i < src->n_sections; i++)
-        if (copy_section(&src->sections[i], &c->sections[c->n_sections++]))
-            goto fail;
+        c->paths[c->n_paths] = dn_xstrdup(src->paths[c->n_paths]);
+    for (; c->n_sections < src->n_sections; c->n_sections++)
+        copy_section(&src->sections[c->n_sections],
+                     &c->sections[c->n_sections]);
     /* file names point into the copy's own list */
     for (int p = 0; p < src->n_paths; p++)
         for (int i = 0; i < c->n_sections; i++) {
@@ -265,9 +255,6 @@ dn_cfg *dn_cfg_clone(const dn_cfg *src)
                     d->kvs[j].src = c->paths[p];
         }
     return c;
-fail:
-    dn_cfg_free(c);
-    return NULL;
 }
 
 void dn_cfg_free(dn_cfg *cfg)

@@ -149,10 +149,6 @@ int dn_replicas_place(dn_net *net, const dn_devices *dev, dn_error *err)
     for (int i = 0; i < n; i++) {
         dn_cfg *copy = dn_cfg_clone(net->cfg);
         dn_net_options opt = {.batch_override = net->batch / n};
-        if (!copy) {
-            dn_fail(err, "out of memory");
-            goto fail;
-        }
         if (dn_net_make(copy, &opt, &r->nets[i], err)) {
             dn_cfg_free(copy);
             goto fail;

@@ -156,8 +156,6 @@ static int open_network(session *s, const session_options *o, dn_error *err)
 {
     dn_net_options opt = {.batch_override = o->batch_override};
     dn_cfg *cfg = dn_cfg_clone(o->cfg);
-    if (!cfg)
-        return dn_fail(err, "%s: out of memory copying the cfg", o->cfg->path);
     dn_net *plan;
     if (dn_net_plan(cfg, &opt, &plan, err)) {
         dn_cfg_free(cfg);
