@@ -105,6 +105,23 @@ static const gc_case grad_cases[] = {
     {"conv bn inference", NET(2, 3, 5, 5)
      "[convolutional]\nfilters=4\nsize=3\npad=1\nbatch_normalize=1\n"
      "activation=logistic\n", 0, 0, 0},
+    /* 16 and 32 filters with batch norm: with oneDNN, batch norm and the
+     * activation run on the convolution's blocked output (batchnorm_blocked.c;
+     * test_conv_bn_blocked_matches_plain checks that they do, and that relu
+     * and leaky, whose kinks finite differences over 16 channels cross,
+     * give the plain path's values); 6x6 planes: 8x8 squares and a
+     * remainder; swish: the portable loops */
+    {"conv bn linear, blocked", NET(2, 16, 6, 6)
+     "[convolutional]\nfilters=16\nsize=3\npad=1\nbatch_normalize=1\n"
+     "activation=linear\n", 1, 0, 0},
+    {"conv bn swish, 2 blocks", NET(2, 16, 6, 5)
+     "[convolutional]\nfilters=32\nsize=3\npad=1\nbatch_normalize=1\n"
+     "activation=swish\n", 1, 0, 0},
+    /* inference with a linear activation is linear in every input: a
+     * larger step only lowers the rounding noise over 144 products */
+    {"conv bn inference, blocked", NET(2, 16, 6, 6)
+     "[convolutional]\nfilters=16\nsize=3\npad=1\nbatch_normalize=1\n"
+     "activation=linear\n", 0, 5e-2, 0},
     {"connected logistic", NET(3, 2, 2, 3)
      "[connected]\noutput=5\n", 1, 0, 0},
     {"connected gelu", NET(3, 7, 1, 1)
@@ -199,6 +216,19 @@ static double compare(const char *what, const float *got, const double *ref,
     double worst = 0;
     for (long i = 0; i < n; i++) {
         double e = fabs(got[i] - ref[i]) / (1 + fabs(ref[i]));
+        if (e > worst)
+            worst = e;
+    }
+    printf("  %-10s max err %.2e\n", what, worst);
+    return worst;
+}
+
+static double compare_floats(const char *what, const float *got,
+                             const float *ref, long n)
+{
+    double worst = 0;
+    for (long i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - ref[i]) / (1 + fabs(ref[i]));
         if (e > worst)
             worst = e;
     }
@@ -309,6 +339,74 @@ static void test_conv_backend_key(void **state)
                    "[convolutional]\nfilters=4\nsize=3\npad=1\n");
     assert_null(((conv *)net->layers[0].priv)->onednn);
     dn_net_free(net);
+}
+
+/*
+ * Batch norm and the activation on oneDNN's blocked output against the
+ * plain path (conv_backend=im2col) on the same data: the output, every
+ * gradient and the rolling statistics after a training step, and the
+ * output in inference. 16 input channels (a first layer's few channels
+ * make oneDNN choose other layouts), planes of 81 (ten 8x8 squares and a
+ * remainder), two channel blocks, each activation kind (vector: linear, relu, leaky;
+ * portable: the rest). Tolerance |a - b| <= 1e-4 (1 + |b|), as the
+ * convolution's own.
+ */
+static void test_conv_bn_blocked_matches_plain(void **state)
+{
+    (void)state;
+    if (!dn_onednn_available())
+        skip();
+    const char *acts[] = {"linear", "relu", "leaky", "mish", "logistic"};
+    for (size_t a = 0; a < sizeof acts / sizeof *acts; a++) {
+        dn_net *nets[2];
+        for (int i = 0; i < 2; i++) {
+            char cfg[512];
+            snprintf(cfg, sizeof cfg, NET(3, 16, 9, 9) "conv_backend=%s\n"
+                     "bn_momentum=0.3\n[convolutional]\nfilters=32\nsize=3\n"
+                     "pad=1\nbatch_normalize=1\nactivation=%s\n",
+                     i ? "im2col" : "onednn", acts[a]);
+            nets[i] = build_ok(cfg);
+            dn_rng rng;
+            dn_rng_seed(&rng, 11);
+            dn_layer *l = &nets[i]->layers[0];
+            fill_uniform(nets[i]->input_data, 3L * l->inputs, &rng);
+            for (int k = 0; k < l->n_params; k++)
+                fill_uniform(l->params[k].w, l->params[k].n, &rng);
+            nets[i]->input_delta = calloc(3L * l->inputs, sizeof(float));
+            dn_net_forward(nets[i], 1);
+            fill_uniform(l->delta, 3L * l->outputs, &rng);
+            dn_net_backward(nets[i]);
+        }
+        const conv *blocked = nets[0]->layers[0].priv;
+        printf("%s: oneDNN output block %d\n", acts[a], blocked->block);
+        assert_true(blocked->block > 0 && blocked->blocked);
+        dn_layer *l = &nets[0]->layers[0], *p = &nets[1]->layers[0];
+        const conv *plain = p->priv;
+        assert_int_equal(plain->block, 0);
+        double worst = compare_floats("output", l->output, p->output,
+                                      3L * l->outputs);
+        worst = fmax(worst, compare_floats("d input", nets[0]->input_delta,
+                                           nets[1]->input_delta,
+                                           3L * l->inputs));
+        for (int k = 0; k < l->n_params; k++)
+            worst = fmax(worst, compare_floats(l->params[k].name,
+                                               l->params[k].grad,
+                                               p->params[k].grad,
+                                               l->params[k].n));
+        for (int k = 0; k < l->n_saved; k++)
+            worst = fmax(worst, compare_floats("saved", l->saved[k],
+                                               p->saved[k], l->saved_n[k]));
+        dn_net_forward(nets[0], 0);
+        dn_net_forward(nets[1], 0);
+        worst = fmax(worst, compare_floats("inference", l->output, p->output,
+                                           3L * l->outputs));
+        assert_true(worst <= 1e-4);
+        for (int i = 0; i < 2; i++) {
+            free(nets[i]->input_delta);
+            nets[i]->input_delta = NULL;
+            dn_net_free(nets[i]);
+        }
+    }
 }
 
 /* A 3x3 kernel on a 4x4 image, worked by hand. */
@@ -681,6 +779,7 @@ int main(void)
     const struct CMUnitTest unit_tests[] = {
         cmocka_unit_test(test_conv_matches_reference),
         cmocka_unit_test(test_conv_backend_key),
+        cmocka_unit_test(test_conv_bn_blocked_matches_plain),
         cmocka_unit_test(test_conv_hand_computed),
         cmocka_unit_test(test_conv_output_shapes),
         cmocka_unit_test(test_batchnorm_statistics),

@@ -19,6 +19,13 @@
  * gradient stays direct: oneDNN 2.6.3's Winograd weight-gradient kernel
  * crashed here (SIGSEGV inside its JIT code on this AMD CPU).
  *
+ * Blocked output (dn_onednn_conv_block): where the primitives' output is
+ * channel-blocked, the layer's batch norm and activation can read it there
+ * and write the output gradient back in that layout, so the output's and
+ * the output gradient's reorders are not needed at all (the output stage
+ * runs two passes over the blocked tensor instead of reorder + four plain
+ * passes; see dn_post_forward_blocked).
+ *
  * Dilation: oneDNN counts the gaps between taps (Darknet's dilation - 1).
  * Right/bottom padding is what makes oneDNN's output size equal Darknet's
  * floor((in + 2p - d(k-1) - 1)/s) + 1; it is smaller than p when the
@@ -57,6 +64,27 @@ void dn_onednn_conv_backward(dn_onednn_conv *cv, const float *in,
 {
     (void)cv, (void)in, (void)weights, (void)delta, (void)dweights;
     (void)in_delta, (void)workspace;
+}
+
+int dn_onednn_conv_block(const dn_onednn_conv *cv)
+{
+    (void)cv;
+    return 0;
+}
+
+const float *dn_onednn_conv_forward_blocked(dn_onednn_conv *cv,
+                                            const float *in,
+                                            const float *weights,
+                                            float *workspace)
+{
+    (void)cv, (void)in, (void)weights;
+    return workspace;
+}
+
+float *dn_onednn_conv_delta_blocked(dn_onednn_conv *cv, float *workspace)
+{
+    (void)cv;
+    return workspace;
 }
 
 const char *dn_onednn_conv_impl(const dn_onednn_conv *cv)
@@ -117,6 +145,7 @@ struct dn_onednn_conv {
     port bd_diff_dst, bd_weights, bd_diff_src;
     port bw_src, bw_diff_dst, bw_diff_weights;
     int share_diff_dst; /* bwd weights reads bwd data's diff_dst as is */
+    int block;          /* see dn_onednn_conv_block; 0: none */
     char impl[256];
 };
 
@@ -300,6 +329,33 @@ static const char *impl_of(const step *st)
 
 int dn_onednn_available(void) { return 1; }
 
+/*
+ * The channel block k when the forward's output and the backward passes'
+ * output gradient all use [batch][filters/k][out_h][out_w][k] (nChw16c,
+ * nChw8c) with filters a multiple of k (no padded channels), each reached
+ * through a reorder from the plain layout; 0 otherwise.
+ */
+static int output_block(const dn_onednn_conv *cv, const dnnl_dims_t dst_dims)
+{
+    if (!cv->share_diff_dst || !cv->fwd_dst.reorder ||
+        !cv->bd_diff_dst.reorder)
+        return 0;
+    static const struct { int k; dnnl_format_tag_t tag; } blocks[] = {
+        {16, dnnl_aBcd16b}, {8, dnnl_aBcd8b}};
+    for (size_t i = 0; i < sizeof blocks / sizeof *blocks; i++) {
+        dnnl_memory_desc_t md;
+        if (dst_dims[1] % blocks[i].k ||
+            dnnl_memory_desc_init_by_tag(&md, 4, dst_dims, dnnl_f32,
+                                         blocks[i].tag) != dnnl_success)
+            continue;
+        if (dnnl_memory_desc_equal(&md, md_of(&cv->fwd, dnnl_query_dst_md)) &&
+            dnnl_memory_desc_equal(&md, md_of(&cv->bwd_data,
+                                              dnnl_query_diff_dst_md)))
+            return blocks[i].k;
+    }
+    return 0;
+}
+
 dn_onednn_conv *dn_onednn_conv_make(const dn_onednn_shape *s,
                                     size_t *workspace_floats, char *why,
                                     size_t why_size)
@@ -408,31 +464,68 @@ dn_onednn_conv *dn_onednn_conv_make(const dn_onednn_shape *s,
         return NULL;
     }
     *workspace_floats = fwd_end > next ? fwd_end : next;
+    cv->block = output_block(cv, dst_dims);
     snprintf(cv->impl, sizeof cv->impl, "%s / %s / %s", impl_of(&cv->fwd),
              impl_of(&cv->bwd_data), impl_of(&cv->bwd_weights));
     return cv;
 }
 
-void dn_onednn_conv_forward(dn_onednn_conv *cv, const float *in,
-                            const float *weights, float *out, float *workspace)
+/* The primitive's own buffer of a port with a reorder, in the workspace. */
+static dnnl_memory_t port_inner(port *p, float *workspace)
+{
+    dnnl_memory_set_data_handle(p->inner, workspace + p->offset);
+    return p->inner;
+}
+
+/* The forward primitive, its output left in the primitive's layout when
+ * out is NULL (then in the workspace: dn_onednn_conv_forward_blocked). */
+static void forward(dn_onednn_conv *cv, const float *in, const float *weights,
+                    float *out, float *workspace)
 {
     dnnl_exec_arg_t args[4] = {
         {DNNL_ARG_SRC, port_bind(&cv->fwd_src, in, workspace)},
         {DNNL_ARG_WEIGHTS, port_bind(&cv->fwd_weights, weights, workspace)},
-        {DNNL_ARG_DST, port_bind(&cv->fwd_dst, out, workspace)},
+        {DNNL_ARG_DST, out ? port_bind(&cv->fwd_dst, out, workspace)
+                           : port_inner(&cv->fwd_dst, workspace)},
     };
     step_run(&cv->fwd, args, 3, workspace);
-    port_finish(&cv->fwd_dst);
+    if (out)
+        port_finish(&cv->fwd_dst);
     dnnl_stream_wait(stream);
+}
+
+void dn_onednn_conv_forward(dn_onednn_conv *cv, const float *in,
+                            const float *weights, float *out, float *workspace)
+{
+    forward(cv, in, weights, out, workspace);
+}
+
+int dn_onednn_conv_block(const dn_onednn_conv *cv) { return cv->block; }
+
+const float *dn_onednn_conv_forward_blocked(dn_onednn_conv *cv,
+                                            const float *in,
+                                            const float *weights,
+                                            float *workspace)
+{
+    forward(cv, in, weights, NULL, workspace);
+    return workspace + cv->fwd_dst.offset;
+}
+
+float *dn_onednn_conv_delta_blocked(dn_onednn_conv *cv, float *workspace)
+{
+    return workspace + cv->bd_diff_dst.offset;
 }
 
 void dn_onednn_conv_backward(dn_onednn_conv *cv, const float *in,
                              const float *weights, const float *delta,
                              float *dweights, float *in_delta, float *workspace)
 {
-    dnnl_memory_t diff_dst = NULL; /* bwd data's layout, reordered once */
+    /* bwd data's layout, reordered once; delta NULL: already there */
+    dnnl_memory_t diff_dst =
+        delta ? NULL : port_inner(&cv->bd_diff_dst, workspace);
     if (in_delta) {
-        diff_dst = port_bind(&cv->bd_diff_dst, delta, workspace);
+        if (!diff_dst)
+            diff_dst = port_bind(&cv->bd_diff_dst, delta, workspace);
         dnnl_exec_arg_t args[4] = {
             {DNNL_ARG_DIFF_DST, diff_dst},
             {DNNL_ARG_WEIGHTS, port_bind(&cv->bd_weights, weights, workspace)},

@@ -6,7 +6,9 @@
  * The framework keeps every tensor in Darknet's plain layouts (activations
  * [n, c, h, w], weights [filters, c/groups, size, size]); oneDNN's fastest
  * kernels want channel-blocked layouts (nChw16c and friends), so each call
- * reorders into the layout the primitive chose, runs it, and reorders back.
+ * reorders into the layout the primitive chose, runs it, and reorders back;
+ * except the output and its gradient when the layer's batch norm takes
+ * them blocked (dn_onednn_conv_block below).
  * All of those buffers and oneDNN's own scratchpad live in the network's
  * shared workspace, sized when the layer is made: nothing is allocated per
  * batch.
@@ -45,12 +47,30 @@ void dn_onednn_conv_forward(dn_onednn_conv *cv, const float *in,
 /*
  * delta: dL/d(out). ADDS dL/d(in) into in_delta when not NULL, and
  * dL/d(weights) into dweights unless the shape had skip_weight_gradient
- * (dweights is then unused; pass NULL).
+ * (dweights is then unused; pass NULL). delta NULL: dL/d(out) is already in
+ * the blocked layout at dn_onednn_conv_delta_blocked (block > 0 only).
  */
 void dn_onednn_conv_backward(dn_onednn_conv *cv, const float *in,
                              const float *weights, const float *delta,
                              float *dweights, float *in_delta,
                              float *workspace);
+
+/*
+ * Channel-blocked output, for a caller whose output stage (batch norm,
+ * activation) reads the convolution's output and writes its gradient in
+ * oneDNN's layout and so saves both reorders: the block k (16 or 8) when
+ * the primitives' output and output gradient both use
+ * [batch][filters/k][out_h*out_w][k] without padded channels, else 0.
+ * forward_blocked leaves the output there, in the workspace, and returns
+ * it (valid until the workspace is next used); delta_blocked is where
+ * backward with delta NULL reads dL/d(out) in that layout.
+ */
+int dn_onednn_conv_block(const dn_onednn_conv *cv);
+const float *dn_onednn_conv_forward_blocked(dn_onednn_conv *cv,
+                                            const float *in,
+                                            const float *weights,
+                                            float *workspace);
+float *dn_onednn_conv_delta_blocked(dn_onednn_conv *cv, float *workspace);
 
 /* The implementations oneDNN chose, e.g. "jit:avx512_core / ... / ...". */
 const char *dn_onednn_conv_impl(const dn_onednn_conv *cv);

@@ -35,6 +35,11 @@
  * same product as one SGEMM), so there the weight gradient is the im2col
  * GEMM above with the whole batch as one chunk.
  *
+ * With batch norm on a channel-blocked oneDNN output (nChw16c here), batch
+ * norm and the activation read the convolution's output, and write its
+ * gradient, in that layout (dn_post_forward_blocked): two passes each way
+ * instead of the output's reorders plus four plain passes.
+ *
  * Threads: with at least as many chunks as threads, each thread takes whole
  * chunks (im2col, GEMM, col2im on its own scratch): one fork per pass, and
  * col is used while it is still in cache. The weight gradient then goes to a
@@ -278,6 +283,9 @@ static int conv_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
     dn_post_init(&cv->post, l->batch, cv->filters, hw, bn, act,
                  (float)net->bn_momentum);
     cv->post.bn.sync = &net->bn_sync; /* sync batch norm (distributed.c) */
+    if (cv->onednn && !cv->gemm_dweights && bn &&
+        dn_post_blocked_ok(&cv->post, dn_onednn_conv_block(cv->onednn), 0))
+        cv->block = dn_onednn_conv_block(cv->onednn);
     k = 0;
     l->params[k++].w = cv->biases;
     if (bn)
@@ -332,6 +340,15 @@ static void forward_chunk(const dn_layer *l, const conv *cv, const float *in,
 static void conv_forward(dn_layer *l, dn_net *net)
 {
     conv *cv = l->priv;
+    cv->blocked = cv->block &&
+                  dn_post_blocked_ok(&cv->post, cv->block, net->train);
+    if (cv->blocked) { /* BN reads the convolution's own layout */
+        const float *raw = dn_onednn_conv_forward_blocked(
+            cv->onednn, net->input, cv->weights, net->workspace);
+        dn_post_forward_blocked(&cv->post, raw, cv->block, l->output,
+                                cv->biases, net->train);
+        return;
+    }
     if (cv->onednn) {
         dn_onednn_conv_forward(cv->onednn, net->input, cv->weights, l->output,
                                net->workspace);
@@ -394,6 +411,15 @@ static void conv_backward(dn_layer *l, dn_net *net)
     conv *cv = l->priv;
     dn_param *scales = cv->post.batch_normalize ? &l->params[1] : NULL;
     dn_param *weights = &l->params[l->n_params - 1];
+    if (cv->blocked) { /* dL/d(conv output) goes to oneDNN's layout */
+        float *d = dn_onednn_conv_delta_blocked(cv->onednn, net->workspace);
+        dn_post_backward_blocked(&cv->post, l->delta, cv->block, d,
+                                 l->params[0].grad, scales->grad, cv->biases,
+                                 net->train);
+        dn_onednn_conv_backward(cv->onednn, net->input, cv->weights, NULL,
+                                weights->grad, net->delta, net->workspace);
+        return;
+    }
     /* l->delta becomes dL/d(conv output), before bias/BN */
     dn_post_backward(&cv->post, l->output, l->delta, l->params[0].grad,
                      scales ? scales->grad : NULL, net->train);

@@ -31,6 +31,9 @@ typedef struct conv {
     int gemm_dweights;      /* with oneDNN: the weight gradient by im2col +
                                GEMM over the whole batch (one chunk) */
     size_t onednn_floats;   /* oneDNN's part of the workspace, first */
+    int block;              /* with oneDNN: the output's channel block when
+                               batch norm runs on it blocked; 0: plain */
+    int blocked;            /* the last forward ran blocked */
 } conv;
 
 #ifdef __cplusplus
