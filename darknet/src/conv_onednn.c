@@ -438,12 +438,6 @@ dn_onednn_conv *dn_onednn_conv_make(const dn_onednn_shape *s,
           port_make(&cv->bd_diff_src, &src_u,
                     md_of(&cv->bwd_data, dnnl_query_diff_src_md), 1, 1, &next,
                     &log);
-    if (!bad && s->skip_weight_gradient) {
-        *workspace_floats = fwd_end > next ? fwd_end : next;
-        snprintf(cv->impl, sizeof cv->impl, "%s / %s / (not oneDNN)",
-                 impl_of(&cv->fwd), impl_of(&cv->bwd_data));
-        return cv;
-    }
     bad = bad ||
           step_make(&cv->bwd_weights, &bw_d, cv->fwd.pd, &next, &log) ||
           port_make(&cv->bw_src, &src_u,
@@ -533,10 +527,6 @@ void dn_onednn_conv_backward(dn_onednn_conv *cv, const float *in,
         };
         step_run(&cv->bwd_data, args, 3, workspace);
         port_finish(&cv->bd_diff_src);
-    }
-    if (!cv->bwd_weights.prim) { /* skip_weight_gradient */
-        dnnl_stream_wait(stream);
-        return;
     }
     if (!cv->share_diff_dst)
         diff_dst = port_bind(&cv->bw_diff_dst, delta, workspace);

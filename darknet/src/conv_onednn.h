@@ -24,7 +24,6 @@ typedef struct dn_onednn_shape {
     int batch, c, h, w;                /* input [batch, c, h, w] */
     int filters, out_h, out_w;         /* output [batch, filters, out_h, out_w] */
     int size, stride, padding, dilation, groups;
-    int skip_weight_gradient; /* 1: the caller computes dL/dW itself */
 } dn_onednn_shape;
 
 /* 1 when this build has oneDNN. */
@@ -46,8 +45,7 @@ void dn_onednn_conv_forward(dn_onednn_conv *cv, const float *in,
 
 /*
  * delta: dL/d(out). ADDS dL/d(in) into in_delta when not NULL, and
- * dL/d(weights) into dweights unless the shape had skip_weight_gradient
- * (dweights is then unused; pass NULL). delta NULL: dL/d(out) is already in
+ * dL/d(weights) into dweights. delta NULL: dL/d(out) is already in
  * the blocked layout at dn_onednn_conv_delta_blocked (block > 0 only).
  */
 void dn_onednn_conv_backward(dn_onednn_conv *cv, const float *in,

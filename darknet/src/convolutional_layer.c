@@ -29,11 +29,11 @@
  * goes to oneDNN's primitives instead (conv_onednn.c): [net]
  * conv_backend=auto (default) uses them where oneDNN accepts the shape,
  * onednn insists (an error where it cannot), im2col never uses them. Bias,
- * batch norm and the activation stay here either way. On small output
- * planes oneDNN's weight-gradient kernel is the slow one (ResNet-18-CIFAR,
- * batch 64, 2 cores: 512 filters on 4x4, 44-52 ms against 27 ms for the
- * same product as one SGEMM), so there the weight gradient is the im2col
- * GEMM above with the whole batch as one chunk.
+ * batch norm and the activation stay here either way. (The weight
+ * gradient of small output planes used to be the im2col GEMM over the whole
+ * batch; oneDNN's kernel is now the faster one there: ResNet-18-CIFAR,
+ * batch 128, 512 filters on 4x4, 33-36 ms against about 45 ms for the
+ * SGEMM; whole network 115.8 against 111.5 images/s, median of 4.)
  *
  * With batch norm on a channel-blocked oneDNN output (nChw16c here), batch
  * norm and the activation read the convolution's output, and write its
@@ -66,9 +66,6 @@
 #define MIN_GEMM_COLUMNS 256L
 /* ...while the col matrix stays under this many floats (64 MiB). */
 #define MAX_COL_FLOATS (16L << 20)
-/* With oneDNN: output planes up to this many pixels take the weight
- * gradient from one SGEMM over the batch (see the top of the file). */
-#define GEMM_DWEIGHTS_MAX_HW 16L
 
 static int max_threads(void)
 {
@@ -168,30 +165,24 @@ static int choose_images_per_gemm(long rows, long hw, int batch, int threads)
     return (int)(n < 1 ? 1 : n);
 }
 
-/* The oneDNN convolution for this layer, as [net] conv_backend= asks
- * (rows: of the im2col matrix, for the small-plane weight gradient):
+/* The oneDNN convolution for this layer, as [net] conv_backend= asks:
  * 0 with cv->onednn set or left NULL (im2col), -1 on error. */
-static int onednn_make(dn_layer *l, dn_section *s, conv *cv, long rows,
-                       dn_net *net, dn_error *err)
+static int onednn_make(dn_layer *l, dn_section *s, conv *cv, dn_net *net,
+                       dn_error *err)
 {
     if (net->conv_backend == DN_CONV_IM2COL)
         return 0;
-    const long hw = (long)l->out_h * l->out_w;
-    const int gemm_dweights = hw <= GEMM_DWEIGHTS_MAX_HW &&
-                              rows * l->batch * hw <= MAX_COL_FLOATS;
     const dn_onednn_shape shape = {
         .batch = l->batch, .c = l->c, .h = l->h, .w = l->w,
         .filters = cv->filters, .out_h = l->out_h, .out_w = l->out_w,
         .size = cv->size, .stride = cv->stride, .padding = cv->padding,
-        .dilation = cv->dilation, .groups = cv->groups,
-        .skip_weight_gradient = gemm_dweights};
+        .dilation = cv->dilation, .groups = cv->groups};
     char why[256];
     size_t workspace;
     cv->onednn = dn_onednn_conv_make(&shape, &workspace, why, sizeof why);
-    if (cv->onednn) {
+    if (cv->onednn)
         cv->onednn_floats = workspace;
-        cv->gemm_dweights = gemm_dweights;
-    } else if (net->conv_backend == DN_CONV_ONEDNN)
+    else if (net->conv_backend == DN_CONV_ONEDNN)
         return dn_fail(err, "%s:%d: [convolutional] layer %d: [net] "
                        "conv_backend=onednn, but %s", s->path, s->line,
                        l->index, why);
@@ -227,14 +218,12 @@ static int conv_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
     const long rows = k_group * cv->groups; /* rows of col, all groups */
     /* oneDNN's primitives (and their workspace) only for a network that
      * runs; a planned one counts the im2col workspace instead */
-    if (!net->planned && onednn_make(l, s, cv, rows, net, err))
+    if (!net->planned && onednn_make(l, s, cv, net, err))
         return -1;
     const long n_weights = (long)cv->filters * k_group;
     /* [net] threads= is set on the pool only after the layers are made */
     cv->threads = net->threads > 0 ? net->threads : max_threads();
-    const int per = cv->gemm_dweights
-                        ? l->batch
-                        : choose_images_per_gemm(rows, hw, l->batch, cv->threads);
+    const int per = choose_images_per_gemm(rows, hw, l->batch, cv->threads);
     cv->images_per_gemm = per;
     /* the GEMMs take int sizes: K rows of col, N = per * hw columns */
     if (k_group > INT_MAX || (double)hw * per > INT_MAX ||
@@ -248,9 +237,8 @@ static int conv_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
     cv->col_floats = cv->direct ? 0 : (size_t)(rows * per * hw);
     cv->rows_floats = per > 1 ? (size_t)cv->filters * per * hw : 0;
     cv->scratch_floats = cv->col_floats + cv->rows_floats;
-    if (cv->onednn) { /* oneDNN's part, then one chunk's im2col scratch */
-        l->workspace = cv->onednn_floats +
-                       (cv->gemm_dweights ? cv->scratch_floats : 0);
+    if (cv->onednn) {
+        l->workspace = cv->onednn_floats;
     } else if (cv->chunks > 1 && cv->threads > 1) { /* image-parallel passes */
         cv->scratch_floats += (size_t)n_weights;
         l->workspace = cv->scratch_floats * cv->threads;
@@ -283,7 +271,7 @@ static int conv_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
     dn_post_init(&cv->post, l->batch, cv->filters, hw, bn, act,
                  (float)net->bn_momentum);
     cv->post.bn.sync = &net->bn_sync; /* sync batch norm (distributed.c) */
-    if (cv->onednn && !cv->gemm_dweights && bn &&
+    if (cv->onednn && bn &&
         dn_post_blocked_ok(&cv->post, dn_onednn_conv_block(cv->onednn), 0))
         cv->block = dn_onednn_conv_block(cv->onednn);
     k = 0;
@@ -425,11 +413,7 @@ static void conv_backward(dn_layer *l, dn_net *net)
                      scales ? scales->grad : NULL, net->train);
     if (cv->onednn) {
         dn_onednn_conv_backward(cv->onednn, net->input, cv->weights, l->delta,
-                                cv->gemm_dweights ? NULL : weights->grad,
-                                net->delta, net->workspace);
-        if (cv->gemm_dweights)
-            backward_chunk(l, cv, net->input, l->delta, NULL, l->batch,
-                           net->workspace + cv->onednn_floats, weights->grad);
+                                weights->grad, net->delta, net->workspace);
         return;
     }
     const int per = cv->images_per_gemm, threads = pass_threads(cv);

@@ -28,8 +28,6 @@ typedef struct conv {
     float *biases;       /* [filters] */
     dn_post post;        /* bias or BN, then activation */
     dn_onednn_conv *onednn; /* oneDNN runs the convolution; NULL: im2col */
-    int gemm_dweights;      /* with oneDNN: the weight gradient by im2col +
-                               GEMM over the whole batch (one chunk) */
     size_t onednn_floats;   /* oneDNN's part of the workspace, first */
     int block;              /* with oneDNN: the output's channel block when
                                batch norm runs on it blocked; 0: plain */
