@@ -235,6 +235,51 @@ static void test_maxpool_values_and_routing(void **state)
     dn_net_free(net);
 }
 
+/* 2x2/2 windows against a reference written here: the vectorised loop of
+ * windows inside the image (6x4) and the general loop (5x5: the last
+ * window hangs over the edge), with many ties (four values), where the
+ * first in window order must win; backward routes to that winner. */
+static void test_maxpool_2x2_matches_reference(void **state)
+{
+    static const int sizes[][2] = {{6, 4}, {5, 5}};
+    for (int t = 0; t < 2; t++) {
+        const int h = sizes[t][0], w = sizes[t][1], oh = h / 2 + h % 2,
+                  ow = w / 2 + w % 2, planes = 2 * 3;
+        char cfg[256];
+        snprintf(cfg, sizeof cfg, "[net]\nbatch=2\nheight=%d\nwidth=%d\n"
+                 "channels=3\n[maxpool]\nsize=2\nstride=2\n", h, w);
+        dn_net *net = build(cfg);
+        dn_layer *l = &net->layers[0];
+        assert_int_equal(l->out_h * 100 + l->out_w, oh * 100 + ow);
+        for (int i = 0; i < planes * h * w; i++)
+            net->input_data[i] = (float)((i * 7 + i / 5) % 4);
+        float *din = calloc((size_t)planes * h * w, sizeof *din);
+        float *want_din = calloc((size_t)planes * h * w, sizeof *want_din);
+        net->input_delta = din;
+        dn_net_forward(net, 1);
+        for (int p = 0; p < planes; p++)
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++) {
+                    const float *x = net->input_data + p * h * w;
+                    int best = -1;
+                    for (int n = 0; n < 4; n++) {
+                        const int y = 2 * i + n / 2, c = 2 * j + n % 2;
+                        if (y < h && c < w && (best < 0 || x[y * w + c] > x[best]))
+                            best = y * w + c;
+                    }
+                    const int o = (p * oh + i) * ow + j;
+                    assert_float_equal(l->output[o], x[best], 0);
+                    l->delta[o] = (float)(o + 1);
+                    want_din[p * h * w + best] += (float)(o + 1);
+                }
+        dn_net_backward(net);
+        assert_floats(din, want_din, planes * h * w, 0);
+        net->input_delta = NULL;
+        free(din), free(want_din);
+        dn_net_free(net);
+    }
+}
+
 static void test_avgpool_values(void **state)
 {
     dn_net *net = build(NET(1, 2, 2, 2) "[avgpool]\n");
@@ -621,6 +666,7 @@ int main(void)
         cmocka_unit_test(test_maxpool_output_size_matches_darknet),
         cmocka_unit_test(test_maxpool_default_stride_and_size),
         cmocka_unit_test(test_maxpool_values_and_routing),
+        cmocka_unit_test(test_maxpool_2x2_matches_reference),
         cmocka_unit_test(test_avgpool_values),
         cmocka_unit_test(test_softmax_known_values),
         cmocka_unit_test(test_softmax_loss_gradient_is_p_minus_t),

