@@ -119,6 +119,20 @@ static const gc_case grad_cases[] = {
      "activation=swish\n", 1, 0, 0},
     /* inference with a linear activation is linear in every input: a
      * larger step only lowers the rounding noise over 144 products */
+    /* two convolutions with batch norm, the first linked to the second
+     * (its output and delta blocked: no reorders between them); a larger
+     * step: the Winograd forward's rounding (about 5e-5), magnified by two
+     * batch norms, is what a 1e-2 step's differences otherwise measure */
+    {"conv bn > conv bn, linked", NET(4, 16, 4, 4)
+     "[convolutional]\nfilters=16\nsize=3\npad=1\nbatch_normalize=1\n"
+     "activation=linear\n"
+     "[convolutional]\nfilters=16\nsize=3\npad=1\nbatch_normalize=1\n"
+     "activation=linear\n", 1, 3e-2, 0},
+    {"conv bn swish > conv bn, linked", NET(4, 16, 4, 4)
+     "[convolutional]\nfilters=16\nsize=3\npad=1\nbatch_normalize=1\n"
+     "activation=swish\n"
+     "[convolutional]\nfilters=16\nsize=1\nbatch_normalize=1\n"
+     "activation=linear\n", 1, 3e-2, 0},
     {"conv bn inference, blocked", NET(2, 16, 6, 6)
      "[convolutional]\nfilters=16\nsize=3\npad=1\nbatch_normalize=1\n"
      "activation=linear\n", 0, 5e-2, 0},
@@ -341,15 +355,26 @@ static void test_conv_backend_key(void **state)
     dn_net_free(net);
 }
 
+/* The plain value of x [batch][c/k][hw][k] at plain index i of
+ * [batch, c, hw]. */
+static float plain_at(const float *x, long i, int c, long hw, int k)
+{
+    const long b = i / (c * hw), ch = i / hw % c, s = i % hw;
+    return x[((b * (c / k) + ch / k) * hw + s) * k + ch % k];
+}
+
 /*
  * Batch norm and the activation on oneDNN's blocked output against the
- * plain path (conv_backend=im2col) on the same data: the output, every
- * gradient and the rolling statistics after a training step, and the
- * output in inference. 16 input channels (a first layer's few channels
+ * plain path (conv_backend=im2col) on the same data, through two
+ * convolutions with batch norm: the first hands its output to the second
+ * blocked (linked: no reorder either way; its output compared through the
+ * blocked indexing), the second writes its output plain. Every output,
+ * every gradient and the rolling statistics after a training step, and the
+ * outputs in inference. 16 input channels (a first layer's few channels
  * make oneDNN choose other layouts), planes of 81 (ten 8x8 squares and a
- * remainder), two channel blocks, each activation kind (vector: linear, relu, leaky;
- * portable: the rest). Tolerance |a - b| <= 1e-4 (1 + |b|), as the
- * convolution's own.
+ * remainder), two channel blocks, each activation kind (vector: linear,
+ * relu, leaky; portable: the rest). Tolerance |a - b| <= 1e-4 (1 + |b|),
+ * as the convolution's own.
  */
 static void test_conv_bn_blocked_matches_plain(void **state)
 {
@@ -363,49 +388,130 @@ static void test_conv_bn_blocked_matches_plain(void **state)
             char cfg[512];
             snprintf(cfg, sizeof cfg, NET(3, 16, 9, 9) "conv_backend=%s\n"
                      "bn_momentum=0.3\n[convolutional]\nfilters=32\nsize=3\n"
-                     "pad=1\nbatch_normalize=1\nactivation=%s\n",
-                     i ? "im2col" : "onednn", acts[a]);
+                     "pad=1\nbatch_normalize=1\nactivation=%s\n"
+                     "[convolutional]\nfilters=16\nsize=3\npad=1\n"
+                     "batch_normalize=1\nactivation=%s\n",
+                     i ? "im2col" : "onednn", acts[a], acts[a]);
             nets[i] = build_ok(cfg);
             dn_rng rng;
             dn_rng_seed(&rng, 11);
-            dn_layer *l = &nets[i]->layers[0];
-            fill_uniform(nets[i]->input_data, 3L * l->inputs, &rng);
-            for (int k = 0; k < l->n_params; k++)
-                fill_uniform(l->params[k].w, l->params[k].n, &rng);
-            nets[i]->input_delta = calloc(3L * l->inputs, sizeof(float));
-            dn_net_forward(nets[i], 1);
-            fill_uniform(l->delta, 3L * l->outputs, &rng);
-            dn_net_backward(nets[i]);
+            dn_net *net = nets[i];
+            fill_uniform(net->input_data, 3L * net->inputs, &rng);
+            for (int j = 0; j < net->n; j++)
+                for (int k = 0; k < net->layers[j].n_params; k++)
+                    fill_uniform(net->layers[j].params[k].w,
+                                 net->layers[j].params[k].n, &rng);
+            net->input_delta = calloc(3L * net->inputs, sizeof(float));
+            dn_net_forward(net, 1);
+            dn_layer *last = &net->layers[1];
+            fill_uniform(last->delta, 3L * last->outputs, &rng);
+            dn_net_backward(net);
         }
-        const conv *blocked = nets[0]->layers[0].priv;
-        printf("%s: oneDNN output block %d\n", acts[a], blocked->block);
-        assert_true(blocked->block > 0 && blocked->blocked);
-        dn_layer *l = &nets[0]->layers[0], *p = &nets[1]->layers[0];
-        const conv *plain = p->priv;
-        assert_int_equal(plain->block, 0);
-        double worst = compare_floats("output", l->output, p->output,
-                                      3L * l->outputs);
+        const conv *first = nets[0]->layers[0].priv,
+                   *second = nets[0]->layers[1].priv;
+        printf("%s: oneDNN output blocks %d, %d; linked %d\n", acts[a],
+               first->block, second->block, first->out_blocked);
+        assert_true(first->block > 0 && second->block > 0);
+        assert_true(first->out_blocked && second->in_blocked &&
+                    !second->out_blocked);
+        assert_int_equal(((conv *)nets[1]->layers[0].priv)->block, 0);
+        /* the linked output, read through the blocked indexing */
+        const dn_layer *l0 = &nets[0]->layers[0], *p0 = &nets[1]->layers[0];
+        const long hw = (long)l0->out_h * l0->out_w, n0 = 3L * l0->outputs;
+        float *unblocked = malloc(n0 * sizeof *unblocked);
+        for (long i = 0; i < n0; i++)
+            unblocked[i] = plain_at(l0->output, i, l0->out_c, hw, first->block);
+        double worst = compare_floats("output 0", unblocked, p0->output, n0);
+        worst = fmax(worst, compare_floats("output 1", nets[0]->layers[1].output,
+                                           nets[1]->layers[1].output,
+                                           3L * nets[0]->layers[1].outputs));
         worst = fmax(worst, compare_floats("d input", nets[0]->input_delta,
                                            nets[1]->input_delta,
-                                           3L * l->inputs));
-        for (int k = 0; k < l->n_params; k++)
-            worst = fmax(worst, compare_floats(l->params[k].name,
-                                               l->params[k].grad,
-                                               p->params[k].grad,
-                                               l->params[k].n));
-        for (int k = 0; k < l->n_saved; k++)
-            worst = fmax(worst, compare_floats("saved", l->saved[k],
-                                               p->saved[k], l->saved_n[k]));
+                                           3L * nets[0]->inputs));
+        for (int j = 0; j < 2; j++) {
+            const dn_layer *l = &nets[0]->layers[j], *p = &nets[1]->layers[j];
+            for (int k = 0; k < l->n_params; k++)
+                worst = fmax(worst, compare_floats(l->params[k].name,
+                                                   l->params[k].grad,
+                                                   p->params[k].grad,
+                                                   l->params[k].n));
+            for (int k = 0; k < l->n_saved; k++)
+                worst = fmax(worst, compare_floats("saved", l->saved[k],
+                                                   p->saved[k], l->saved_n[k]));
+        }
         dn_net_forward(nets[0], 0);
         dn_net_forward(nets[1], 0);
-        worst = fmax(worst, compare_floats("inference", l->output, p->output,
-                                           3L * l->outputs));
+        worst = fmax(worst, compare_floats("inference", nets[0]->layers[1].output,
+                                           nets[1]->layers[1].output,
+                                           3L * nets[0]->layers[1].outputs));
         assert_true(worst <= 1e-4);
+        free(unblocked);
         for (int i = 0; i < 2; i++) {
             free(nets[i]->input_delta);
             nets[i]->input_delta = NULL;
             dn_net_free(nets[i]);
         }
+    }
+}
+
+/* A stand-in for sync batch norm over two replicas holding the same data:
+ * every sum doubles. */
+static int sum_of_two_replicas(void *ctx, float *buf, long n)
+{
+    (void)ctx;
+    for (long i = 0; i < n; i++)
+        buf[i] *= 2;
+    return 0;
+}
+
+/* Sync batch norm ([net] bn_sync=1 under mpirun) on the blocked output
+ * against the plain path, both summing through the same stand-in: the
+ * output, every gradient and the rolling statistics. */
+static void test_conv_bn_blocked_sync_matches_plain(void **state)
+{
+    (void)state;
+    if (!dn_onednn_available())
+        skip();
+    dn_bn_sync sync = {.sum = sum_of_two_replicas, .replicas = 2};
+    dn_net *nets[2];
+    for (int i = 0; i < 2; i++) {
+        char cfg[512];
+        snprintf(cfg, sizeof cfg, NET(2, 16, 6, 6) "conv_backend=%s\n"
+                 "bn_momentum=0.3\n[convolutional]\nfilters=32\nsize=3\n"
+                 "pad=1\nbatch_normalize=1\nactivation=relu\n",
+                 i ? "im2col" : "onednn");
+        dn_net *net = nets[i] = build_ok(cfg);
+        net->bn_sync = &sync;
+        dn_rng rng;
+        dn_rng_seed(&rng, 5);
+        dn_layer *l = &net->layers[0];
+        fill_uniform(net->input_data, 2L * net->inputs, &rng);
+        for (int k = 0; k < l->n_params; k++)
+            fill_uniform(l->params[k].w, l->params[k].n, &rng);
+        net->input_delta = calloc(2L * net->inputs, sizeof(float));
+        dn_net_forward(net, 1);
+        fill_uniform(l->delta, 2L * l->outputs, &rng);
+        dn_net_backward(net);
+    }
+    const dn_layer *l = &nets[0]->layers[0], *p = &nets[1]->layers[0];
+    assert_true(((const conv *)l->priv)->block > 0);
+    double worst = compare_floats("output", l->output, p->output,
+                                  2L * l->outputs);
+    worst = fmax(worst, compare_floats("d input", nets[0]->input_delta,
+                                       nets[1]->input_delta,
+                                       2L * nets[0]->inputs));
+    for (int k = 0; k < l->n_params; k++)
+        worst = fmax(worst, compare_floats(l->params[k].name, l->params[k].grad,
+                                           p->params[k].grad, l->params[k].n));
+    for (int k = 0; k < l->n_saved; k++)
+        worst = fmax(worst, compare_floats("saved", l->saved[k], p->saved[k],
+                                           l->saved_n[k]));
+    assert_true(worst <= 1e-4);
+    for (int i = 0; i < 2; i++) {
+        free(nets[i]->input_delta);
+        nets[i]->input_delta = NULL;
+        nets[i]->bn_sync = NULL;
+        dn_net_free(nets[i]);
     }
 }
 
@@ -780,6 +886,7 @@ int main(void)
         cmocka_unit_test(test_conv_matches_reference),
         cmocka_unit_test(test_conv_backend_key),
         cmocka_unit_test(test_conv_bn_blocked_matches_plain),
+        cmocka_unit_test(test_conv_bn_blocked_sync_matches_plain),
         cmocka_unit_test(test_conv_hand_computed),
         cmocka_unit_test(test_conv_output_shapes),
         cmocka_unit_test(test_batchnorm_statistics),

@@ -70,6 +70,14 @@ typedef struct dn_layer_type {
     void (*backward)(dn_layer *l, dn_net *net);
     void (*free)(dn_layer *l);
     const dn_layer_gpu_ops *gpu; /* the device twin, or NULL */
+    /* Optional, on the CPU: hand this layer's output to `next`, its only
+     * reader, in a layout both prefer to the plain one (its gradient comes
+     * back in it); 1 if both switched. Tried once per layer before the
+     * first CPU forward (network.c, link_layouts). */
+    int (*link_next)(dn_layer *l, dn_layer *next);
+    /* Optional: 1 if the layer reads layer j's output (and adds into its
+     * delta) besides its own input, layer index - 1 ([route], [shortcut]). */
+    int (*reads)(const dn_layer *l, int j);
 } dn_layer_type;
 
 struct dn_layer {
@@ -173,6 +181,7 @@ struct dn_net {
      * (0: none, or a file older than that field); sync batch norm's
      * all-reduce, set while [net] bn_sync=1 spans several processes. */
     int world_size, loaded_world_size;
+    int layouts_linked; /* the CPU backend has run link_layouts */
     struct dn_bn_sync *bn_sync;
     int gpu;           /* CUDA device of the twins below; -1 on the CPU */
     int tf32;          /* [net] tf32=1 (default): TF32 tensor cores allowed */

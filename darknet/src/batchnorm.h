@@ -109,20 +109,21 @@ void dn_post_backward(dn_post *p, const float *y, float *delta,
  * The output stage with batch norm, from and to a convolution's
  * channel-blocked layout [batch][channels/k][spatial][k] (oneDNN's
  * nChw16c, nChw8c; k = 16 or 8): the same results as dn_post_forward and
- * dn_post_backward, in two passes each and without the convolution's
- * reorders. x_hat is then kept blocked, so a forward and the backward
- * after it must both be blocked (or both plain).
- * dn_post_blocked_ok: whether p can (batch norm on, k divides the
- * channels, not sync batch norm while training).
- * Forward: x, the convolution's blocked output -> y plain = the layer's
- * output. Backward: dy plain = dL/dy -> dx blocked = dL/d(conv output);
- * biases: beta, as given to the forward.
+ * dn_post_backward (sync batch norm included), in two passes each and
+ * without the convolution's reorders (batchnorm_blocked.c). x_hat is kept
+ * blocked, so a layer that uses them uses them for every pass.
+ * dn_post_blocked_ok: whether p can (batch norm on, k divides the channels).
+ * Forward: x, the convolution's blocked output -> y, the layer's output,
+ * plain or (y_blocked) in the same blocked layout. Backward: dy = dL/dy,
+ * plain or (dy_blocked) blocked -> dx blocked = dL/d(conv output); biases:
+ * beta, as given to the forward.
  */
-int dn_post_blocked_ok(const dn_post *p, int block, int train);
+int dn_post_blocked_ok(const dn_post *p, int block);
 void dn_post_forward_blocked(dn_post *p, const float *x, int k, float *y,
-                             const float *biases, int train);
-void dn_post_backward_blocked(dn_post *p, const float *dy, int k, float *dx,
-                              float *biases_grad, float *scales_grad,
-                              const float *biases, int train);
+                             int y_blocked, const float *biases, int train);
+void dn_post_backward_blocked(dn_post *p, const float *dy, int dy_blocked,
+                              int k, float *dx, float *biases_grad,
+                              float *scales_grad, const float *biases,
+                              int train);
 
 #endif

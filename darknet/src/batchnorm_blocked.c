@@ -22,6 +22,10 @@
  * activation (forward) and activation, sums, dx, reorder (backward). The
  * activation's derivative is taken at pre, recomputed from x_hat, so no
  * pre-activation copy is kept. Formulas and conventions: batchnorm.h.
+ * When the next convolution reads y as it is (a linked pair, network.c's
+ * link_layouts), y and dy are blocked too and nothing is transposed. Sync
+ * batch norm (distributed.c) sums the same statistics over the replicas,
+ * as batchnorm_layer.c does.
  *
  * With AVX2 and FMA (the default build) the plain side is read and written
  * in 8x8 squares (8 positions x 8 channels) transposed in registers, for
@@ -55,11 +59,10 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-int dn_post_blocked_ok(const dn_post *p, int block, int train)
+int dn_post_blocked_ok(const dn_post *p, int block)
 {
     return block > 0 && block <= MAX_BLOCK && block % 8 == 0 &&
-           p->batch_normalize && p->channels % block == 0 &&
-           !(train && p->bn.sync && *p->bn.sync);
+           p->batch_normalize && p->channels % block == 0;
 }
 
 static int threads_for(double values)
@@ -330,6 +333,62 @@ INLINE void grad8_tile(const float *dy, const float *xh, float *dx, long S,
                   mean_dyx[j]);
 }
 
+/* The same three loops with y or dy blocked as well: no transposes. */
+INLINE void normalise8_blocked(const float *x, float *xh, float *y, long S,
+                               int k, int j0, const lanes *ln, dn_activation a)
+{
+    const __m256 m = _mm256_loadu_ps(ln->mean + j0);
+    const __m256 is = _mm256_loadu_ps(ln->inv_std + j0);
+    const __m256 g = _mm256_loadu_ps(ln->gamma + j0);
+    const __m256 be = _mm256_loadu_ps(ln->beta + j0);
+    for (long s = 0; s < S; s++) {
+        const long at = s * k + j0;
+        const __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + at), m), is);
+        _mm256_storeu_ps(xh + at, v);
+        _mm256_storeu_ps(y + at, act8(_mm256_fmadd_ps(g, v, be), a));
+    }
+}
+
+INLINE void grad_sums8_blocked(const float *dy, const float *xh, long S, int k,
+                               int j0, const lanes *ln, dn_activation a,
+                               double *sum, double *sum_x)
+{
+    const __m256 g = _mm256_loadu_ps(ln->gamma + j0);
+    const __m256 be = _mm256_loadu_ps(ln->beta + j0);
+    for (long s0 = 0; s0 < S; s0 += RUN) {
+        const long s1 = s0 + RUN < S ? s0 + RUN : S;
+        __m256 acc = _mm256_setzero_ps(), acc_x = _mm256_setzero_ps();
+        for (long s = s0; s < s1; s++) {
+            const long at = s * k + j0;
+            const __m256 v = _mm256_loadu_ps(xh + at);
+            const __m256 d = grad8(_mm256_loadu_ps(dy + at),
+                                   _mm256_fmadd_ps(g, v, be), a);
+            acc = _mm256_add_ps(acc, d);
+            acc_x = _mm256_fmadd_ps(d, v, acc_x);
+        }
+        add8(sum, acc), add8(sum_x, acc_x);
+    }
+}
+
+INLINE void grad8_blocked(const float *dy, const float *xh, float *dx, long S,
+                          int k, int j0, const lanes *ln, dn_activation a,
+                          const float *mean_dy, const float *mean_dyx)
+{
+    const __m256 g = _mm256_loadu_ps(ln->gamma + j0);
+    const __m256 be = _mm256_loadu_ps(ln->beta + j0);
+    const __m256 scale = _mm256_mul_ps(g, _mm256_loadu_ps(ln->inv_std + j0));
+    const __m256 mdy = _mm256_loadu_ps(mean_dy), mdyx = _mm256_loadu_ps(mean_dyx);
+    for (long s = 0; s < S; s++) {
+        const long at = s * k + j0;
+        const __m256 v = _mm256_loadu_ps(xh + at);
+        const __m256 d = grad8(_mm256_loadu_ps(dy + at),
+                               _mm256_fmadd_ps(g, v, be), a);
+        const __m256 t = _mm256_sub_ps(_mm256_sub_ps(d, mdy),
+                                       _mm256_mul_ps(v, mdyx));
+        _mm256_storeu_ps(dx + at, _mm256_mul_ps(scale, t));
+    }
+}
+
 /* the activation as a constant, so each body is compiled for it */
 #define BY_ACT(a, CALL)                                                      \
     do {                                                                     \
@@ -351,56 +410,171 @@ static int simd_act(dn_activation a)
 
 /* ------------------------------------------------------------ the passes */
 
-/* Batch statistics (batchnorm_layer.c's batch_statistics) of a blocked
- * tensor: per-thread sums in double, added in thread order (the same
- * result from run to run). */
-static void blocked_statistics(dn_bn *bn, const float *x, int k)
+/* Per-channel sums of x - shift and (x - shift)^2 over the tiles, summed
+ * over threads in thread order (the same result from run to run) into
+ * sum[C], sq[C]. shift: a value per channel, or NULL for each channel's
+ * value at b = 0, s = 0. */
+static void channel_sums(const dn_bn *bn, const float *x, int k,
+                         const float *shift, double *sum, double *sq)
 {
     const int C = bn->channels, CB = C / k;
     const long S = bn->spatial, tiles = (long)bn->batch * CB;
-    const double N = (double)bn->batch * S;
-    const int T = threads_for(N * C);
+    const int T = threads_for((double)bn->batch * S * C);
     double *part = dn_xcalloc((size_t)T * 2 * C, sizeof *part);
 #pragma omp parallel num_threads(T) if (T > 1)
     {
-        double *sum = part + 2L * C * this_thread(), *sq = sum + C;
+        double *ps = part + 2L * C * this_thread(), *pq = ps + C;
 #pragma omp for schedule(static)
         for (long t = 0; t < tiles; t++) {
             const long c0 = t % CB * k;
-            /* shift: each channel's value at b = 0, s = 0 */
-            const float *shift = x + c0 * S, *in = x + t * S * k;
+            const float *sh = shift ? shift + c0 : x + c0 * S;
+            const float *in = x + t * S * k;
 #if SIMD
             for (int j = 0; j < k; j += 8)
-                sums8(in + j, shift + j, S, k, sum + c0 + j, sq + c0 + j);
+                sums8(in + j, sh + j, S, k, ps + c0 + j, pq + c0 + j);
 #else
             for (int j = 0; j < k; j++)
-                lane_sums(in + j, shift[j], S, k, sum + c0 + j, sq + c0 + j);
+                lane_sums(in + j, sh[j], S, k, ps + c0 + j, pq + c0 + j);
 #endif
         }
     }
-    const double m = bn->momentum;
     for (int c = 0; c < C; c++) {
-        double sum = 0, sq = 0;
+        sum[c] = sq[c] = 0;
         for (int t = 0; t < T; t++)
-            sum += part[2L * C * t + c], sq += part[2L * C * t + C + c];
-        const double shift = x[(long)c / k * S * k + c % k];
-        const double mean = sum / N;
-        double var = sq / N - mean * mean;
-        if (var < 0)
-            var = 0;
-        bn->mean[c] = (float)(mean + shift);
-        bn->inv_std[c] = (float)(1.0 / sqrt(var + DN_BN_EPS));
-        const double unbiased = N > 1 ? var * N / (N - 1) : var;
-        bn->rolling_mean[c] =
-            (float)((1 - m) * bn->rolling_mean[c] + m * (mean + shift));
-        bn->rolling_variance[c] =
-            (float)((1 - m) * bn->rolling_variance[c] + m * unbiased);
+            sum[c] += part[2L * C * t + c], sq[c] += part[2L * C * t + C + c];
     }
     free(part);
 }
 
+/* mean, inv_std and the rolling update from the biased variance (as
+ * batchnorm_layer.c's batch_statistics) */
+static void set_statistics(dn_bn *bn, int c, double mean, double var, double N)
+{
+    const double m = bn->momentum;
+    if (var < 0)
+        var = 0;
+    bn->mean[c] = (float)mean;
+    bn->inv_std[c] = (float)(1.0 / sqrt(var + DN_BN_EPS));
+    const double unbiased = N > 1 ? var * N / (N - 1) : var;
+    bn->rolling_mean[c] = (float)((1 - m) * bn->rolling_mean[c] + m * mean);
+    bn->rolling_variance[c] =
+        (float)((1 - m) * bn->rolling_variance[c] + m * unbiased);
+}
+
+/*
+ * Training statistics of a blocked tensor: sums around each channel's
+ * first value (so a large mean does not cancel the variance); with sync
+ * batch norm, the whole batch's over every replica in two sums of C floats
+ * (the mean, then the squared deviations from it), as batchnorm_layer.c's
+ * synced_statistics.
+ */
+static void blocked_statistics(dn_bn *bn, const float *x, int k)
+{
+    const int C = bn->channels;
+    const long S = bn->spatial;
+    const dn_bn_sync *sync = bn->sync ? *bn->sync : NULL;
+    const double N = (double)bn->batch * S * (sync ? sync->replicas : 1);
+    double *sum = dn_xcalloc(2L * C, sizeof *sum), *sq = sum + C;
+    if (!sync) {
+        channel_sums(bn, x, k, NULL, sum, sq);
+        for (int c = 0; c < C; c++) {
+            const double shift = x[(long)c / k * S * k + c % k];
+            const double mean = sum[c] / N;
+            set_statistics(bn, c, mean + shift, sq[c] / N - mean * mean, N);
+        }
+        free(sum);
+        return;
+    }
+    float *buf = bn->sums; /* [2C] scratch, free in the forward */
+    float *zero = dn_xcalloc((size_t)C, sizeof *zero);
+    channel_sums(bn, x, k, zero, sum, sq);
+    for (int c = 0; c < C; c++)
+        buf[c] = (float)sum[c];
+    sync->sum(sync->ctx, buf, C);
+    for (int c = 0; c < C; c++)
+        zero[c] = bn->mean[c] = (float)(buf[c] / N); /* zero: now the mean */
+    channel_sums(bn, x, k, zero, sum, sq);
+    for (int c = 0; c < C; c++)
+        buf[C + c] = (float)sq[c];
+    sync->sum(sync->ctx, buf + C, C);
+    for (int c = 0; c < C; c++)
+        set_statistics(bn, c, bn->mean[c], buf[C + c] / N, N);
+    free(zero);
+    free(sum);
+}
+
+/* ----------------------------- the same passes with y and dy blocked too */
+
+INLINE void normalise_blocked(const float *x, float *xh, float *y, long S,
+                              const int k, const lanes *ln, dn_activation a)
+{
+    for (long s = 0; s < S; s++)
+        for (int j = 0; j < k; j++) {
+            const long at = s * k + j;
+            const float v = (x[at] - ln->mean[j]) * ln->inv_std[j];
+            xh[at] = v;
+            y[at] = dn_act(ln->gamma[j] * v + ln->beta[j], a);
+        }
+}
+
+INLINE void grad_sums_blocked(const float *dy, const float *xh, long S,
+                              const int k, const lanes *ln, dn_activation a,
+                              double *sum, double *sum_x)
+{
+    for (long s0 = 0; s0 < S; s0 += RUN) {
+        const long s1 = s0 + RUN < S ? s0 + RUN : S;
+        float acc[MAX_BLOCK] = {0}, acc_x[MAX_BLOCK] = {0};
+        for (long s = s0; s < s1; s++)
+            for (int j = 0; j < k; j++) {
+                const float v = xh[s * k + j];
+                const float d = dy[s * k + j] *
+                                act_grad_at(ln->gamma[j] * v + ln->beta[j], a);
+                acc[j] += d, acc_x[j] += d * v;
+            }
+        for (int j = 0; j < k; j++)
+            sum[j] += acc[j], sum_x[j] += acc_x[j];
+    }
+}
+
+INLINE void grad_blocked(const float *dy, const float *xh, float *dx, long S,
+                         const int k, const lanes *ln, dn_activation a,
+                         const float *mean_dy, const float *mean_dyx)
+{
+    float scale[MAX_BLOCK];
+    for (int j = 0; j < k; j++)
+        scale[j] = ln->gamma[j] * ln->inv_std[j];
+    for (long s = 0; s < S; s++)
+        for (int j = 0; j < k; j++) {
+            const long at = s * k + j;
+            const float v = xh[at];
+            const float d = dy[at] *
+                            act_grad_at(ln->gamma[j] * v + ln->beta[j], a);
+            dx[at] = scale[j] * (d - mean_dy[j] - v * mean_dyx[j]);
+        }
+}
+
+/* block and activation as constants, so each loop is compiled for them */
+#define BY_K_ACT(K, a, CALL)                                                 \
+    do {                                                                     \
+        switch (a) {                                                         \
+        case DN_LINEAR: CALL(K, DN_LINEAR); break;                           \
+        case DN_RELU: CALL(K, DN_RELU); break;                               \
+        case DN_LEAKY: CALL(K, DN_LEAKY); break;                             \
+        default: CALL(K, a); break;                                          \
+        }                                                                    \
+    } while (0)
+#define BY_BLOCK_ACT(k, a, CALL)                                             \
+    do {                                                                     \
+        if ((k) == 16)                                                       \
+            BY_K_ACT(16, a, CALL);                                           \
+        else                                                                 \
+            BY_K_ACT(8, a, CALL);                                            \
+    } while (0)
+
+/* ------------------------------------------------------------ entry points */
+
 void dn_post_forward_blocked(dn_post *p, const float *x, int k, float *y,
-                             const float *biases, int train)
+                             int y_blocked, const float *biases, int train)
 {
     dn_bn *bn = &p->bn;
     const int C = p->channels, CB = C / k;
@@ -421,7 +595,25 @@ void dn_post_forward_blocked(dn_post *p, const float *x, int k, float *y,
         lanes ln;
         lanes_of(bn, biases, c0, k, &ln);
         const float *in = x + t * S * k;
-        float *xh = bn->x_hat + t * S * k, *out = y + (b * C + c0) * S;
+        float *xh = bn->x_hat + t * S * k;
+        if (y_blocked) {
+            float *out = y + t * S * k;
+            if (simd) {
+#if SIMD
+                for (int j0 = 0; j0 < k; j0 += 8) {
+#define NORMALISE8_B(A) normalise8_blocked(in, xh, out, S, k, j0, &ln, A)
+                    BY_ACT(act, NORMALISE8_B);
+#undef NORMALISE8_B
+                }
+#endif
+                continue;
+            }
+#define NORMALISE_B(K, A) normalise_blocked(in, xh, out, S, K, &ln, A)
+            BY_BLOCK_ACT(k, act, NORMALISE_B);
+#undef NORMALISE_B
+            continue;
+        }
+        float *out = y + (b * C + c0) * S;
         if (simd) {
 #if SIMD
             for (int j0 = 0; j0 < k; j0 += 8) {
@@ -437,17 +629,19 @@ void dn_post_forward_blocked(dn_post *p, const float *x, int k, float *y,
     }
 }
 
-void dn_post_backward_blocked(dn_post *p, const float *dy, int k, float *dx,
-                              float *biases_grad, float *scales_grad,
-                              const float *biases, int train)
+void dn_post_backward_blocked(dn_post *p, const float *dy, int dy_blocked,
+                              int k, float *dx, float *biases_grad,
+                              float *scales_grad, const float *biases,
+                              int train)
 {
     dn_bn *bn = &p->bn;
     const int C = p->channels, CB = C / k;
     const long S = p->spatial, tiles = (long)p->batch * CB;
-    const double N = (double)p->batch * S;
+    const dn_bn_sync *sync = train && bn->sync ? *bn->sync : NULL;
+    const double N = (double)p->batch * S * (sync ? sync->replicas : 1);
     const dn_activation act = p->activation;
     const int simd = simd_act(act);
-    const int T = threads_for(N * C);
+    const int T = threads_for((double)p->batch * S * C);
     double *part = dn_xcalloc((size_t)T * 2 * C, sizeof *part);
 #pragma omp parallel num_threads(T) if (T > 1)
     {
@@ -457,7 +651,26 @@ void dn_post_backward_blocked(dn_post *p, const float *dy, int k, float *dx,
             const long b = t / CB, c0 = t % CB * k;
             lanes ln;
             lanes_of(bn, biases, c0, k, &ln);
-            const float *d = dy + (b * C + c0) * S, *xh = bn->x_hat + t * S * k;
+            const float *xh = bn->x_hat + t * S * k;
+            if (dy_blocked) {
+                const float *d = dy + t * S * k;
+                if (simd) {
+#if SIMD
+                    for (int j0 = 0; j0 < k; j0 += 8) {
+#define SUMS8_B(A) grad_sums8_blocked(d, xh, S, k, j0, &ln, A, sum + c0 + j0, \
+                                      sum_x + c0 + j0)
+                        BY_ACT(act, SUMS8_B);
+#undef SUMS8_B
+                    }
+#endif
+                    continue;
+                }
+#define SUMS_B(K, A) grad_sums_blocked(d, xh, S, K, &ln, A, sum + c0, sum_x + c0)
+                BY_BLOCK_ACT(k, act, SUMS_B);
+#undef SUMS_B
+                continue;
+            }
+            const float *d = dy + (b * C + c0) * S;
             if (simd) {
 #if SIMD
                 for (int j0 = 0; j0 < k; j0 += 8) {
@@ -474,6 +687,8 @@ void dn_post_backward_blocked(dn_post *p, const float *dy, int k, float *dx,
             }
         }
     }
+    /* this replica's sums are the parameter gradients (summed over the
+     * replicas later); the means are over the whole batch */
     float *mean_dy = bn->sums, *mean_dyx = bn->sums + C;
     for (int c = 0; c < C; c++) {
         double sum = 0, sum_x = 0;
@@ -481,17 +696,42 @@ void dn_post_backward_blocked(dn_post *p, const float *dy, int k, float *dx,
             sum += part[2L * C * t + c], sum_x += part[2L * C * t + C + c];
         biases_grad[c] += (float)sum;
         scales_grad[c] += (float)sum_x;
-        mean_dy[c] = train ? (float)(sum / N) : 0.0f;
-        mean_dyx[c] = train ? (float)(sum_x / N) : 0.0f;
+        mean_dy[c] = train ? (float)(sync ? sum : sum / N) : 0.0f;
+        mean_dyx[c] = train ? (float)(sync ? sum_x : sum_x / N) : 0.0f;
     }
     free(part);
+    if (sync) {
+        sync->sum(sync->ctx, bn->sums, 2L * C);
+        for (int c = 0; c < 2 * C; c++)
+            bn->sums[c] = (float)(bn->sums[c] / N);
+    }
 #pragma omp parallel for schedule(static) if (tiles * S * k > PARALLEL_MIN)
     for (long t = 0; t < tiles; t++) {
         const long b = t / CB, c0 = t % CB * k;
         lanes ln;
         lanes_of(bn, biases, c0, k, &ln);
-        const float *d = dy + (b * C + c0) * S, *xh = bn->x_hat + t * S * k;
+        const float *xh = bn->x_hat + t * S * k;
         float *out = dx + t * S * k;
+        if (dy_blocked) {
+            const float *d = dy + t * S * k;
+            if (simd) {
+#if SIMD
+                for (int j0 = 0; j0 < k; j0 += 8) {
+#define GRAD8_B(A) grad8_blocked(d, xh, out, S, k, j0, &ln, A,              \
+                                 mean_dy + c0 + j0, mean_dyx + c0 + j0)
+                    BY_ACT(act, GRAD8_B);
+#undef GRAD8_B
+                }
+#endif
+                continue;
+            }
+#define GRAD_B(K, A)                                                        \
+    grad_blocked(d, xh, out, S, K, &ln, A, mean_dy + c0, mean_dyx + c0)
+            BY_BLOCK_ACT(k, act, GRAD_B);
+#undef GRAD_B
+            continue;
+        }
+        const float *d = dy + (b * C + c0) * S;
         if (simd) {
 #if SIMD
             for (int j0 = 0; j0 < k; j0 += 8) {

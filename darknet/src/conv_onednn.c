@@ -87,6 +87,12 @@ float *dn_onednn_conv_delta_blocked(dn_onednn_conv *cv, float *workspace)
     return workspace;
 }
 
+int dn_onednn_conv_take_blocked_input(dn_onednn_conv *cv, int k)
+{
+    (void)cv, (void)k;
+    return 0;
+}
+
 const char *dn_onednn_conv_impl(const dn_onednn_conv *cv)
 {
     (void)cv;
@@ -508,6 +514,41 @@ const float *dn_onednn_conv_forward_blocked(dn_onednn_conv *cv,
 float *dn_onednn_conv_delta_blocked(dn_onednn_conv *cv, float *workspace)
 {
     return workspace + cv->bd_diff_dst.offset;
+}
+
+int dn_onednn_conv_take_blocked_input(dn_onednn_conv *cv, int k)
+{
+    const dnnl_memory_desc_t *src = md_of(&cv->fwd, dnnl_query_src_md);
+    const dnnl_format_tag_t tag = k == 16 ? dnnl_aBcd16b
+                                  : k == 8 ? dnnl_aBcd8b : dnnl_format_tag_undef;
+    dnnl_memory_desc_t md;
+    if (tag == dnnl_format_tag_undef || src->ndims != 4 || src->dims[1] % k ||
+        dnnl_memory_desc_init_by_tag(&md, 4, src->dims, dnnl_f32, tag) !=
+            dnnl_success ||
+        !dnnl_memory_desc_equal(&md, src) ||
+        !dnnl_memory_desc_equal(&md, md_of(&cv->bwd_weights, dnnl_query_src_md)) ||
+        !dnnl_memory_desc_equal(&md, md_of(&cv->bwd_data,
+                                           dnnl_query_diff_src_md)))
+        return 0;
+    /* the primitives' own layout: ports without reorders (nor workspace);
+     * the input gradient is written, not added */
+    port fresh[3] = {{0}};
+    char why[64];
+    status_log log = {dnnl_success, why, sizeof why};
+    size_t next = 0;
+    if (port_make(&fresh[0], &md, &md, 0, 0, &next, &log) ||
+        port_make(&fresh[1], &md, &md, 0, 0, &next, &log) ||
+        port_make(&fresh[2], &md, &md, 1, 0, &next, &log)) {
+        for (int i = 0; i < 3; i++)
+            port_free(&fresh[i]);
+        return 0;
+    }
+    port *old[3] = {&cv->fwd_src, &cv->bw_src, &cv->bd_diff_src};
+    for (int i = 0; i < 3; i++) {
+        port_free(old[i]);
+        *old[i] = fresh[i];
+    }
+    return 1;
 }
 
 void dn_onednn_conv_backward(dn_onednn_conv *cv, const float *in,

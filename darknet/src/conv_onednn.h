@@ -70,6 +70,16 @@ const float *dn_onednn_conv_forward_blocked(dn_onednn_conv *cv,
                                             float *workspace);
 float *dn_onednn_conv_delta_blocked(dn_onednn_conv *cv, float *workspace);
 
+/*
+ * Blocked input: when the primitives read the input (forward, weight
+ * gradient) and write its gradient in [batch][c/k][h*w][k], the caller may
+ * hand the input in that layout from now on and receive the input
+ * gradient in it: returns 1 and drops those three reorders; 0 (nothing
+ * changed) when the layouts differ. The input gradient is then WRITTEN,
+ * not added: the caller's buffer must have no other contribution.
+ */
+int dn_onednn_conv_take_blocked_input(dn_onednn_conv *cv, int k);
+
 /* The implementations oneDNN chose, e.g. "jit:avx512_core / ... / ...". */
 const char *dn_onednn_conv_impl(const dn_onednn_conv *cv);
 

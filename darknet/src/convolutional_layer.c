@@ -38,7 +38,10 @@
  * With batch norm on a channel-blocked oneDNN output (nChw16c here), batch
  * norm and the activation read the convolution's output, and write its
  * gradient, in that layout (dn_post_forward_blocked): two passes each way
- * instead of the output's reorders plus four plain passes.
+ * instead of the output's reorders plus four plain passes. When the next
+ * layer is a convolution and reads nothing else, the output and its delta
+ * stay blocked between the two (conv_link_next): no reorder of the second
+ * one's input or input gradient either.
  *
  * Threads: with at least as many chunks as threads, each thread takes whole
  * chunks (im2col, GEMM, col2im on its own scratch): one fork per pass, and
@@ -272,7 +275,7 @@ static int conv_make(dn_layer *l, dn_section *s, dn_net *net, dn_error *err)
                  (float)net->bn_momentum);
     cv->post.bn.sync = &net->bn_sync; /* sync batch norm (distributed.c) */
     if (cv->onednn && bn &&
-        dn_post_blocked_ok(&cv->post, dn_onednn_conv_block(cv->onednn), 0))
+        dn_post_blocked_ok(&cv->post, dn_onednn_conv_block(cv->onednn)))
         cv->block = dn_onednn_conv_block(cv->onednn);
     k = 0;
     l->params[k++].w = cv->biases;
@@ -328,13 +331,11 @@ static void forward_chunk(const dn_layer *l, const conv *cv, const float *in,
 static void conv_forward(dn_layer *l, dn_net *net)
 {
     conv *cv = l->priv;
-    cv->blocked = cv->block &&
-                  dn_post_blocked_ok(&cv->post, cv->block, net->train);
-    if (cv->blocked) { /* BN reads the convolution's own layout */
+    if (cv->block) { /* BN reads the convolution's own layout */
         const float *raw = dn_onednn_conv_forward_blocked(
             cv->onednn, net->input, cv->weights, net->workspace);
         dn_post_forward_blocked(&cv->post, raw, cv->block, l->output,
-                                cv->biases, net->train);
+                                cv->out_blocked, cv->biases, net->train);
         return;
     }
     if (cv->onednn) {
@@ -399,11 +400,11 @@ static void conv_backward(dn_layer *l, dn_net *net)
     conv *cv = l->priv;
     dn_param *scales = cv->post.batch_normalize ? &l->params[1] : NULL;
     dn_param *weights = &l->params[l->n_params - 1];
-    if (cv->blocked) { /* dL/d(conv output) goes to oneDNN's layout */
+    if (cv->block) { /* dL/d(conv output) goes to oneDNN's layout */
         float *d = dn_onednn_conv_delta_blocked(cv->onednn, net->workspace);
-        dn_post_backward_blocked(&cv->post, l->delta, cv->block, d,
-                                 l->params[0].grad, scales->grad, cv->biases,
-                                 net->train);
+        dn_post_backward_blocked(&cv->post, l->delta, cv->out_blocked,
+                                 cv->block, d, l->params[0].grad,
+                                 scales->grad, cv->biases, net->train);
         dn_onednn_conv_backward(cv->onednn, net->input, cv->weights, NULL,
                                 weights->grad, net->delta, net->workspace);
         return;
@@ -446,6 +447,22 @@ static void conv_backward(dn_layer *l, dn_net *net)
     }
 }
 
+/* A convolution with blocked batch norm to the next convolution, its only
+ * reader: the output (and its delta) in the blocked layout, which the next
+ * one's primitives read (and write) as they are. */
+static int conv_link_next(dn_layer *l, dn_layer *next)
+{
+    conv *cv = l->priv;
+    if (next->type != &dn_layer_convolutional || !cv->block)
+        return 0;
+    conv *nx = next->priv;
+    if (!nx->onednn || nx->in_blocked ||
+        !dn_onednn_conv_take_blocked_input(nx->onednn, cv->block))
+        return 0;
+    cv->out_blocked = nx->in_blocked = 1;
+    return 1;
+}
+
 const dn_layer_type dn_layer_convolutional = {
     .name = "convolutional",
     .keys = conv_keys,
@@ -454,4 +471,5 @@ const dn_layer_type dn_layer_convolutional = {
     .backward = conv_backward,
     .free = conv_free,
     .gpu = DN_GPU_TWIN(dn_layer_convolutional_gpu),
+    .link_next = conv_link_next,
 };

@@ -505,8 +505,32 @@ static void cpu_zero_deltas(dn_net *net)
         memset(net->input_delta, 0, sizeof(float) * net->batch * net->inputs);
 }
 
+/*
+ * A layer's output read by the next layer alone may go to it in a layout
+ * both prefer (a convolution with batch norm to the next convolution: oneDNN's
+ * channel-blocked layout, no reorders; convolutional_layer.c). Decided
+ * once, before the first CPU forward: only the CPU backend runs it, and on
+ * a device the layers' host buffers keep the plain layout.
+ */
+static void link_layouts(dn_net *net)
+{
+    for (int i = 0; i + 1 < net->n; i++) {
+        dn_layer *l = &net->layers[i];
+        int other = 0; /* read by some layer after the next one */
+        for (int j = i + 2; j < net->n && !other; j++) {
+            const dn_layer *r = &net->layers[j];
+            other = r->type->reads && r->type->reads(r, i);
+        }
+        if (l->type->link_next && !other)
+            l->type->link_next(l, &net->layers[i + 1]);
+    }
+    net->layouts_linked = 1;
+}
+
 static void cpu_forward(dn_net *net, int train)
 {
+    if (!net->layouts_linked)
+        link_layouts(net);
     net->train = train;
     if (train)
         cpu_zero_deltas(net);

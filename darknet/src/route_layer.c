@@ -222,6 +222,15 @@ static void route_backward(dn_layer *l, dn_net *net)
     }
 }
 
+static int route_reads(const dn_layer *l, int j)
+{
+    const route *r = l->priv;
+    for (int i = 0; i < r->n; i++)
+        if (r->src[i] == j)
+            return 1;
+    return 0;
+}
+
 const dn_layer_type dn_layer_route = {
     .name = "route",
     .keys = route_keys,
@@ -230,4 +239,5 @@ const dn_layer_type dn_layer_route = {
     .backward = route_backward,
     .free = route_free,
     .gpu = DN_GPU_TWIN(dn_layer_route_gpu),
+    .reads = route_reads,
 };

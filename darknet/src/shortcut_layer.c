@@ -118,6 +118,11 @@ static void shortcut_backward(dn_layer *l, dn_net *net)
         dadd[i] += p->beta * l->delta[i];
 }
 
+static int shortcut_reads(const dn_layer *l, int j)
+{
+    return ((const shortcut *)l->priv)->from == j;
+}
+
 const dn_layer_type dn_layer_shortcut = {
     .name = "shortcut",
     .keys = shortcut_keys,
@@ -126,4 +131,5 @@ const dn_layer_type dn_layer_shortcut = {
     .backward = shortcut_backward,
     .free = shortcut_free,
     .gpu = DN_GPU_TWIN(dn_layer_shortcut_gpu),
+    .reads = shortcut_reads,
 };
