@@ -398,11 +398,34 @@ static double seconds(void)
 
 /* Each network: planned (the plan matches the build), built, summarised,
  * trained for two batches. */
+/* Deltas share buffers (network.c, assign_deltas): layer i's delta is live
+ * in the backward pass from step delta_from[i] down to step i; two deltas
+ * live at once never share a buffer (one with a buffer of its own, -1,
+ * shares with none), and a deep network needs far fewer buffers than it
+ * has layers. ASan catches a buffer too small for a delta it serves. */
+static void check_delta_sharing(const net_case *c, const dn_net *net)
+{
+    for (int i = 0; i < net->n; i++) {
+        const int fi = net->delta_from[i];
+        assert_true(fi < 0 || fi > i);
+        for (int j = i + 1; j < net->n; j++) {
+            const int fj = net->delta_from[j];
+            if (fi < 0 || fj < 0 || j <= fi)
+                assert_ptr_not_equal(net->layers[i].delta,
+                                     net->layers[j].delta);
+        }
+    }
+    printf("    %-28s %3d layers, %2d delta buffers\n", c->cfg, net->n,
+           net->n_delta_buffers);
+    assert_true(net->n_delta_buffers <= net->n / 3 + 2);
+}
+
 static void test_every_network_builds_and_trains(void **state)
 {
     for (size_t i = 0; i < N_CASES; i++) {
         double t0 = seconds();
         dn_net *net = check_plan(&cases[i]);
+        check_delta_sharing(&cases[i], net);
         check_summary(&cases[i], net);
         check_two_batches(&cases[i], net);
         printf("    %-28s %9ld parameters, 2 batches of %d: %.1f s\n",

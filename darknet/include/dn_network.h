@@ -182,6 +182,14 @@ struct dn_net {
      * all-reduce, set while [net] bn_sync=1 spans several processes. */
     int world_size, loaded_world_size;
     int layouts_linked; /* the CPU backend has run link_layouts */
+    /* Deltas share buffers (network.c, assign_deltas): layer i's delta is
+     * live from the backward of its last writer, delta_from[i], to its own
+     * and zeroed when it starts; -1: a buffer of its own, zeroed before
+     * each training forward (the last layer and loss layers, which write
+     * it in the forward). */
+    int *delta_from;
+    float **delta_buffers;
+    int n_delta_buffers;
     struct dn_bn_sync *bn_sync;
     int gpu;           /* CUDA device of the twins below; -1 on the CPU */
     int tf32;          /* [net] tf32=1 (default): TF32 tensor cores allowed */
