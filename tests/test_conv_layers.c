@@ -133,6 +133,17 @@ static const gc_case grad_cases[] = {
      "activation=swish\n"
      "[convolutional]\nfilters=16\nsize=1\nbatch_normalize=1\n"
      "activation=linear\n", 1, 3e-2, 0},
+    /* a residual block, every tensor blocked from the first convolution's
+     * output to [avgpool]'s input: the second convolution reads a tensor
+     * the [shortcut] also reads, so it adds its input gradient (with the
+     * downsampling block: test_residual_blocked_matches_plain) */
+    {"residual block, blocked", NET(3, 16, 4, 4)
+     "[convolutional]\nfilters=16\nsize=3\npad=1\nbatch_normalize=1\n"
+     "activation=linear\n"
+     "[convolutional]\nfilters=16\nsize=3\npad=1\nbatch_normalize=1\n"
+     "activation=linear\n"
+     "[shortcut]\nfrom=-2\nactivation=linear\n"
+     "[avgpool]\n", 1, 3e-2, 0},
     {"conv bn inference, blocked", NET(2, 16, 6, 6)
      "[convolutional]\nfilters=16\nsize=3\npad=1\nbatch_normalize=1\n"
      "activation=linear\n", 0, 5e-2, 0},
@@ -363,18 +374,81 @@ static float plain_at(const float *x, long i, int c, long hw, int k)
     return x[((b * (c / k) + ch / k) * hw + s) * k + ch % k];
 }
 
+/* Builds a net, fills its input and every parameter from seed, and runs
+ * one training step (forward, a random output gradient, backward), with
+ * sync batch norm through `sync` when not NULL. */
+static dn_net *train_step(const char *cfg, uint64_t seed, dn_bn_sync *sync)
+{
+    dn_net *net = build_ok(cfg);
+    net->bn_sync = sync;
+    dn_rng rng;
+    dn_rng_seed(&rng, seed);
+    fill_uniform(net->input_data, (long)net->batch * net->inputs, &rng);
+    for (int j = 0; j < net->n; j++)
+        for (int k = 0; k < net->layers[j].n_params; k++)
+            fill_uniform(net->layers[j].params[k].w,
+                         net->layers[j].params[k].n, &rng);
+    net->input_delta = calloc((size_t)net->batch * net->inputs, sizeof(float));
+    dn_net_forward(net, 1);
+    dn_layer *last = &net->layers[net->n - 1];
+    fill_uniform(last->delta, (long)last->batch * last->outputs, &rng);
+    dn_net_backward(net);
+    return net;
+}
+
+static void free_stepped(dn_net *net)
+{
+    free(net->input_delta);
+    net->input_delta = NULL;
+    net->bn_sync = NULL;
+    dn_net_free(net);
+}
+
+/* The largest error between two nets of one cfg after train_step: every
+ * layer's output (a blocked one of `got` read through the blocked
+ * indexing), the input gradient, every parameter gradient and every saved
+ * tensor (rolling statistics). */
+static double compare_nets(const dn_net *got, const dn_net *ref)
+{
+    double worst = compare_floats("d input", got->input_delta,
+                                  ref->input_delta,
+                                  (long)got->batch * got->inputs);
+    for (int j = 0; j < got->n; j++) {
+        const dn_layer *l = &got->layers[j], *p = &ref->layers[j];
+        const long n = (long)l->batch * l->outputs;
+        const long hw = (long)l->out_h * l->out_w;
+        float *plain = malloc((size_t)n * sizeof *plain);
+        for (long i = 0; i < n; i++)
+            plain[i] = l->out_block ? plain_at(l->output, i, l->out_c, hw,
+                                               l->out_block)
+                                    : l->output[i];
+        char what[32];
+        snprintf(what, sizeof what, "output %d", j);
+        worst = fmax(worst, compare_floats(what, plain, p->output, n));
+        free(plain);
+        for (int k = 0; k < l->n_params; k++)
+            worst = fmax(worst, compare_floats(l->params[k].name,
+                                               l->params[k].grad,
+                                               p->params[k].grad,
+                                               l->params[k].n));
+        for (int k = 0; k < l->n_saved; k++)
+            worst = fmax(worst, compare_floats("saved", l->saved[k],
+                                               p->saved[k], l->saved_n[k]));
+    }
+    return worst;
+}
+
 /*
  * Batch norm and the activation on oneDNN's blocked output against the
  * plain path (conv_backend=im2col) on the same data, through two
  * convolutions with batch norm: the first hands its output to the second
- * blocked (linked: no reorder either way; its output compared through the
- * blocked indexing), the second writes its output plain. Every output,
- * every gradient and the rolling statistics after a training step, and the
- * outputs in inference. 16 input channels (a first layer's few channels
- * make oneDNN choose other layouts), planes of 81 (ten 8x8 squares and a
- * remainder), two channel blocks, each activation kind (vector: linear,
- * relu, leaky; portable: the rest). Tolerance |a - b| <= 1e-4 (1 + |b|),
- * as the convolution's own.
+ * blocked (no reorder either way), the second writes its output plain.
+ * Every output, every gradient and the rolling statistics after a training
+ * step, and the outputs in inference. 16 input channels (a first layer's
+ * few channels make oneDNN choose other layouts), planes of 81 (ten 8x8
+ * squares and a remainder), two channel blocks, each activation kind
+ * (vector: linear, relu, leaky; portable: the rest). Tolerance
+ * |a - b| <= 1e-4 (1 + |b|), as the convolution's own.
  */
 static void test_conv_bn_blocked_matches_plain(void **state)
 {
@@ -392,66 +466,84 @@ static void test_conv_bn_blocked_matches_plain(void **state)
                      "[convolutional]\nfilters=16\nsize=3\npad=1\n"
                      "batch_normalize=1\nactivation=%s\n",
                      i ? "im2col" : "onednn", acts[a], acts[a]);
-            nets[i] = build_ok(cfg);
-            dn_rng rng;
-            dn_rng_seed(&rng, 11);
-            dn_net *net = nets[i];
-            fill_uniform(net->input_data, 3L * net->inputs, &rng);
-            for (int j = 0; j < net->n; j++)
-                for (int k = 0; k < net->layers[j].n_params; k++)
-                    fill_uniform(net->layers[j].params[k].w,
-                                 net->layers[j].params[k].n, &rng);
-            net->input_delta = calloc(3L * net->inputs, sizeof(float));
-            dn_net_forward(net, 1);
-            dn_layer *last = &net->layers[1];
-            fill_uniform(last->delta, 3L * last->outputs, &rng);
-            dn_net_backward(net);
+            nets[i] = train_step(cfg, 11, NULL);
         }
         const conv *first = nets[0]->layers[0].priv,
                    *second = nets[0]->layers[1].priv;
-        printf("%s: oneDNN output blocks %d, %d; linked %d\n", acts[a],
-               first->block, second->block, first->out_blocked);
+        printf("%s: oneDNN output blocks %d, %d; layer 0 out block %d\n",
+               acts[a], first->block, second->block,
+               nets[0]->layers[0].out_block);
         assert_true(first->block > 0 && second->block > 0);
-        assert_true(first->out_blocked && second->in_blocked &&
-                    !second->out_blocked);
+        assert_int_equal(nets[0]->layers[0].out_block, first->block);
+        assert_int_equal(nets[0]->layers[1].in_block, first->block);
+        assert_int_equal(nets[0]->layers[1].out_block, 0); /* the last */
         assert_int_equal(((conv *)nets[1]->layers[0].priv)->block, 0);
-        /* the linked output, read through the blocked indexing */
-        const dn_layer *l0 = &nets[0]->layers[0], *p0 = &nets[1]->layers[0];
-        const long hw = (long)l0->out_h * l0->out_w, n0 = 3L * l0->outputs;
-        float *unblocked = malloc(n0 * sizeof *unblocked);
-        for (long i = 0; i < n0; i++)
-            unblocked[i] = plain_at(l0->output, i, l0->out_c, hw, first->block);
-        double worst = compare_floats("output 0", unblocked, p0->output, n0);
-        worst = fmax(worst, compare_floats("output 1", nets[0]->layers[1].output,
-                                           nets[1]->layers[1].output,
-                                           3L * nets[0]->layers[1].outputs));
-        worst = fmax(worst, compare_floats("d input", nets[0]->input_delta,
-                                           nets[1]->input_delta,
-                                           3L * nets[0]->inputs));
-        for (int j = 0; j < 2; j++) {
-            const dn_layer *l = &nets[0]->layers[j], *p = &nets[1]->layers[j];
-            for (int k = 0; k < l->n_params; k++)
-                worst = fmax(worst, compare_floats(l->params[k].name,
-                                                   l->params[k].grad,
-                                                   p->params[k].grad,
-                                                   l->params[k].n));
-            for (int k = 0; k < l->n_saved; k++)
-                worst = fmax(worst, compare_floats("saved", l->saved[k],
-                                                   p->saved[k], l->saved_n[k]));
-        }
+        double worst = compare_nets(nets[0], nets[1]);
         dn_net_forward(nets[0], 0);
         dn_net_forward(nets[1], 0);
         worst = fmax(worst, compare_floats("inference", nets[0]->layers[1].output,
                                            nets[1]->layers[1].output,
                                            3L * nets[0]->layers[1].outputs));
         assert_true(worst <= 1e-4);
-        free(unblocked);
-        for (int i = 0; i < 2; i++) {
-            free(nets[i]->input_delta);
-            nets[i]->input_delta = NULL;
-            dn_net_free(nets[i]);
-        }
+        for (int i = 0; i < 2; i++)
+            free_stepped(nets[i]);
     }
+}
+
+/*
+ * ResNet's residual blocks with every tensor between the first
+ * convolution's output and [avgpool]'s input channel-blocked (network.c,
+ * choose_layouts) against the plain path (conv_backend=im2col): an
+ * identity block (a tensor read by a convolution and a [shortcut]: the
+ * convolution adds its input gradient) and a downsampling one through a
+ * [route] and a 1x1/2 convolution, as in cfg/resnet18-cifar.cfg. Every
+ * output, gradient and rolling statistic; |a - b| <= 1e-4 (1 + |b|).
+ */
+static void test_residual_blocked_matches_plain(void **state)
+{
+    (void)state;
+    if (!dn_onednn_available())
+        skip();
+    dn_net *nets[2];
+    for (int i = 0; i < 2; i++) {
+        char cfg[1024];
+        snprintf(cfg, sizeof cfg, NET(3, 16, 8, 8) "conv_backend=%s\n"
+                 "bn_momentum=0.3\n"
+                 "[convolutional]\nfilters=16\nsize=3\npad=1\n"
+                 "batch_normalize=1\nactivation=relu\n"
+                 "[convolutional]\nfilters=16\nsize=3\npad=1\n"
+                 "batch_normalize=1\nactivation=relu\n"
+                 "[convolutional]\nfilters=16\nsize=3\npad=1\n"
+                 "batch_normalize=1\nactivation=linear\n"
+                 "[shortcut]\nfrom=-3\nactivation=relu\n"
+                 "[convolutional]\nfilters=32\nsize=3\nstride=2\npad=1\n"
+                 "batch_normalize=1\nactivation=relu\n"
+                 "[convolutional]\nfilters=32\nsize=3\npad=1\n"
+                 "batch_normalize=1\nactivation=linear\n"
+                 "[route]\nlayers=-3\n"
+                 "[convolutional]\nfilters=32\nsize=1\nstride=2\n"
+                 "batch_normalize=1\nactivation=linear\n"
+                 "[shortcut]\nfrom=-3\nactivation=relu\n"
+                 "[avgpool]\n"
+                 "[connected]\noutput=5\nactivation=linear\n",
+                 i ? "im2col" : "onednn");
+        nets[i] = train_step(cfg, 23, NULL);
+    }
+    const int k = ((const conv *)nets[0]->layers[0].priv)->block;
+    printf("block %d; out blocks:", k);
+    for (int j = 0; j < nets[0]->n; j++)
+        printf(" %d", nets[0]->layers[j].out_block);
+    printf("\n");
+    assert_true(k > 0);
+    for (int j = 0; j < 9; j++) /* every tensor up to [avgpool] */
+        assert_int_equal(nets[0]->layers[j].out_block, k);
+    assert_int_equal(nets[0]->layers[9].in_block, k);
+    assert_int_equal(nets[0]->layers[9].out_block, 0);
+    for (int j = 0; j < nets[1]->n; j++)
+        assert_int_equal(nets[1]->layers[j].out_block, 0);
+    assert_true(compare_nets(nets[0], nets[1]) <= 1e-4);
+    for (int i = 0; i < 2; i++)
+        free_stepped(nets[i]);
 }
 
 /* A stand-in for sync batch norm over two replicas holding the same data:
@@ -480,39 +572,12 @@ static void test_conv_bn_blocked_sync_matches_plain(void **state)
                  "bn_momentum=0.3\n[convolutional]\nfilters=32\nsize=3\n"
                  "pad=1\nbatch_normalize=1\nactivation=relu\n",
                  i ? "im2col" : "onednn");
-        dn_net *net = nets[i] = build_ok(cfg);
-        net->bn_sync = &sync;
-        dn_rng rng;
-        dn_rng_seed(&rng, 5);
-        dn_layer *l = &net->layers[0];
-        fill_uniform(net->input_data, 2L * net->inputs, &rng);
-        for (int k = 0; k < l->n_params; k++)
-            fill_uniform(l->params[k].w, l->params[k].n, &rng);
-        net->input_delta = calloc(2L * net->inputs, sizeof(float));
-        dn_net_forward(net, 1);
-        fill_uniform(l->delta, 2L * l->outputs, &rng);
-        dn_net_backward(net);
+        nets[i] = train_step(cfg, 5, &sync);
     }
-    const dn_layer *l = &nets[0]->layers[0], *p = &nets[1]->layers[0];
-    assert_true(((const conv *)l->priv)->block > 0);
-    double worst = compare_floats("output", l->output, p->output,
-                                  2L * l->outputs);
-    worst = fmax(worst, compare_floats("d input", nets[0]->input_delta,
-                                       nets[1]->input_delta,
-                                       2L * nets[0]->inputs));
-    for (int k = 0; k < l->n_params; k++)
-        worst = fmax(worst, compare_floats(l->params[k].name, l->params[k].grad,
-                                           p->params[k].grad, l->params[k].n));
-    for (int k = 0; k < l->n_saved; k++)
-        worst = fmax(worst, compare_floats("saved", l->saved[k], p->saved[k],
-                                           l->saved_n[k]));
-    assert_true(worst <= 1e-4);
-    for (int i = 0; i < 2; i++) {
-        free(nets[i]->input_delta);
-        nets[i]->input_delta = NULL;
-        nets[i]->bn_sync = NULL;
-        dn_net_free(nets[i]);
-    }
+    assert_true(((const conv *)nets[0]->layers[0].priv)->block > 0);
+    assert_true(compare_nets(nets[0], nets[1]) <= 1e-4);
+    for (int i = 0; i < 2; i++)
+        free_stepped(nets[i]);
 }
 
 /* A 3x3 kernel on a 4x4 image, worked by hand. */
@@ -887,6 +952,7 @@ int main(void)
         cmocka_unit_test(test_conv_backend_key),
         cmocka_unit_test(test_conv_bn_blocked_matches_plain),
         cmocka_unit_test(test_conv_bn_blocked_sync_matches_plain),
+        cmocka_unit_test(test_residual_blocked_matches_plain),
         cmocka_unit_test(test_conv_hand_computed),
         cmocka_unit_test(test_conv_output_shapes),
         cmocka_unit_test(test_batchnorm_statistics),

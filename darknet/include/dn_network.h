@@ -62,6 +62,8 @@ typedef struct dn_layer_gpu_ops {
     void (*free)(dn_layer *l);
 } dn_layer_gpu_ops;
 
+#define DN_BLOCK_FOLLOWS (-1)
+
 typedef struct dn_layer_type {
     const char *name; /* section name, e.g. "convolutional" */
     const dn_key *keys; /* the section's keys (keys.h), NULL-name ended */
@@ -70,13 +72,21 @@ typedef struct dn_layer_type {
     void (*backward)(dn_layer *l, dn_net *net);
     void (*free)(dn_layer *l);
     const dn_layer_gpu_ops *gpu; /* the device twin, or NULL */
-    /* Optional, on the CPU: hand this layer's output to `next`, its only
-     * reader, in a layout both prefer to the plain one (its gradient comes
-     * back in it); 1 if both switched. Tried once per layer before the
-     * first CPU forward (network.c, link_layouts). */
-    int (*link_next)(dn_layer *l, dn_layer *next);
-    /* Optional: 1 if the layer reads layer j's output (and adds into its
-     * delta) besides its own input, layer index - 1 ([route], [shortcut]). */
+    /* Optional, on the CPU: channel-blocked layouts (dn_layer's out_block).
+     * block_out: the block k its output can be written in, 0 plain only,
+     * DN_BLOCK_FOLLOWS for an element-wise layer whose inputs and output
+     * share one layout, whichever it is. block_in: 1 if it can read its
+     * inputs (and write their deltas) in block k. set_blocks: the choice
+     * made, in l->in_block and l->out_block; in_shared: its input's delta
+     * has other writers, so it must add into it. Returns 0, or -1 when it
+     * cannot after all (out of memory). Decided once before the first CPU
+     * forward (network.c, choose_layouts). */
+    int (*block_out)(const dn_layer *l);
+    int (*block_in)(const dn_layer *l, int k);
+    int (*set_blocks)(dn_layer *l, int in_shared);
+    /* Optional: 1 if the layer reads layer j's output (j < index; and
+     * adds into its delta). Without it, a layer reads its input, layer
+     * index - 1, only ([route] reads only the layers it names). */
     int (*reads)(const dn_layer *l, int j);
 } dn_layer_type;
 
@@ -100,6 +110,11 @@ struct dn_layer {
     size_t workspace; /* floats of shared scratch this layer needs */
     float cost;       /* loss layers: loss of the last forward, summed over batch */
     int is_loss;      /* reads net->truth, sets cost and its own delta */
+    /* On the CPU: the channel block k of the output and its delta, laid out
+     * [batch][out_c/k][out_h][out_w][k] (oneDNN's nChw16c), 0 for the plain
+     * [batch, out_c, out_h, out_w]; in_block, that of the input it reads.
+     * Both 0 until the first CPU forward chooses them (dn_layer_type). */
+    int out_block, in_block;
     char desc[64];    /* summary: e.g. "64 3 x 3/1" */
     void *priv;       /* layer-private state */
     /* device twins on a device-resident network (NULL on the CPU) */
@@ -181,7 +196,7 @@ struct dn_net {
      * (0: none, or a file older than that field); sync batch norm's
      * all-reduce, set while [net] bn_sync=1 spans several processes. */
     int world_size, loaded_world_size;
-    int layouts_linked; /* the CPU backend has run link_layouts */
+    int layouts_chosen; /* the CPU backend has run choose_layouts */
     /* Deltas share buffers (network.c, assign_deltas): layer i's delta is
      * live from the backward of its last writer, delta_from[i], to its own
      * and zeroed when it starts; -1: a buffer of its own, zeroed before

@@ -22,8 +22,8 @@
  * activation (forward) and activation, sums, dx, reorder (backward). The
  * activation's derivative is taken at pre, recomputed from x_hat, so no
  * pre-activation copy is kept. Formulas and conventions: batchnorm.h.
- * When the next convolution reads y as it is (a linked pair, network.c's
- * link_layouts), y and dy are blocked too and nothing is transposed. Sync
+ * When every reader takes y as it is (network.c's choose_layouts), y and
+ * dy are blocked too and nothing is transposed. Sync
  * batch norm (distributed.c) sums the same statistics over the replicas,
  * as batchnorm_layer.c does.
  *

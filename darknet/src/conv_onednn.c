@@ -87,9 +87,15 @@ float *dn_onednn_conv_delta_blocked(dn_onednn_conv *cv, float *workspace)
     return workspace;
 }
 
-int dn_onednn_conv_take_blocked_input(dn_onednn_conv *cv, int k)
+int dn_onednn_conv_reads_blocked(const dn_onednn_conv *cv, int k)
 {
     (void)cv, (void)k;
+    return 0;
+}
+
+int dn_onednn_conv_take_blocked_input(dn_onednn_conv *cv, int k, int add)
+{
+    (void)cv, (void)k, (void)add;
     return 0;
 }
 
@@ -516,29 +522,46 @@ float *dn_onednn_conv_delta_blocked(dn_onednn_conv *cv, float *workspace)
     return workspace + cv->bd_diff_dst.offset;
 }
 
-int dn_onednn_conv_take_blocked_input(dn_onednn_conv *cv, int k)
+/* The plain-shaped [batch][c/k][h][w][k] layout of the input in md, when
+ * every primitive reads the input and writes its gradient in it. */
+static int blocked_input_md(const dn_onednn_conv *cv, int k,
+                            dnnl_memory_desc_t *md)
 {
     const dnnl_memory_desc_t *src = md_of(&cv->fwd, dnnl_query_src_md);
     const dnnl_format_tag_t tag = k == 16 ? dnnl_aBcd16b
                                   : k == 8 ? dnnl_aBcd8b : dnnl_format_tag_undef;
+    return tag != dnnl_format_tag_undef && src->ndims == 4 &&
+           src->dims[1] % k == 0 &&
+           dnnl_memory_desc_init_by_tag(md, 4, src->dims, dnnl_f32, tag) ==
+               dnnl_success &&
+           dnnl_memory_desc_equal(md, src) &&
+           dnnl_memory_desc_equal(md, md_of(&cv->bwd_weights,
+                                            dnnl_query_src_md)) &&
+           dnnl_memory_desc_equal(md, md_of(&cv->bwd_data,
+                                            dnnl_query_diff_src_md));
+}
+
+int dn_onednn_conv_reads_blocked(const dn_onednn_conv *cv, int k)
+{
     dnnl_memory_desc_t md;
-    if (tag == dnnl_format_tag_undef || src->ndims != 4 || src->dims[1] % k ||
-        dnnl_memory_desc_init_by_tag(&md, 4, src->dims, dnnl_f32, tag) !=
-            dnnl_success ||
-        !dnnl_memory_desc_equal(&md, src) ||
-        !dnnl_memory_desc_equal(&md, md_of(&cv->bwd_weights, dnnl_query_src_md)) ||
-        !dnnl_memory_desc_equal(&md, md_of(&cv->bwd_data,
-                                           dnnl_query_diff_src_md)))
+    return blocked_input_md(cv, k, &md);
+}
+
+int dn_onednn_conv_take_blocked_input(dn_onednn_conv *cv, int k, int add)
+{
+    dnnl_memory_desc_t md;
+    if (!blocked_input_md(cv, k, &md))
         return 0;
-    /* the primitives' own layout: ports without reorders (nor workspace);
-     * the input gradient is written, not added */
+    /* the primitives' own layout: the input's ports without reorders; the
+     * gradient's too when written, else an adding copy from the workspace
+     * place the plain one used (it had one: it always added) */
     port fresh[3] = {{0}};
     char why[64];
     status_log log = {dnnl_success, why, sizeof why};
-    size_t next = 0;
+    size_t next = 0, grad_at = cv->bd_diff_src.offset;
     if (port_make(&fresh[0], &md, &md, 0, 0, &next, &log) ||
         port_make(&fresh[1], &md, &md, 0, 0, &next, &log) ||
-        port_make(&fresh[2], &md, &md, 1, 0, &next, &log)) {
+        port_make(&fresh[2], &md, &md, 1, add, &grad_at, &log)) {
         for (int i = 0; i < 3; i++)
             port_free(&fresh[i]);
         return 0;

@@ -8,7 +8,9 @@
  * kernels want channel-blocked layouts (nChw16c and friends), so each call
  * reorders into the layout the primitive chose, runs it, and reorders back;
  * except the output and its gradient when the layer's batch norm takes
- * them blocked (dn_onednn_conv_block below).
+ * them blocked (dn_onednn_conv_block below), and the input and its
+ * gradient when the layer before hands them blocked
+ * (dn_onednn_conv_take_blocked_input).
  * All of those buffers and oneDNN's own scratchpad live in the network's
  * shared workspace, sized when the layer is made: nothing is allocated per
  * batch.
@@ -72,13 +74,16 @@ float *dn_onednn_conv_delta_blocked(dn_onednn_conv *cv, float *workspace);
 
 /*
  * Blocked input: when the primitives read the input (forward, weight
- * gradient) and write its gradient in [batch][c/k][h*w][k], the caller may
- * hand the input in that layout from now on and receive the input
- * gradient in it: returns 1 and drops those three reorders; 0 (nothing
- * changed) when the layouts differ. The input gradient is then WRITTEN,
- * not added: the caller's buffer must have no other contribution.
+ * gradient) and write its gradient in [batch][c/k][h*w][k],
+ * reads_blocked returns 1, and take_blocked_input lets the caller hand the
+ * input in that layout from now on and receive the input gradient in it,
+ * dropping those three reorders (returns 1; 0, nothing changed, when the
+ * layouts differ or memory runs out). The input gradient is then added
+ * when `add`, else WRITTEN: the caller's buffer must have no other
+ * contribution.
  */
-int dn_onednn_conv_take_blocked_input(dn_onednn_conv *cv, int k);
+int dn_onednn_conv_reads_blocked(const dn_onednn_conv *cv, int k);
+int dn_onednn_conv_take_blocked_input(dn_onednn_conv *cv, int k, int add);
 
 /* The implementations oneDNN chose, e.g. "jit:avx512_core / ... / ...". */
 const char *dn_onednn_conv_impl(const dn_onednn_conv *cv);

@@ -38,10 +38,11 @@
  * With batch norm on a channel-blocked oneDNN output (nChw16c here), batch
  * norm and the activation read the convolution's output, and write its
  * gradient, in that layout (dn_post_forward_blocked): two passes each way
- * instead of the output's reorders plus four plain passes. When the next
- * layer is a convolution and reads nothing else, the output and its delta
- * stay blocked between the two (conv_link_next): no reorder of the second
- * one's input or input gradient either.
+ * instead of the output's reorders plus four plain passes. Where every
+ * reader takes it (convolutions through oneDNN, [shortcut], [route],
+ * [avgpool]), the output and its delta stay blocked (network.c,
+ * choose_layouts): no reorder of a reading convolution's input or input
+ * gradient either.
  *
  * Threads: with at least as many chunks as threads, each thread takes whole
  * chunks (im2col, GEMM, col2im on its own scratch): one fork per pass, and
@@ -335,7 +336,7 @@ static void conv_forward(dn_layer *l, dn_net *net)
         const float *raw = dn_onednn_conv_forward_blocked(
             cv->onednn, net->input, cv->weights, net->workspace);
         dn_post_forward_blocked(&cv->post, raw, cv->block, l->output,
-                                cv->out_blocked, cv->biases, net->train);
+                                l->out_block != 0, cv->biases, net->train);
         return;
     }
     if (cv->onednn) {
@@ -402,7 +403,7 @@ static void conv_backward(dn_layer *l, dn_net *net)
     dn_param *weights = &l->params[l->n_params - 1];
     if (cv->block) { /* dL/d(conv output) goes to oneDNN's layout */
         float *d = dn_onednn_conv_delta_blocked(cv->onednn, net->workspace);
-        dn_post_backward_blocked(&cv->post, l->delta, cv->out_blocked,
+        dn_post_backward_blocked(&cv->post, l->delta, l->out_block != 0,
                                  cv->block, d, l->params[0].grad,
                                  scales->grad, cv->biases, net->train);
         dn_onednn_conv_backward(cv->onednn, net->input, cv->weights, NULL,
@@ -447,20 +448,27 @@ static void conv_backward(dn_layer *l, dn_net *net)
     }
 }
 
-/* A convolution with blocked batch norm to the next convolution, its only
- * reader: the output (and its delta) in the blocked layout, which the next
- * one's primitives read (and write) as they are. */
-static int conv_link_next(dn_layer *l, dn_layer *next)
+/* Blocked layouts (network.c, choose_layouts): the output when batch norm
+ * runs on oneDNN's blocked output; the input when oneDNN's primitives read
+ * it (and write its gradient) in that layout. */
+static int conv_block_out(const dn_layer *l)
+{
+    return ((const conv *)l->priv)->block;
+}
+
+static int conv_block_in(const dn_layer *l, int k)
+{
+    const conv *cv = l->priv;
+    return cv->onednn && dn_onednn_conv_reads_blocked(cv->onednn, k);
+}
+
+static int conv_set_blocks(dn_layer *l, int in_shared)
 {
     conv *cv = l->priv;
-    if (next->type != &dn_layer_convolutional || !cv->block)
-        return 0;
-    conv *nx = next->priv;
-    if (!nx->onednn || nx->in_blocked ||
-        !dn_onednn_conv_take_blocked_input(nx->onednn, cv->block))
-        return 0;
-    cv->out_blocked = nx->in_blocked = 1;
-    return 1;
+    if (l->in_block && !dn_onednn_conv_take_blocked_input(
+                           cv->onednn, l->in_block, in_shared))
+        return -1;
+    return 0;
 }
 
 const dn_layer_type dn_layer_convolutional = {
@@ -471,5 +479,7 @@ const dn_layer_type dn_layer_convolutional = {
     .backward = conv_backward,
     .free = conv_free,
     .gpu = DN_GPU_TWIN(dn_layer_convolutional_gpu),
-    .link_next = conv_link_next,
+    .block_out = conv_block_out,
+    .block_in = conv_block_in,
+    .set_blocks = conv_set_blocks,
 };

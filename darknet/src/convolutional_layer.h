@@ -31,10 +31,6 @@ typedef struct conv {
     size_t onednn_floats;   /* oneDNN's part of the workspace, first */
     int block;              /* with oneDNN: the output's channel block when
                                batch norm runs on it blocked; 0: plain */
-    int out_blocked;        /* output and its delta blocked too (linked to
-                               the next convolution) */
-    int in_blocked;         /* input and its delta blocked (linked to the
-                               previous convolution) */
 } conv;
 
 #ifdef __cplusplus

@@ -160,7 +160,8 @@ int dn_layer_reserve(dn_layer *l, dn_section *s, dn_net *net,
 
 /*
  * Deltas in shared buffers. Layer i's delta is written by the layers that
- * read its output (i + 1, and those whose type's reads() names i) and read
+ * read its output (i + 1, taken to read it even where a [route] does not,
+ * and those whose type's reads() names i) and read
  * by layer i, so during the backward pass (layers in descending order) it
  * is live from its last writer's step, from = max of those, to step i.
  * Each delta takes, at its first step, a free buffer (whose delta ended
@@ -575,32 +576,95 @@ static void cpu_zero_deltas(dn_net *net)
         memset(net->input_delta, 0, sizeof(float) * net->batch * net->inputs);
 }
 
-/*
- * A layer's output read by the next layer alone may go to it in a layout
- * both prefer (a convolution with batch norm to the next convolution: oneDNN's
- * channel-blocked layout, no reorders; convolutional_layer.c). Decided
- * once, before the first CPU forward: only the CPU backend runs it, and on
- * a device the layers' host buffers keep the plain layout.
- */
-static void link_layouts(dn_net *net)
+/* 1 if layer r reads layer j's output (j < r). */
+static int reads_output(const dn_layer *r, int j)
 {
-    for (int i = 0; i + 1 < net->n; i++) {
-        dn_layer *l = &net->layers[i];
-        int other = 0; /* read by some layer after the next one */
-        for (int j = i + 2; j < net->n && !other; j++) {
-            const dn_layer *r = &net->layers[j];
-            other = r->type->reads && r->type->reads(r, i);
+    return r->type->reads ? r->type->reads(r, j) : j == r->index - 1;
+}
+
+static int follows(const dn_layer *l)
+{
+    return l->type->block_out && l->type->block_out(l) == DN_BLOCK_FOLLOWS;
+}
+
+/* The block all of an element-wise layer's inputs share, else 0. */
+static int inputs_block(const dn_net *net, int i, const int *blk)
+{
+    int k = 0;
+    for (int j = 0; j < i; j++)
+        if (reads_output(&net->layers[i], j)) {
+            if (!blk[j] || (k && blk[j] != k))
+                return 0;
+            k = blk[j];
         }
-        if (l->type->link_next && !other)
-            l->type->link_next(l, &net->layers[i + 1]);
+    return k;
+}
+
+/* 1 if every reader of layer i's output takes it in block blk[i] (an
+ * element-wise reader: with its output in the same block). */
+static int readers_take(const dn_net *net, int i, const int *blk)
+{
+    for (int r = i + 1; r < net->n; r++) {
+        const dn_layer *l = &net->layers[r];
+        if (!reads_output(l, i))
+            continue;
+        if (!l->type->block_in || !l->type->block_in(l, blk[i]) ||
+            (follows(l) && blk[r] != blk[i]))
+            return 0;
     }
-    net->layouts_linked = 1;
+    return 1;
+}
+
+/*
+ * Channel-blocked layouts on the CPU (dn_layer's out_block). A convolution
+ * with batch norm can write its output in oneDNN's blocked layout; a
+ * convolution can read one; element-wise layers ([shortcut], [route]) run
+ * in whichever layout all their tensors share. Each output starts blocked
+ * where its writer can; then, until nothing changes, an output goes plain
+ * when a reader cannot take it, and an element-wise layer goes plain when
+ * one of its inputs is. The last layer stays plain (callers read it). Each
+ * tensor kept blocked saves its readers' reorders, and its gradient's.
+ * Only the CPU backend runs this: on a device the host buffers stay plain.
+ */
+static void choose_layouts(dn_net *net)
+{
+    const int n = net->n;
+    int *blk = dn_xcalloc((size_t)n, sizeof *blk);
+    for (int i = 0; i + 1 < n; i++) {
+        const dn_layer *l = &net->layers[i];
+        const int k = l->type->block_out ? l->type->block_out(l) : 0;
+        blk[i] = k == DN_BLOCK_FOLLOWS ? inputs_block(net, i, blk)
+                 : k > 0 ? k : 0;
+    }
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (int i = 0; i < n; i++)
+            if (blk[i] && (!readers_take(net, i, blk) ||
+                           (follows(&net->layers[i]) &&
+                            inputs_block(net, i, blk) != blk[i])))
+                blk[i] = 0, changed = 1;
+    }
+    for (int i = 0; i < n; i++) {
+        dn_layer *l = &net->layers[i];
+        l->out_block = blk[i];
+        l->in_block = follows(l) ? blk[i] : i > 0 ? blk[i - 1] : 0;
+        int readers = 0; /* of the input, besides this layer */
+        for (int r = i; i > 0 && r < n; r++)
+            readers += reads_output(&net->layers[r], i - 1);
+        if (l->type->set_blocks && l->type->set_blocks(l, readers > 1)) {
+            fprintf(stderr, "darknet: layer %d (%s): out of memory choosing "
+                    "its layout\n", i, l->type->name);
+            abort();
+        }
+    }
+    free(blk);
+    net->layouts_chosen = 1;
 }
 
 static void cpu_forward(dn_net *net, int train)
 {
-    if (!net->layouts_linked)
-        link_layouts(net);
+    if (!net->layouts_chosen)
+        choose_layouts(net);
     net->train = train;
     if (train)
         cpu_zero_deltas(net);

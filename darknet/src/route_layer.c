@@ -231,6 +231,26 @@ static int route_reads(const dn_layer *l, int j)
     return 0;
 }
 
+/* Channel-blocked inputs, all in one block k, concatenate into the same
+ * layout by the same per-image copies: each image's part of a source is
+ * its c/k blocks of h*w*k floats, contiguous as in the plain layout. */
+static int route_block_out(const dn_layer *l)
+{
+    (void)l;
+    return DN_BLOCK_FOLLOWS;
+}
+
+static int route_block_in(const dn_layer *l, int k)
+{
+    const route *r = l->priv;
+    if (k <= 0)
+        return 0;
+    for (int i = 0; i < r->n; i++)
+        if (r->src[i] == ROUTE_INPUT || r->size[i] % ((long)k * l->out_h * l->out_w))
+            return 0;
+    return 1;
+}
+
 const dn_layer_type dn_layer_route = {
     .name = "route",
     .keys = route_keys,
@@ -240,4 +260,6 @@ const dn_layer_type dn_layer_route = {
     .free = route_free,
     .gpu = DN_GPU_TWIN(dn_layer_route_gpu),
     .reads = route_reads,
+    .block_out = route_block_out,
+    .block_in = route_block_in,
 };

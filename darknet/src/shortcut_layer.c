@@ -15,6 +15,9 @@
  *          same shape; out = act(alpha in + beta add)
  * backward g = d out * act'(.)  (in place in l->delta, as Darknet)
  *          d in += alpha g;  layers[from].delta += beta g
+ * Every step is element-wise, so it runs as it is on channel-blocked
+ * tensors when all three are in the same layout (network.c,
+ * choose_layouts).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,13 +96,19 @@ static int shortcut_make(dn_layer *l, dn_section *s, dn_net *net,
     return 0;
 }
 
+/* Element-wise loops this long are split between threads. */
+#define PARALLEL_MIN 65536
+
 static void shortcut_forward(dn_layer *l, dn_net *net)
 {
     const shortcut *p = l->priv;
     const long n = (long)l->batch * l->outputs;
     const float *in = net->input, *add = net->layers[p->from].output;
+    float *out = l->output;
+    const float alpha = p->alpha, beta = p->beta;
+#pragma omp parallel for simd if (n > PARALLEL_MIN)
     for (long i = 0; i < n; i++)
-        l->output[i] = p->alpha * in[i] + p->beta * add[i];
+        out[i] = alpha * in[i] + beta * add[i];
     if (p->pre)
         memcpy(p->pre, l->output, (size_t)n * sizeof(float));
     dn_activate(l->output, n, p->activation);
@@ -110,17 +119,33 @@ static void shortcut_backward(dn_layer *l, dn_net *net)
     const shortcut *p = l->priv;
     const long n = (long)l->batch * l->outputs;
     dn_activate_backward(p->pre, l->output, l->delta, n, p->activation);
-    if (net->delta)
+    const float *g = l->delta;
+    float *din = net->delta, *dadd = net->layers[p->from].delta;
+    const float alpha = p->alpha, beta = p->beta;
+    if (din)
+#pragma omp parallel for simd if (n > PARALLEL_MIN)
         for (long i = 0; i < n; i++)
-            net->delta[i] += p->alpha * l->delta[i];
-    float *dadd = net->layers[p->from].delta;
+            din[i] += alpha * g[i];
+#pragma omp parallel for simd if (n > PARALLEL_MIN)
     for (long i = 0; i < n; i++)
-        dadd[i] += p->beta * l->delta[i];
+        dadd[i] += beta * g[i];
 }
 
 static int shortcut_reads(const dn_layer *l, int j)
 {
-    return ((const shortcut *)l->priv)->from == j;
+    return j == l->index - 1 || ((const shortcut *)l->priv)->from == j;
+}
+
+/* Element-wise: any layout its three tensors share (network.c). */
+static int shortcut_block_out(const dn_layer *l)
+{
+    (void)l;
+    return DN_BLOCK_FOLLOWS;
+}
+
+static int shortcut_block_in(const dn_layer *l, int k)
+{
+    return k > 0 && l->c % k == 0;
 }
 
 const dn_layer_type dn_layer_shortcut = {
@@ -132,4 +157,6 @@ const dn_layer_type dn_layer_shortcut = {
     .free = shortcut_free,
     .gpu = DN_GPU_TWIN(dn_layer_shortcut_gpu),
     .reads = shortcut_reads,
+    .block_out = shortcut_block_out,
+    .block_in = shortcut_block_in,
 };
