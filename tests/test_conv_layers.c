@@ -493,7 +493,9 @@ static void test_conv_bn_blocked_matches_plain(void **state)
 /*
  * ResNet's residual blocks with every tensor between the first
  * convolution's output and [avgpool]'s input channel-blocked (network.c,
- * choose_layouts) against the plain path (conv_backend=im2col): an
+ * choose_layouts) against the plain path (conv_backend=im2col), on
+ * tensors of 76800 and 19200 values ([shortcut]'s ranges: two and a part,
+ * and a part): an
  * identity block (a tensor read by a convolution and a [shortcut]: the
  * convolution adds its input gradient) and a downsampling one through a
  * [route] and a 1x1/2 convolution, as in cfg/resnet18-cifar.cfg. Every
@@ -507,7 +509,7 @@ static void test_residual_blocked_matches_plain(void **state)
     dn_net *nets[2];
     for (int i = 0; i < 2; i++) {
         char cfg[1024];
-        snprintf(cfg, sizeof cfg, NET(3, 16, 8, 8) "conv_backend=%s\n"
+        snprintf(cfg, sizeof cfg, NET(3, 16, 40, 40) "conv_backend=%s\n"
                  "bn_momentum=0.3\n"
                  "[convolutional]\nfilters=16\nsize=3\npad=1\n"
                  "batch_normalize=1\nactivation=relu\n"

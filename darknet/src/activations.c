@@ -80,8 +80,21 @@ static void backward_range(const float *x, const float *y, float *delta,
     }
 }
 
+void dn_activate_serial(float *x, long n, dn_activation a)
+{
+    if (a != DN_LINEAR)
+        forward_range(x, n, a);
+}
+
+void dn_activate_backward_serial(const float *x, const float *y, float *delta,
+                                 long n, dn_activation a)
+{
+    if (a != DN_LINEAR)
+        backward_range(x, y, delta, n, a);
+}
+
 /* ranges of this many elements go to the OpenMP threads */
-#define RANGE 32768L
+#define RANGE DN_ACTIVATE_RANGE
 
 void dn_activate(float *x, long n, dn_activation a)
 {

@@ -55,6 +55,13 @@ const char *dn_activation_name(dn_activation a);
 void dn_activate(float *x, long n, dn_activation a);
 void dn_activate_backward(const float *x, const float *y, float *delta, long n,
                           dn_activation a);
+/* The same on this thread alone, for a caller that splits a longer pass
+ * into ranges of DN_ACTIVATE_RANGE elements (fused with its own loops,
+ * while the range is in cache). */
+#define DN_ACTIVATE_RANGE 32768L
+void dn_activate_serial(float *x, long n, dn_activation a);
+void dn_activate_backward_serial(const float *x, const float *y, float *delta,
+                                 long n, dn_activation a);
 /* 1 if the backward pass can be computed from y alone (x may be NULL). */
 int dn_activation_needs_input(dn_activation a);
 
