@@ -375,8 +375,9 @@ static float plain_at(const float *x, long i, int c, long hw, int k)
 }
 
 /* Builds a net, fills its input and every parameter from seed, and runs
- * one training step (forward, a random output gradient, backward), with
- * sync batch norm through `sync` when not NULL. */
+ * two training passes (forward, a random output gradient, backward; the
+ * parameter gradients add up), with sync batch norm through `sync` when
+ * not NULL. */
 static dn_net *train_step(const char *cfg, uint64_t seed, dn_bn_sync *sync)
 {
     dn_net *net = build_ok(cfg);
@@ -389,10 +390,16 @@ static dn_net *train_step(const char *cfg, uint64_t seed, dn_bn_sync *sync)
             fill_uniform(net->layers[j].params[k].w,
                          net->layers[j].params[k].n, &rng);
     net->input_delta = calloc((size_t)net->batch * net->inputs, sizeof(float));
-    dn_net_forward(net, 1);
     dn_layer *last = &net->layers[net->n - 1];
-    fill_uniform(last->delta, (long)last->batch * last->outputs, &rng);
-    dn_net_backward(net);
+    const long n = (long)last->batch * last->outputs;
+    float *dout = malloc((size_t)n * sizeof *dout);
+    fill_uniform(dout, n, &rng);
+    for (int pass = 0; pass < 2; pass++) { /* deltas reused: none stale */
+        dn_net_forward(net, 1);
+        memcpy(last->delta, dout, (size_t)n * sizeof *dout);
+        dn_net_backward(net);
+    }
+    free(dout);
     return net;
 }
 

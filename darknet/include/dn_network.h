@@ -78,8 +78,10 @@ typedef struct dn_layer_type {
      * share one layout, whichever it is. block_in: 1 if it can read its
      * inputs (and write their deltas) in block k. set_blocks: the choice
      * made, in l->in_block and l->out_block; in_shared: its input's delta
-     * has other writers, so it must add into it. Returns 0, or -1 when it
-     * cannot after all (out of memory). Decided once before the first CPU
+     * has other writers, so it must add into it. Returns 0; 1 when its
+     * backward now writes its input's delta whole instead of adding (the
+     * network then skips zeroing it); -1 when it cannot after all (out of
+     * memory). Decided once before the first CPU
      * forward (network.c, choose_layouts). */
     int (*block_out)(const dn_layer *l);
     int (*block_in)(const dn_layer *l, int k);
@@ -203,6 +205,10 @@ struct dn_net {
      * each training forward (the last layer and loss layers, which write
      * it in the forward). */
     int *delta_from;
+    /* Before backward step i, the CPU zeroes the deltas
+     * zero_list[zero_first[i] .. zero_first[i + 1]) (network.c,
+     * list_zeroing): delta_from's, less those written whole. */
+    int *zero_first, *zero_list;
     float **delta_buffers;
     int n_delta_buffers;
     struct dn_bn_sync *bn_sync;

@@ -465,10 +465,12 @@ static int conv_block_in(const dn_layer *l, int k)
 static int conv_set_blocks(dn_layer *l, int in_shared)
 {
     conv *cv = l->priv;
-    if (l->in_block && !dn_onednn_conv_take_blocked_input(
-                           cv->onednn, l->in_block, in_shared))
+    if (!l->in_block)
+        return 0;
+    if (!dn_onednn_conv_take_blocked_input(cv->onednn, l->in_block,
+                                           in_shared))
         return -1;
-    return 0;
+    return in_shared ? 0 : 1; /* alone: oneDNN writes the input gradient */
 }
 
 const dn_layer_type dn_layer_convolutional = {

@@ -491,6 +491,8 @@ void dn_net_free(dn_net *net)
         free(net->delta_buffers[b]);
     free(net->delta_buffers);
     free(net->delta_from);
+    free(net->zero_first);
+    free(net->zero_list);
     free(net->layers);
     free(net->input_data);
     free(net->truth);
@@ -616,6 +618,27 @@ static int readers_take(const dn_net *net, int i, const int *blk)
 }
 
 /*
+ * The deltas the backward pass zeroes before each step i: those whose
+ * first writer is i (delta_from), except a delta that writer writes whole
+ * instead of adding into (writes[i], for its input i - 1). As lists, in
+ * zero_list[zero_first[i] .. zero_first[i + 1]).
+ */
+static void list_zeroing(dn_net *net, const int *writes)
+{
+    const int n = net->n;
+    net->zero_first = dn_xcalloc((size_t)n + 1, sizeof *net->zero_first);
+    net->zero_list = dn_xcalloc((size_t)n + 1, sizeof *net->zero_list);
+    int count = 0;
+    for (int i = 0; i < n; i++) {
+        net->zero_first[i] = count;
+        for (int j = 0; j < i; j++)
+            if (net->delta_from[j] == i && !(j == i - 1 && writes[i]))
+                net->zero_list[count++] = j;
+    }
+    net->zero_first[n] = count;
+}
+
+/*
  * Channel-blocked layouts on the CPU (dn_layer's out_block). A convolution
  * with batch norm can write its output in oneDNN's blocked layout; a
  * convolution can read one; element-wise layers ([shortcut], [route]) run
@@ -644,6 +667,7 @@ static void choose_layouts(dn_net *net)
                             inputs_block(net, i, blk) != blk[i])))
                 blk[i] = 0, changed = 1;
     }
+    int *writes = dn_xcalloc((size_t)n, sizeof *writes);
     for (int i = 0; i < n; i++) {
         dn_layer *l = &net->layers[i];
         l->out_block = blk[i];
@@ -651,12 +675,17 @@ static void choose_layouts(dn_net *net)
         int readers = 0; /* of the input, besides this layer */
         for (int r = i; i > 0 && r < n; r++)
             readers += reads_output(&net->layers[r], i - 1);
-        if (l->type->set_blocks && l->type->set_blocks(l, readers > 1)) {
+        const int rc = l->type->set_blocks ? l->type->set_blocks(l, readers > 1)
+                                           : 0;
+        if (rc < 0) {
             fprintf(stderr, "darknet: layer %d (%s): out of memory choosing "
                     "its layout\n", i, l->type->name);
             abort();
         }
+        writes[i] = rc == 1;
     }
+    list_zeroing(net, writes);
+    free(writes);
     free(blk);
     net->layouts_chosen = 1;
 }
@@ -677,11 +706,10 @@ static void cpu_forward(dn_net *net, int train)
 static void cpu_backward(dn_net *net)
 {
     for (int i = net->n - 1; i >= 0; i--) {
-        for (int j = 0; j < i; j++) /* the deltas whose first writer is i */
-            if (net->delta_from[j] == i)
-                memset(net->layers[j].delta, 0,
-                       sizeof(float) * net->layers[j].batch *
-                           net->layers[j].outputs);
+        for (int z = net->zero_first[i]; z < net->zero_first[i + 1]; z++) {
+            const dn_layer *l = &net->layers[net->zero_list[z]];
+            memset(l->delta, 0, sizeof(float) * l->batch * l->outputs);
+        }
         dn_net_enter_layer(net, i);
         net->layers[i].type->backward(&net->layers[i], net);
     }
