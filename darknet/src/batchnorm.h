@@ -55,6 +55,11 @@ typedef struct dn_bn {
 void dn_bn_init(dn_bn *bn, int batch, int channels, long spatial,
                 float momentum);
 void dn_bn_free(dn_bn *bn); /* safe on a zeroed or freed dn_bn */
+/* Channel c's training statistics from its batch mean and biased variance
+ * over N values (a negative variance, rounding's, is taken as 0): mean,
+ * inv_std, and the rolling update with the unbiased variance. */
+void dn_bn_set_statistics(dn_bn *bn, int c, double mean, double var,
+                          double N);
 
 /*
  * in:  x [batch, channels, spatial];  out: y, the same shape (y may be x).

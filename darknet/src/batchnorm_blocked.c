@@ -446,21 +446,6 @@ static void channel_sums(const dn_bn *bn, const float *x, int k,
     free(part);
 }
 
-/* mean, inv_std and the rolling update from the biased variance (as
- * batchnorm_layer.c's batch_statistics) */
-static void set_statistics(dn_bn *bn, int c, double mean, double var, double N)
-{
-    const double m = bn->momentum;
-    if (var < 0)
-        var = 0;
-    bn->mean[c] = (float)mean;
-    bn->inv_std[c] = (float)(1.0 / sqrt(var + DN_BN_EPS));
-    const double unbiased = N > 1 ? var * N / (N - 1) : var;
-    bn->rolling_mean[c] = (float)((1 - m) * bn->rolling_mean[c] + m * mean);
-    bn->rolling_variance[c] =
-        (float)((1 - m) * bn->rolling_variance[c] + m * unbiased);
-}
-
 /*
  * Training statistics of a blocked tensor: sums around each channel's
  * first value (so a large mean does not cancel the variance); with sync
@@ -480,7 +465,8 @@ static void blocked_statistics(dn_bn *bn, const float *x, int k)
         for (int c = 0; c < C; c++) {
             const double shift = x[(long)c / k * S * k + c % k];
             const double mean = sum[c] / N;
-            set_statistics(bn, c, mean + shift, sq[c] / N - mean * mean, N);
+            dn_bn_set_statistics(bn, c, mean + shift,
+                                 sq[c] / N - mean * mean, N);
         }
         free(sum);
         return;
@@ -498,7 +484,7 @@ static void blocked_statistics(dn_bn *bn, const float *x, int k)
         buf[C + c] = (float)sq[c];
     sync->sum(sync->ctx, buf + C, C);
     for (int c = 0; c < C; c++)
-        set_statistics(bn, c, bn->mean[c], buf[C + c] / N, N);
+        dn_bn_set_statistics(bn, c, bn->mean[c], buf[C + c] / N, N);
     free(zero);
     free(sum);
 }

@@ -68,6 +68,20 @@ void dn_bn_free(dn_bn *bn)
     memset(bn, 0, sizeof *bn);
 }
 
+void dn_bn_set_statistics(dn_bn *bn, int c, double mean, double var,
+                          double N)
+{
+    const double m = bn->momentum;
+    if (var < 0)
+        var = 0;
+    bn->mean[c] = (float)mean;
+    bn->inv_std[c] = (float)(1.0 / sqrt(var + DN_BN_EPS));
+    const double unbiased = N > 1 ? var * N / (N - 1) : var;
+    bn->rolling_mean[c] = (float)((1 - m) * bn->rolling_mean[c] + m * mean);
+    bn->rolling_variance[c] =
+        (float)((1 - m) * bn->rolling_variance[c] + m * unbiased);
+}
+
 /*
  * Batch mean and biased variance of each channel, then the rolling update.
  * Sums run in double around a shift (the channel's first value), so that a
@@ -91,18 +105,8 @@ static void batch_statistics(dn_bn *bn, const float *x)
                 sq += d * d;
             }
         }
-        double mean = sum / N;
-        double var = sq / N - mean * mean;
-        if (var < 0)
-            var = 0;
-        bn->mean[c] = (float)(mean + shift);
-        bn->inv_std[c] = (float)(1.0 / sqrt(var + DN_BN_EPS));
-        double unbiased = N > 1 ? var * N / (N - 1) : var;
-        const double m = bn->momentum;
-        bn->rolling_mean[c] =
-            (float)((1 - m) * bn->rolling_mean[c] + m * (mean + shift));
-        bn->rolling_variance[c] =
-            (float)((1 - m) * bn->rolling_variance[c] + m * unbiased);
+        const double mean = sum / N;
+        dn_bn_set_statistics(bn, c, mean + shift, sq / N - mean * mean, N);
     }
 }
 
@@ -148,15 +152,8 @@ static void synced_statistics(dn_bn *bn, const float *x, const dn_bn_sync *sync)
         buf[C + c] = (float)sq;
     }
     sync->sum(sync->ctx, buf + C, C);
-    for (int c = 0; c < C; c++) {
-        const double mean = bn->mean[c], var = buf[C + c] / N;
-        bn->inv_std[c] = (float)(1.0 / sqrt(var + DN_BN_EPS));
-        double unbiased = N > 1 ? var * N / (N - 1) : var;
-        const double m = bn->momentum;
-        bn->rolling_mean[c] = (float)((1 - m) * bn->rolling_mean[c] + m * mean);
-        bn->rolling_variance[c] =
-            (float)((1 - m) * bn->rolling_variance[c] + m * unbiased);
-    }
+    for (int c = 0; c < C; c++)
+        dn_bn_set_statistics(bn, c, bn->mean[c], buf[C + c] / N, N);
 }
 
 void dn_bn_forward(dn_bn *bn, const float *x, float *y, const float *biases,
