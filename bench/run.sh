@@ -129,6 +129,17 @@ say ""
 say "## SGEMM through the linked BLAS"
 "$B/gemm_bench" | tee -a "$LOG"
 CEIL=$(tail -1 "$LOG" | field "ceiling (best of the above):")
+CEIL_NOTE=""
+if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
+    # the environment picks OpenBLAS's kernels: show what the CPU's own
+    # detection would reach too (the runs below keep the environment)
+    say "with OPENBLAS_CORETYPE unset (OpenBLAS's own choice of kernels):"
+    OWN=$(env -u OPENBLAS_CORETYPE OPENBLAS_VERBOSE=2 "$B/gemm_bench" 2>&1 | tee -a "$LOG")
+    echo "$OWN"
+    own_core=$(echo "$OWN" | sed -n 's/^Core: *//p' | head -1)
+    own_ceil=$(echo "$OWN" | tail -1 | field "ceiling (best of the above):")
+    CEIL_NOTE=" with OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE as set; ${own_ceil:-?} with OpenBLAS's own choice, ${own_core:-?}"
+fi
 
 USER_POLICY=""
 [ -n "${OMP_WAIT_POLICY+x}${GOMP_SPINCOUNT+x}" ] && USER_POLICY=1
@@ -231,7 +242,7 @@ TABLE="$OUT/bench.md.tmp" # renamed to bench.md when complete
     echo "FLOPs of direct convolution (forward, input gradients, weight gradients),"
     echo "per second. oneDNN runs 3x3 stride-1 layers here with Winograd's"
     echo "F(4x4,3x3), which needs fewer multiplications, so the figure can pass the"
-    echo "SGEMM ceiling (${CEIL:-?} GFLOP/s, OpenBLAS). Peak RSS is the process's"
+    echo "SGEMM ceiling (${CEIL:-?} GFLOP/s, OpenBLAS${CEIL_NOTE}). Peak RSS is the process's"
     echo "ru_maxrss (getrusage): PyTorch's includes the interpreter and libtorch."
     echo
     echo "## Alone"

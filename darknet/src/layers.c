@@ -54,7 +54,14 @@ const char *dn_layer_type_names(void)
 
 float *dn_calloc_floats(size_t n)
 {
-    float *p = malloc((n ? n : 1) * sizeof *p);
+    /* 64-byte aligned (a cache line, an AVX-512 vector): glibc's malloc
+     * returns large blocks 16 bytes into a page, and oneDNN's kernels then
+     * split every vector access across two lines (ResNet-18-CIFAR's
+     * 512-channel weight gradients: 35 against 26 ms) */
+    void *v = NULL;
+    if (posix_memalign(&v, 64, (n ? n : 1) * sizeof(float)))
+        v = NULL;
+    float *p = v;
     if (!p) {
         fprintf(stderr, "darknet: out of memory allocating %zu floats\n", n);
         abort();
