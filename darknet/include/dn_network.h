@@ -78,14 +78,17 @@ typedef struct dn_layer_type {
      * share one layout, whichever it is. block_in: 1 if it can read its
      * inputs (and write their deltas) in block k. set_blocks: the choice
      * made, in l->in_block and l->out_block; in_shared: its input's delta
-     * has other writers, so it must add into it. Returns 0; 1 when its
-     * backward now writes its input's delta whole instead of adding (the
-     * network then skips zeroing it); -1 when it cannot after all (out of
-     * memory). Decided once before the first CPU
+     * has other writers, so it must add into it. Returns 0, or -1 when it
+     * cannot after all (out of memory). Decided once before the first CPU
      * forward (network.c, choose_layouts). */
     int (*block_out)(const dn_layer *l);
     int (*block_in)(const dn_layer *l, int k);
     int (*set_blocks)(dn_layer *l, int in_shared);
+    /* Optional, on the CPU: 1 if its backward WRITES layer j's delta whole,
+     * instead of adding into it, when it is that delta's first writer
+     * (net->delta_from[j] == l->index): the network then does not zero
+     * that delta first (network.c, list_zeroing). */
+    int (*writes_delta)(const dn_layer *l, const dn_net *net, int j);
     /* Optional: 1 if the layer reads layer j's output (j < index; and
      * adds into its delta). Without it, a layer reads its input, layer
      * index - 1, only ([route] reads only the layers it names). */

@@ -470,7 +470,14 @@ static int conv_set_blocks(dn_layer *l, int in_shared)
     if (!dn_onednn_conv_take_blocked_input(cv->onednn, l->in_block,
                                            in_shared))
         return -1;
-    return in_shared ? 0 : 1; /* alone: oneDNN writes the input gradient */
+    cv->writes_in_delta = !in_shared; /* alone: oneDNN writes it */
+    return 0;
+}
+
+static int conv_writes_delta(const dn_layer *l, const dn_net *net, int j)
+{
+    (void)net;
+    return j == l->index - 1 && ((const conv *)l->priv)->writes_in_delta;
 }
 
 const dn_layer_type dn_layer_convolutional = {
@@ -484,4 +491,5 @@ const dn_layer_type dn_layer_convolutional = {
     .block_out = conv_block_out,
     .block_in = conv_block_in,
     .set_blocks = conv_set_blocks,
+    .writes_delta = conv_writes_delta,
 };

@@ -31,6 +31,8 @@ typedef struct conv {
     size_t onednn_floats;   /* oneDNN's part of the workspace, first */
     int block;              /* with oneDNN: the output's channel block when
                                batch norm runs on it blocked; 0: plain */
+    int writes_in_delta;    /* the input blocked and read by this layer
+                               alone: oneDNN writes its delta, not adds */
 } conv;
 
 #ifdef __cplusplus

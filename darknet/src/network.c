@@ -619,20 +619,24 @@ static int readers_take(const dn_net *net, int i, const int *blk)
 
 /*
  * The deltas the backward pass zeroes before each step i: those whose
- * first writer is i (delta_from), except a delta that writer writes whole
- * instead of adding into (writes[i], for its input i - 1). As lists, in
+ * first writer is i (delta_from), except those it writes whole instead of
+ * adding into (its type's writes_delta). As lists, in
  * zero_list[zero_first[i] .. zero_first[i + 1]).
  */
-static void list_zeroing(dn_net *net, const int *writes)
+static void list_zeroing(dn_net *net)
 {
     const int n = net->n;
+    free(net->zero_first);
+    free(net->zero_list);
     net->zero_first = dn_xcalloc((size_t)n + 1, sizeof *net->zero_first);
     net->zero_list = dn_xcalloc((size_t)n + 1, sizeof *net->zero_list);
     int count = 0;
     for (int i = 0; i < n; i++) {
+        const dn_layer *l = &net->layers[i];
         net->zero_first[i] = count;
         for (int j = 0; j < i; j++)
-            if (net->delta_from[j] == i && !(j == i - 1 && writes[i]))
+            if (net->delta_from[j] == i &&
+                !(l->type->writes_delta && l->type->writes_delta(l, net, j)))
                 net->zero_list[count++] = j;
     }
     net->zero_first[n] = count;
@@ -667,7 +671,6 @@ static void choose_layouts(dn_net *net)
                             inputs_block(net, i, blk) != blk[i])))
                 blk[i] = 0, changed = 1;
     }
-    int *writes = dn_xcalloc((size_t)n, sizeof *writes);
     for (int i = 0; i < n; i++) {
         dn_layer *l = &net->layers[i];
         l->out_block = blk[i];
@@ -675,17 +678,13 @@ static void choose_layouts(dn_net *net)
         int readers = 0; /* of the input, besides this layer */
         for (int r = i; i > 0 && r < n; r++)
             readers += reads_output(&net->layers[r], i - 1);
-        const int rc = l->type->set_blocks ? l->type->set_blocks(l, readers > 1)
-                                           : 0;
-        if (rc < 0) {
+        if (l->type->set_blocks && l->type->set_blocks(l, readers > 1)) {
             fprintf(stderr, "darknet: layer %d (%s): out of memory choosing "
                     "its layout\n", i, l->type->name);
             abort();
         }
-        writes[i] = rc == 1;
     }
-    list_zeroing(net, writes);
-    free(writes);
+    list_zeroing(net);
     free(blk);
     net->layouts_chosen = 1;
 }
