@@ -555,6 +555,33 @@ static void test_residual_blocked_matches_plain(void **state)
         free_stepped(nets[i]);
 }
 
+/*
+ * oneDNN's Winograd weight gradient (where this CPU has the kernel and
+ * oneDNN picks it: 256 channels on 8x8 at batch 8) against im2col + SGEMM
+ * on the same data: the weight gradient, the input gradient and the output
+ * of one convolution; |a - b| <= 1e-4 (1 + |b|), as the convolution's own.
+ */
+static void test_winograd_weight_gradient_matches_im2col(void **state)
+{
+    (void)state;
+    if (!dn_onednn_available())
+        skip();
+    dn_net *nets[2];
+    for (int i = 0; i < 2; i++) {
+        char cfg[512];
+        snprintf(cfg, sizeof cfg, NET(8, 256, 8, 8) "conv_backend=%s\n"
+                 "[convolutional]\nfilters=256\nsize=3\npad=1\n"
+                 "activation=linear\n", i ? "im2col" : "onednn");
+        nets[i] = train_step(cfg, 31, NULL);
+    }
+    const char *impl =
+        dn_onednn_conv_impl(((const conv *)nets[0]->layers[0].priv)->onednn);
+    printf("oneDNN: %s\n", impl);
+    assert_true(compare_nets(nets[0], nets[1]) <= 1e-4);
+    for (int i = 0; i < 2; i++)
+        free_stepped(nets[i]);
+}
+
 /* A stand-in for sync batch norm over two replicas holding the same data:
  * every sum doubles. */
 static int sum_of_two_replicas(void *ctx, float *buf, long n)
@@ -962,6 +989,7 @@ int main(void)
         cmocka_unit_test(test_conv_bn_blocked_matches_plain),
         cmocka_unit_test(test_conv_bn_blocked_sync_matches_plain),
         cmocka_unit_test(test_residual_blocked_matches_plain),
+        cmocka_unit_test(test_winograd_weight_gradient_matches_im2col),
         cmocka_unit_test(test_conv_hand_computed),
         cmocka_unit_test(test_conv_output_shapes),
         cmocka_unit_test(test_batchnorm_statistics),

@@ -15,9 +15,14 @@
  * Algorithm: forward and backward data let oneDNN choose ("auto"), which
  * takes Winograd's F(4x4, 3x3) for 3x3 stride-1 layers where its kernels
  * apply (ResNet-18-CIFAR, batch 64, 2 AVX-512 cores: about 2x faster than
- * direct on those layers; whole training 54 -> 72 images/s). The weight
- * gradient stays direct: oneDNN 2.6.3's Winograd weight-gradient kernel
- * crashed here (SIGSEGV inside its JIT code on this AMD CPU).
+ * direct on those layers; whole training 54 -> 72 images/s). So does the
+ * weight gradient, except on small outputs (below; alone, 512 channels at
+ * batch 32: 3.6 ms against 2.6 direct on 2x2, 3.6 against 6.7 on 4x4;
+ * ResNet-18-CIFAR's 64 channels on 32x32 at batch 128: 19.5 against 25.6;
+ * ResNet-18 training 115 -> 127 images/s alternating). Its kernel reads
+ * whole aligned vectors: it crashed (SIGSEGV in its JIT code) while the
+ * framework's buffers were 16 bytes into a page; they are 64-byte aligned
+ * now (dn_calloc_floats), as oneDNN's own.
  *
  * Blocked output (dn_onednn_conv_block): where the primitives' output is
  * channel-blocked, the layer's batch norm and activation can read it there
@@ -428,6 +433,13 @@ dn_onednn_conv *dn_onednn_conv_make(const dn_onednn_shape *s,
      * first layer rarely needs, keeps the automatic choice, whose output
      * gradient layout the forward's matches (dn_onednn_conv_block). */
     const int few_channels = G == 1 && s->c < 8;
+    /* Winograd's weight gradient pays a fixed cost (its transforms of the
+     * whole weight tensor) that small maps do not repay: 512 channels on
+     * 4x4 at batch 8, 2.7 ms against 1.7 direct; at batch 32, 3.6 against
+     * 6.7 (alone). Only where the output has 512 positions or more, in
+     * planes of 4x4 or more; oneDNN's "auto" still chooses among them. */
+    const int tiny_plane = s->out_h < 4 || s->out_w < 4 ||
+                           (long)s->batch * s->out_h * s->out_w < 512;
     const dnnl_alg_kind_t alg = few_channels ? dnnl_convolution_direct
                                              : dnnl_convolution_auto;
 
@@ -461,7 +473,7 @@ dn_onednn_conv *dn_onednn_conv_make(const dn_onednn_shape *s,
                          &dst_any, strides, dilates, pad_l, pad_r),
                "backward data") ||
         failed(&log, dnnl_dilated_convolution_backward_weights_desc_init(
-                         &bw_d, dnnl_convolution_direct,
+                         &bw_d, tiny_plane ? dnnl_convolution_direct : alg,
                          few_channels ? &src_u : &src_any, &w_any, NULL,
                          &dst_any, strides, dilates, pad_l, pad_r),
                "backward weights");
