@@ -433,15 +433,21 @@ dn_onednn_conv *dn_onednn_conv_make(const dn_onednn_shape *s,
      * first layer rarely needs, keeps the automatic choice, whose output
      * gradient layout the forward's matches (dn_onednn_conv_block). */
     const int few_channels = G == 1 && s->c < 8;
-    /* Winograd's weight gradient pays a fixed cost (its transforms of the
-     * whole weight tensor) that small maps do not repay: 512 channels on
-     * 4x4 at batch 8, 2.7 ms against 1.7 direct; at batch 32, 3.6 against
-     * 6.7 (alone). Only where the output has 512 positions or more, in
-     * planes of 4x4 or more; oneDNN's "auto" still chooses among them. */
+    /* Winograd pays fixed costs (transforms of the whole weight tensor;
+     * 4x4 output tiles) that small outputs do not repay, and oneDNN's
+     * "auto" takes it anyway on 2x2 planes. Alone, 512 channels on 2x2 at
+     * batch 32: forward 5.0 ms against 2.0 direct, input gradient 5.1
+     * against 2.4, weight gradient 3.6 against 2.6; on 4x4, weight
+     * gradient at batch 8, 2.7 against 1.7, at batch 32, 3.6 against 6.7.
+     * So direct where a plane is under 4x4 or the output has fewer than
+     * 512 positions; elsewhere oneDNN chooses. */
     const int tiny_plane = s->out_h < 4 || s->out_w < 4 ||
                            (long)s->batch * s->out_h * s->out_w < 512;
-    const dnnl_alg_kind_t alg = few_channels ? dnnl_convolution_direct
-                                             : dnnl_convolution_auto;
+    const dnnl_alg_kind_t fwd_alg = few_channels || tiny_plane
+                                        ? dnnl_convolution_direct
+                                        : dnnl_convolution_auto;
+    const dnnl_alg_kind_t bd_alg = tiny_plane ? dnnl_convolution_direct
+                                              : dnnl_convolution_auto;
 
     dnnl_memory_desc_t src_u, dst_u, w_u, src_any, dst_any, w_any;
     dnnl_convolution_desc_t fwd_d, bd_d, bw_d;
@@ -464,16 +470,16 @@ dn_onednn_conv *dn_onednn_conv_make(const dn_onednn_shape *s,
                                                   dnnl_f32, dnnl_format_tag_any),
                "weights") ||
         failed(&log, dnnl_dilated_convolution_forward_desc_init(
-                         &fwd_d, dnnl_forward_training, alg,
+                         &fwd_d, dnnl_forward_training, fwd_alg,
                          few_channels ? &src_u : &src_any, &w_any, NULL,
                          &dst_any, strides, dilates,
                          pad_l, pad_r), "forward") ||
         failed(&log, dnnl_dilated_convolution_backward_data_desc_init(
-                         &bd_d, dnnl_convolution_auto, &src_any, &w_any,
+                         &bd_d, bd_alg, &src_any, &w_any,
                          &dst_any, strides, dilates, pad_l, pad_r),
                "backward data") ||
         failed(&log, dnnl_dilated_convolution_backward_weights_desc_init(
-                         &bw_d, tiny_plane ? dnnl_convolution_direct : alg,
+                         &bw_d, fwd_alg,
                          few_channels ? &src_u : &src_any, &w_any, NULL,
                          &dst_any, strides, dilates, pad_l, pad_r),
                "backward weights");
