@@ -675,7 +675,7 @@ static void choose_layouts(dn_net *net)
         dn_layer *l = &net->layers[i];
         l->out_block = blk[i];
         l->in_block = follows(l) ? blk[i] : i > 0 ? blk[i - 1] : 0;
-        int readers = 0; /* of the input, besides this layer */
+        int readers = 0; /* of the input, this layer among them */
         for (int r = i; i > 0 && r < n; r++)
             readers += reads_output(&net->layers[r], i - 1);
         if (l->type->set_blocks && l->type->set_blocks(l, readers > 1)) {
